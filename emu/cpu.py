@@ -1,0 +1,293 @@
+"""The CPU: Unicorn 2.1.4 in 64-bit long mode, paging from CR3, CPL 3 guests.
+
+The kernel talks to the hardware through this class only:
+
+* ``on_syscall()`` and ``on_trap(vector, error_code, cr2)`` are called from
+  inside :meth:`run` when the guest executes ``syscall`` or raises an
+  exception; they may change registers and memory and may call :meth:`stop`.
+* :meth:`set_cr3`, :meth:`flush_tlb`, :meth:`flush_code` are the MMU controls.
+* :meth:`save` / :meth:`restore` switch whole register contexts.
+* :meth:`syscall_args`, :meth:`set_syscall_result`, ``reg``/``set_reg`` are
+  the fast register paths (ctypes batches on the raw handle, not the binding).
+
+The firmware owns the first ``RESERVED_FRAMES`` physical frames: the GDT,
+the ``iretq`` trampoline that first enters CPL 3, a boot stack and the tables
+that map them supervisor-only at ``KERNEL_VA``. Every address space must carry
+``kernel_pgd_entry`` in PGD slot 511 so the GDT stays reachable.
+
+Every quirk listed in docs/unicorn-x86-notes.md is handled here and checked
+by :meth:`_self_test` at boot, which raises if the build behaves otherwise.
+"""
+from __future__ import annotations
+
+import ctypes
+import struct
+from typing import Callable
+
+from unicorn import Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL
+from unicorn import UC_HOOK_INTR, UC_HOOK_INSN
+from unicorn.unicorn_const import UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE
+from unicorn import x86_const as X
+from unicorn.unicorn_py3.unicorn import uclib
+
+from emu import x86
+from emu.ram import RAM, PAGE_SIZE
+
+KERNEL_VA = 0xFFFF_FF80_0000_0000          # PGD slot 511
+RESERVED_FRAMES = 16
+_GDT, _TRAMP, _STACK, _KPUD, _KPMD, _KPTE = 0, 1, 2, 3, 4, 5
+_TEST_PGD, _TEST_PUD, _TEST_PMD, _TEST_PTE, _TEST_CODE, _TEST_DATA = 8, 9, 10, 11, 12, 13
+
+# Offsets into Unicorn's context blob (uc_context header, then CPUX86State).
+# Verified at boot by _self_test; see the notes on the double-fault bug.
+_ENV = 40
+_ERROR_CODE = _ENV + 5384
+_OLD_EXCEPTION = _ENV + 5496
+
+GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "eflags")
+REG = {name: getattr(X, "UC_X86_REG_" + name.upper()) for name in GPRS}
+REG.update(fs_base=X.UC_X86_REG_FS_BASE, gs_base=X.UC_X86_REG_GS_BASE,
+           cs=X.UC_X86_REG_CS, ss=X.UC_X86_REG_SS, ds=X.UC_X86_REG_DS,
+           es=X.UC_X86_REG_ES, fs=X.UC_X86_REG_FS, gs=X.UC_X86_REG_GS,
+           cr2=X.UC_X86_REG_CR2, cr3=X.UC_X86_REG_CR3)
+
+_SYSCALL_IN = ("rax", "rdi", "rsi", "rdx", "r10", "r8", "r9", "rip", "eflags")
+_SYSCALL_OUT = ("rax", "rcx", "r11")
+
+
+class Trap(Exception):
+    """The hardware could not be brought up as documented (a self-test failed)."""
+
+
+class _Batch:
+    """A fixed list of registers read or written with one ctypes call."""
+
+    def __init__(self, uch, names: tuple[str, ...]) -> None:
+        n = len(names)
+        self.uch, self.n = uch, n
+        self.ids = (ctypes.c_int * n)(*[REG[x] for x in names])
+        self.vals = (ctypes.c_uint64 * n)()
+        base = ctypes.addressof(self.vals)
+        self.ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
+
+    def read(self) -> list[int]:
+        uclib.uc_reg_read_batch(self.uch, self.ids, self.ptrs, self.n)
+        return self.vals[:]
+
+    def write(self, *values: int) -> None:
+        self.vals[:] = [v & 0xFFFF_FFFF_FFFF_FFFF for v in values]
+        uclib.uc_reg_write_batch(self.uch, self.ids, self.ptrs, self.n)
+
+
+class CPU:
+    def __init__(self, ram_size: int) -> None:
+        self.ram = RAM(ram_size)
+        self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        uc.mem_map_ptr(0, ram_size, UC_PROT_ALL, self.ram.ptr)
+        self.on_syscall: Callable[[], None] = lambda: None
+        self.on_trap: Callable[[int, int, int], None] = lambda v, e, a: None
+        self._uch = uc._uch
+        self._in = _Batch(self._uch, _SYSCALL_IN)
+        self._out = _Batch(self._uch, _SYSCALL_OUT)
+        self._one = {name: _Batch(self._uch, (name,)) for name in REG}
+        self._xctx = uc.context_save()      # scratch context for the trap path
+        self._build_firmware()
+        uc.hook_add(UC_HOOK_INTR, self._hook_intr)
+        uc.hook_add(UC_HOOK_INSN, self._hook_syscall, None, 1, 0, X.UC_X86_INS_SYSCALL)
+        self.user_template = self._self_test()
+
+    # ----------------------------------------------------------------- firmware
+    def _build_firmware(self) -> None:
+        """GDT, trampoline and boot stack mapped supervisor-only at KERNEL_VA."""
+        ram, uc = self.ram, self.uc
+        gdt = [0, 0x00AF9B000000FFFF, 0x00CF93000000FFFF, 0,
+               0x00CFFB000000FFFF, 0x00CFF3000000FFFF, 0x00AFFB000000FFFF]
+        ram.write(_GDT * PAGE_SIZE, struct.pack("<7Q", *gdt))
+        ram.write(_TRAMP * PAGE_SIZE, b"\x48\xcf")            # iretq
+        kflags = x86.P | x86.RW | x86.G
+        ram.q[_KPUD * 512 + 0] = (_KPMD * PAGE_SIZE) | x86.P | x86.RW
+        ram.q[_KPMD * 512 + 0] = (_KPTE * PAGE_SIZE) | x86.P | x86.RW
+        for f in (_GDT, _TRAMP, _STACK):
+            ram.q[_KPTE * 512 + f] = (f * PAGE_SIZE) | kflags
+        self.kernel_pgd_entry = (_KPUD * PAGE_SIZE) | x86.P | x86.RW
+        uc.reg_write(X.UC_X86_REG_GDTR, (0, KERNEL_VA + _GDT * PAGE_SIZE, 7 * 8 - 1, 0))
+
+    def _enable_paging(self, pgd_pfn: int) -> None:
+        uc = self.uc
+        uc.reg_write(X.UC_X86_REG_CR3, pgd_pfn * PAGE_SIZE)
+        uc.reg_write(X.UC_X86_REG_CR4, x86.CR4_PAE | x86.CR4_OSFXSR | x86.CR4_OSXMMEXCPT)
+        efer = uc.reg_read(X.UC_X86_REG_MSR, x86.EFER_MSR)
+        uc.reg_write(X.UC_X86_REG_MSR, (x86.EFER_MSR, efer | x86.EFER_NXE | x86.EFER_SCE))
+        uc.reg_write(X.UC_X86_REG_CR0, x86.CR0_PG | x86.CR0_WP | x86.CR0_NE
+                     | x86.CR0_ET | x86.CR0_MP | x86.CR0_PE)
+
+    def _enter_user(self, rip: int, rsp: int) -> None:
+        """Reach CPL 3 as hardware does: iretq from CPL 0 with a user frame.
+        Runs until a hook stops the CPU."""
+        stack_top = KERNEL_VA + (_STACK + 1) * PAGE_SIZE
+        frame = struct.pack("<5Q", rip, x86.USER_CS, 0x202, rsp, x86.USER_DS)
+        self.ram.write((_STACK + 1) * PAGE_SIZE - len(frame), frame)
+        uc = self.uc
+        uc.reg_write(X.UC_X86_REG_RSP, stack_top - len(frame))
+        tramp = KERNEL_VA + _TRAMP * PAGE_SIZE
+        uc.emu_start(tramp, 0, timeout=2_000_000)
+
+    def _self_test(self):
+        """Boot a tiny CPL 3 program and check every quirk minios relies on.
+
+        It takes three page faults (read, write, fetch of an NX page), then
+        a ``syscall``. Without the old_exception reset the 2nd would arrive as
+        a double fault and the 3rd would silently stop the CPU.
+        """
+        ram, uc = self.ram, self.uc
+        u = x86.P | x86.RW | x86.US
+        ram.q[_TEST_PGD * 512 + 0] = (_TEST_PUD * PAGE_SIZE) | u
+        ram.q[_TEST_PGD * 512 + 511] = self.kernel_pgd_entry
+        ram.q[_TEST_PUD * 512 + 0] = (_TEST_PMD * PAGE_SIZE) | u
+        ram.q[_TEST_PMD * 512 + 2] = (_TEST_PTE * PAGE_SIZE) | u       # 4 MiB
+        ram.q[_TEST_PTE * 512 + 0] = (_TEST_CODE * PAGE_SIZE) | x86.P | x86.US
+        code = bytes.fromhex(
+            "488b042500104000"      # mov rax, [0x401000]   read fault (not present)
+            "4889042500104000"      # mov [0x401000], rax   write fault (read-only)
+            "ff142500204000"        # call [0x402000]       load, then fetch NX page
+            "b827000000"            # mov eax, 39
+            "0f05"                  # syscall
+            "0f05")
+        ram.write(_TEST_CODE * PAGE_SIZE, code)
+        ram.write(_TEST_DATA * PAGE_SIZE, struct.pack("<Q", 0x403000))
+        self._enable_paging(_TEST_PGD)
+        seen: list[tuple] = []
+        pte = _TEST_PTE * 512
+
+        def trap(vector: int, err: int, cr2: int) -> None:
+            seen.append((vector, err, cr2, self.reg("cs") & 3))
+            if vector != x86.PF or len(seen) > 5:
+                self.stop()
+            elif cr2 == 0x401000 and not err & x86.PF_P:
+                ram.q[pte + 1] = (_TEST_DATA * PAGE_SIZE) | x86.P | x86.US
+            elif cr2 == 0x401000:
+                ram.q[pte + 1] |= x86.RW         # upgrade: no flush needed
+            elif cr2 == 0x402000:
+                ram.q[pte + 2] = (_TEST_DATA * PAGE_SIZE) | x86.P | x86.US
+            elif cr2 == 0x403000 and not err & x86.PF_P:
+                ram.q[pte + 3] = (_TEST_CODE * PAGE_SIZE) | x86.P | x86.US | x86.NX
+            else:                                 # the NX fetch: skip to mov eax
+                ram.q[pte + 3] &= ~x86.NX & 0xFFFF_FFFF_FFFF_FFFF
+                self.flush_tlb()
+                self.set_reg("rip", 0x400000 + 23)
+                self.set_reg("rsp", self.reg("rsp") + 8)
+
+        calls: list[list[int]] = []
+
+        def syscall() -> None:
+            calls.append(self.syscall_args())
+            self.stop()
+
+        self.on_trap, self.on_syscall = trap, syscall
+        self._enter_user(0x400000, 0x401800)
+        want = [(14, 4, 0x401000, 3), (14, 7, 0x401000, 3), (14, 4, 0x402000, 3),
+                (14, 0x14, 0x403000, 3), (14, 0x15, 0x403000, 3)]
+        if seen != want:
+            raise Trap(f"self-test: faults {seen}, expected {want} (error code /"
+                       " old_exception offsets wrong for this Unicorn build?)")
+        if len(calls) != 1 or calls[0][0] != 39 or calls[0][7] != 0x400000 + 28:
+            raise Trap(f"self-test: syscall hook saw {calls}")
+        if self.reg("rip") != 0x400000 + 30:
+            raise Trap("self-test: RIP after emu_stop in a syscall hook moved")
+        template = uc.context_save()
+        for f in range(_TEST_PGD, _TEST_DATA + 1):
+            ram.zero_frame(f)
+        self.on_trap = self.on_syscall = None   # the kernel installs its own
+        return template
+
+    # ------------------------------------------------------------------- hooks
+    def _hook_intr(self, uc, intno: int, _data) -> None:
+        # Nothing is delivered through an IDT, so the CPU never clears
+        # old_exception: reset it or the next fault becomes #DF, then a
+        # silent triple-fault stop. The error code is only in the blob.
+        ctx = self._xctx
+        uc.context_update(ctx)
+        blob = ctx.context.value if hasattr(ctx.context, "value") else ctx.context
+        err = ctypes.c_int32.from_address(blob + _ERROR_CODE).value & 0xFFFF_FFFF
+        ctypes.c_int32.from_address(blob + _OLD_EXCEPTION).value = -1
+        uc.context_restore(ctx)
+        cr2 = self._one["cr2"].read()[0] if intno == x86.PF else 0
+        self.on_trap(intno, err, cr2)
+
+    def _hook_syscall(self, uc, _data) -> None:
+        self.on_syscall()
+
+    # ------------------------------------------------------------- registers
+    def reg(self, name: str) -> int:
+        return self._one[name].read()[0]
+
+    def set_reg(self, name: str, value: int) -> None:
+        self._one[name].write(value)
+
+    def syscall_args(self) -> list[int]:
+        """[nr, a0..a5, rip_of_syscall, rflags] in one ctypes call."""
+        return self._in.read()
+
+    def set_syscall_result(self, value: int, rip: int, rflags: int) -> None:
+        """RAX = result, and the clobbers the syscall instruction makes:
+        RCX = return address, R11 = RFLAGS (Unicorn does not write them)."""
+        self._out.write(value, rip + 2, rflags)
+
+    def set_rip_in_syscall(self, target: int) -> None:
+        """Unicorn adds 2 to any RIP written inside the syscall hook."""
+        self._one["rip"].write(target - 2)
+
+    def set_regs(self, **values: int) -> None:
+        for name, v in values.items():
+            self._one[name].write(v)
+
+    def regs(self) -> dict[str, int]:
+        return {n: self._one[n].read()[0] for n in REG}
+
+    # ------------------------------------------------------------------- MMU
+    def set_cr3(self, pgd_pfn: int) -> None:
+        """Load a page-table root. Writing CR3 also flushes the TLB."""
+        self._one["cr3"].write(pgd_pfn * PAGE_SIZE)
+
+    def flush_tlb(self) -> None:
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+
+    def flush_code(self, lo: int | None = None, hi: int | None = None) -> None:
+        """Drop translated code (keyed by physical address) after rewriting it."""
+        if lo is None:
+            self.uc.ctl_flush_tb()
+        else:
+            self.uc.ctl_remove_cache(lo, hi)
+
+    # -------------------------------------------------------------- contexts
+    def new_context(self):
+        """A CPL 3 register context with the state the boot test left."""
+        ctx = self.uc.context_save()
+        self.uc.context_restore(self.user_template)
+        self.uc.context_update(ctx)
+        return ctx
+
+    def save(self, ctx) -> None:
+        self.uc.context_update(ctx)
+
+    def restore(self, ctx) -> None:
+        # context_restore does not flush the TLB; the caller writes CR3.
+        self.uc.context_restore(ctx)
+
+    def copy_context(self, ctx):
+        """A new context equal to ``ctx`` (the current state is preserved)."""
+        cur = self.uc.context_save()
+        self.uc.context_restore(ctx)
+        new = self.uc.context_save()
+        self.uc.context_restore(cur)
+        return new
+
+    # -------------------------------------------------------------------- run
+    def run(self, timeout_us: int = 0) -> None:
+        """Execute from the current RIP until a hook stops us or the slice ends."""
+        rip = self._one["rip"].read()[0]
+        self.uc.emu_start(rip, 0, timeout=timeout_us)
+
+    def stop(self) -> None:
+        self.uc.emu_stop()
