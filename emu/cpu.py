@@ -92,6 +92,8 @@ class CPU:
         self._out = _Batch(self._uch, _SYSCALL_OUT)
         self._one = {name: _Batch(self._uch, (name,)) for name in REG}
         self._xctx = uc.context_save()      # scratch context for the trap path
+        self._in_trap = False
+        self._code_flushes: list = []
         self._build_firmware()
         uc.hook_add(UC_HOOK_INTR, self._hook_intr)
         uc.hook_add(UC_HOOK_INSN, self._hook_syscall, None, 1, 0, X.UC_X86_INS_SYSCALL)
@@ -168,6 +170,7 @@ class CPU:
                 ram.q[pte + 1] = (_TEST_DATA * PAGE_SIZE) | x86.P | x86.US
             elif cr2 == 0x401000:
                 ram.q[pte + 1] |= x86.RW         # upgrade: no flush needed
+                self.flush_code(_TEST_CODE * PAGE_SIZE, (_TEST_CODE + 1) * PAGE_SIZE)
             elif cr2 == 0x402000:
                 ram.q[pte + 2] = (_TEST_DATA * PAGE_SIZE) | x86.P | x86.US
             elif cr2 == 0x403000 and not err & x86.PF_P:
@@ -206,14 +209,30 @@ class CPU:
         # Nothing is delivered through an IDT, so the CPU never clears
         # old_exception: reset it or the next fault becomes #DF, then a
         # silent triple-fault stop. The error code is only in the blob.
+        err = self._reset_exception(uc)
+        cr2 = self._one["cr2"].read()[0] if intno == x86.PF else 0
+        self._in_trap = True
+        try:
+            self.on_trap(intno, err, cr2)
+        finally:
+            self._in_trap = False
+        if self._code_flushes:
+            # Removing translated code inside the hook re-arms old_exception
+            # (measured): flush now, then reset it once more.
+            for lo, hi in self._code_flushes:
+                self._flush_code_now(lo, hi)
+            self._code_flushes.clear()
+            self._reset_exception(uc)
+
+    def _reset_exception(self, uc) -> int:
+        """Return the error code and clear old_exception (see module doc)."""
         ctx = self._xctx
         uc.context_update(ctx)
         blob = ctx.context.value if hasattr(ctx.context, "value") else ctx.context
         err = ctypes.c_int32.from_address(blob + _ERROR_CODE).value & 0xFFFF_FFFF
         ctypes.c_int32.from_address(blob + _OLD_EXCEPTION).value = -1
         uc.context_restore(ctx)
-        cr2 = self._one["cr2"].read()[0] if intno == x86.PF else 0
-        self.on_trap(intno, err, cr2)
+        return err
 
     def _hook_syscall(self, uc, _data) -> None:
         self.on_syscall()
@@ -254,7 +273,14 @@ class CPU:
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
 
     def flush_code(self, lo: int | None = None, hi: int | None = None) -> None:
-        """Drop translated code (keyed by physical address) after rewriting it."""
+        """Drop translated code (keyed by physical address) after rewriting it.
+        Inside a trap hook the flush is deferred to the end of the hook."""
+        if self._in_trap:
+            self._code_flushes.append((lo, hi))
+        else:
+            self._flush_code_now(lo, hi)
+
+    def _flush_code_now(self, lo: int | None, hi: int | None) -> None:
         if lo is None:
             self.uc.ctl_flush_tb()
         else:

@@ -1,0 +1,5 @@
+import sys
+
+from minios.cli import main
+
+sys.exit(main())

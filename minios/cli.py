@@ -1,0 +1,104 @@
+"""The ``minios`` command line."""
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+
+
+def parse_size(s: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    s = s.strip().lower().rstrip("b").rstrip("i")
+    mult = units.get(s[-1:], 1)
+    num = s[:-1] if s[-1:] in units else s
+    try:
+        v = int(float(num) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad size {s!r} (use e.g. 512M, 4G)") from None
+    if v < 64 << 20:
+        raise argparse.ArgumentTypeError("memory must be at least 64M")
+    return (v + (2 << 20) - 1) & ~((2 << 20) - 1)
+
+
+def _trace_set(s: str | None) -> set[str]:
+    if s is None:
+        return set()
+    if s in ("", "all"):
+        return {"syscall", "fault", "sched", "signal", "fork"}
+    return {x.strip() for x in s.split(",") if x.strip()}
+
+
+def cmd_run(a) -> int:
+    from minios.machine import Machine, MachineError
+    trace_file = open(a.trace_file, "w") if a.trace_file else None
+    try:
+        m = Machine(mem=a.mem, cow_pte=a.cow_pte, trace=_trace_set(a.trace),
+                    trace_file=trace_file, check=a.check, root=a.root)
+    except MachineError as e:
+        print(f"minios: {e}", file=sys.stderr)
+        return 2
+    try:
+        return m.run(a.program, a.args, env=os.environ, stdio=(0, 1, 2))
+    except MachineError as e:
+        print(f"minios: {e}", file=sys.stderr)
+        return e.status
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_demo(a) -> int:
+    from minios.demo import main as demo_main
+    return demo_main(a)
+
+
+def cmd_bench(a) -> int:
+    import runpy
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(here, "tools", "bench_fork.py" if a.what == "fork" else "bench.py")
+    sys.argv = [script] + a.rest
+    runpy.run_path(script, run_name="__main__")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="minios", description="An emulated x86-64 machine "
+                                "running a small Linux-compatible kernel.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run a static x86-64 Linux program")
+    r.add_argument("--mem", type=parse_size, default=4 << 30, help="guest RAM (default 4G)")
+    r.add_argument("--trace", nargs="?", const="syscall,fault,signal,fork", default=None,
+                   help="trace to stderr: syscall,fault,sched,signal,fork (default all)")
+    r.add_argument("--trace-file", help="write the trace here instead of stderr")
+    r.add_argument("--cow-pte", choices=("flag", "always", "never"), default="flag",
+                   help="share PTE tables at fork: on CLONE_COW_PGTABLE (flag), always, never")
+    r.add_argument("--check", action="store_true",
+                   help="run the invariant checker after every syscall and fault")
+    r.add_argument("--root", default="/", help="host directory used as the guest's /")
+    r.add_argument("program")
+    r.add_argument("args", nargs=argparse.REMAINDER)
+    r.set_defaults(fn=cmd_run)
+    d = sub.add_parser("demo", help="the RFC's PageTables table, plain vs COW PTE fork")
+    d.add_argument("--size", type=parse_size, default=1 << 30, help="memory to touch (1G)")
+    d.add_argument("--mem", type=parse_size, default=4 << 30)
+    d.set_defaults(fn=cmd_demo)
+    b = sub.add_parser("bench", help="benchmarks (see tools/)")
+    b.add_argument("what", choices=("basic", "fork"), nargs="?", default="basic")
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.set_defaults(fn=cmd_bench)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A bare --trace must not swallow the program name: give it its default.
+    if "run" in argv:
+        i = argv.index("run") + 1
+        while i < len(argv) and argv[i].startswith("-"):
+            if argv[i] == "--trace":
+                argv[i] = "--trace=syscall,fault,signal,fork"
+            elif argv[i] in ("--mem", "--trace-file", "--cow-pte", "--root"):
+                i += 1
+            i += 1
+    a = p.parse_args(argv)
+    return a.fn(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

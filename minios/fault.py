@@ -1,0 +1,121 @@
+"""The page-fault handler (Linux's mm/memory.c, in miniature).
+
+``handle_mm_fault`` returns None when the access can be retried, or a
+``(signal, si_code)`` pair when the task must get SIGSEGV or SIGBUS. Every
+PTE it installs goes through ``pte_table_for_write``; a write through a
+COW-shared PTE table breaks the share there first.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from emu import x86
+from emu.ram import PAGE_SHIFT, PAGE_SIZE
+from minios.frames import OutOfMemory
+from minios.mm import PROT_EXEC, PROT_READ, PROT_WRITE, STACK_LIMIT, page_down
+from minios.pgtable import lookup_pte, pte_table_for_write, set_pte, pte_index, entry_pfn
+
+if TYPE_CHECKING:
+    from minios.mm import MM, VMA
+
+SIGBUS, SIGSEGV = 7, 11
+SEGV_MAPERR, SEGV_ACCERR, BUS_ADRERR = 1, 2, 2
+
+
+def _pte_flags(vma: "VMA", writable: bool) -> int:
+    f = x86.P | x86.US
+    if writable:
+        f |= x86.RW | x86.D
+    if not vma.prot & PROT_EXEC:
+        f |= x86.NX
+    return f
+
+
+def _expand_stack(mm: "MM", vma: "VMA", addr: int) -> bool:
+    new_start = page_down(addr)
+    if vma.end - new_start > STACK_LIMIT:
+        return False
+    prev = [v for v in mm.vmas if v.end <= vma.start and v.end > new_start]
+    if prev:
+        return False
+    vma.start = new_start
+    return True
+
+
+def handle_mm_fault(mm: "MM", addr: int, write: bool, fetch: bool):
+    vma = mm.find_vma(addr)
+    if vma is None:
+        return SIGSEGV, SEGV_MAPERR
+    if addr < vma.start:
+        if not (vma.grows_down and _expand_stack(mm, vma, addr)):
+            return SIGSEGV, SEGV_MAPERR
+    if (write and not vma.prot & PROT_WRITE) or (fetch and not vma.prot & PROT_EXEC) \
+            or not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
+        return SIGSEGV, SEGV_ACCERR
+    va = page_down(addr)
+    try:
+        table = pte_table_for_write(mm, va)
+        pte = int(mm.kernel.ram.q[table * 512 + pte_index(va)])
+        if not pte & x86.P:
+            do_fault(mm, vma, table, va, write)
+        elif write and not pte & x86.RW:
+            do_wp_page(mm, vma, table, va, pte)
+        else:
+            mm.kernel.cpu.flush_tlb()          # a stale translation: retry
+    except OutOfMemory:
+        return SIGBUS, BUS_ADRERR
+    return None
+
+
+def do_fault(mm: "MM", vma: "VMA", table: int, va: int, write: bool) -> None:
+    """Not present: demand-zero, a file image page, or a MAP_SHARED page."""
+    k = mm.kernel
+    fr = k.frames
+    if vma.shm is not None:
+        idx = vma.shm_pgoff + (va - vma.start) // PAGE_SIZE
+        f = vma.shm.frames.get(idx)
+        if f is None:
+            f = fr.alloc()
+            vma.shm.frames[idx] = f
+        fr.refcount[f] += 1
+        set_pte(mm, table, va, (f << PAGE_SHIFT) | _pte_flags(vma, bool(vma.prot & PROT_WRITE)))
+        k.trace_fault_note = "shared page"
+        return
+    f = fr.alloc()
+    im = vma.image
+    if im is not None and va < im.end:
+        off = im.offset + (va - vma.start)
+        n = min(PAGE_SIZE, im.end - va)
+        if off < len(im.data):
+            k.ram.write(f * PAGE_SIZE, im.data[off:off + n])
+        k.frames.file[f] = True
+        k.trace_fault_note = "file page"
+    else:
+        k.trace_fault_note = "demand-zero"
+    set_pte(mm, table, va, (f << PAGE_SHIFT) | _pte_flags(vma, write))
+    if vma.prot & PROT_EXEC:
+        k.cpu.flush_code(f * PAGE_SIZE, (f + 1) * PAGE_SIZE)
+
+
+def do_wp_page(mm: "MM", vma: "VMA", table: int, va: int, pte: int) -> None:
+    """Write to a present read-only page of a writable VMA: COW."""
+    k = mm.kernel
+    fr = k.frames
+    f = entry_pfn(pte)
+    i = table * 512 + pte_index(va)
+    if vma.shared:
+        k.ram.q[i] = pte | x86.RW | x86.D
+        return
+    if fr.refcount[f] == 1:
+        k.ram.q[i] = pte | x86.RW | x86.D           # upgrade: no flush
+        fr.file[f] = False
+        k.stats["cow_reuse"] += 1
+        k.trace_fault_note = "COW reuse"
+        return
+    new = fr.alloc()
+    k.ram.copy_frame(new, f)
+    set_pte(mm, table, va, (new << PAGE_SHIFT) | (pte & 0xFFF & ~x86.A) | x86.RW | x86.D
+            | (pte & x86.NX))
+    k.cpu.flush_tlb()                               # remapped: drop the old frame
+    k.stats["cow_copy"] += 1
+    k.trace_fault_note = "COW copy"

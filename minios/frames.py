@@ -1,0 +1,103 @@
+"""Physical frames: who owns each 4 KiB of guest RAM.
+
+Per-frame counters are numpy arrays indexed by frame number, so fork and COW
+breaks can raise or lower thousands of counts in one call:
+
+* ``refcount[pfn]``: references to the frame. For a data page, one per PTE
+  *table* that maps it (a COW-shared table counts once, like Linux's
+  ``page_count``); plus one for a MAP_SHARED object holding it. For a page
+  table, the number of upper-level entries that point at it (the share count
+  of a COW-shared PTE table).
+* ``mapcount[pfn]``: the number of PTE tables mapping a data page (Linux's
+  ``page_mapcount``); AnonPages counts frames with a nonzero mapcount.
+* ``kind[pfn]``: FREE, DATA, TABLE or RESERVED, for accounting and the checker.
+
+Frames never handed out are still zero (the host mmap is fresh), so only
+recycled frames are cleared on allocation.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FREE, DATA, TABLE, RESERVED = 0, 1, 2, 3
+
+
+class OutOfMemory(Exception):
+    """No free frame left."""
+
+
+class FrameAllocator:
+    def __init__(self, ram, reserved: int) -> None:
+        self.ram = ram
+        self.nframes = ram.nframes
+        self.refcount = np.zeros(self.nframes, dtype=np.int32)
+        self.mapcount = np.zeros(self.nframes, dtype=np.int32)
+        self.kind = np.zeros(self.nframes, dtype=np.uint8)
+        self.file = np.zeros(self.nframes, dtype=bool)     # filled from a file (Mapped)
+        self.kind[:reserved] = RESERVED
+        self.reserved = reserved
+        self._next = reserved            # frames above this were never used
+        self._free: list[int] = []       # recycled frames (dirty)
+        self.nr_free = self.nframes - reserved
+        self.nr_tables = 0
+        self.limit: int | None = None    # test hook: fail after this many allocs
+
+    def alloc(self, kind: int = DATA) -> int:
+        """One zeroed frame with refcount 1, or OutOfMemory."""
+        if self.limit is not None:
+            if self.limit <= 0:
+                raise OutOfMemory
+            self.limit -= 1
+        if self._free:
+            pfn = self._free.pop()
+            self.ram.t[pfn] = 0
+        elif self._next < self.nframes:
+            pfn = self._next
+            self._next += 1
+        else:
+            raise OutOfMemory
+        self.nr_free -= 1
+        self.refcount[pfn] = 1
+        self.kind[pfn] = kind
+        if kind == TABLE:
+            self.nr_tables += 1
+        return pfn
+
+    def free(self, pfn: int) -> None:
+        if self.kind[pfn] == TABLE:
+            self.nr_tables -= 1
+        self.kind[pfn] = FREE
+        self.refcount[pfn] = 0
+        self.mapcount[pfn] = 0
+        self.file[pfn] = False
+        self._free.append(pfn)
+        self.nr_free += 1
+
+    def put(self, pfn: int) -> None:
+        """Drop one reference; free the frame at zero."""
+        self.refcount[pfn] -= 1
+        if self.refcount[pfn] == 0:
+            self.free(pfn)
+
+    def put_many(self, pfns: np.ndarray) -> None:
+        """Drop one reference per entry of ``pfns`` (repeats allowed)."""
+        if len(pfns) == 0:
+            return
+        np.subtract.at(self.refcount, pfns, 1)
+        dead = np.unique(pfns[self.refcount[pfns] == 0])
+        if len(dead):
+            if (self.kind[dead] == TABLE).any():
+                self.nr_tables -= int((self.kind[dead] == TABLE).sum())
+            self.kind[dead] = FREE
+            self.mapcount[dead] = 0
+            self.file[dead] = False
+            self._free.extend(dead.tolist())
+            self.nr_free += len(dead)
+
+    @property
+    def nr_anon(self) -> int:
+        return int(np.count_nonzero((self.mapcount > 0) & ~self.file))
+
+    @property
+    def nr_mapped(self) -> int:
+        return int(np.count_nonzero((self.mapcount > 0) & self.file))

@@ -1,0 +1,289 @@
+"""The kernel: boot, the scheduler loop, and the two ways into it from the
+guest (``syscall`` and exceptions).
+
+The scheduler is deterministic for guests that make system calls: the
+running task keeps the CPU until it blocks, exits, or has made
+``QUANTUM`` syscalls; only a task that spins without syscalls is cut by a
+timer slice. Runnable tasks go round-robin in FIFO order.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import time
+import traceback
+from typing import Callable
+
+import numpy as np
+
+from emu import x86
+from emu.cpu import CPU, RESERVED_FRAMES
+from minios import signals
+from minios.errno import ERRNO_NAMES, EFAULT, ENOSYS
+from minios.fault import handle_mm_fault
+from minios.files import FdTable, HostFd, O_RDONLY, O_WRONLY
+from minios.frames import FrameAllocator
+from minios.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, STOPPED,
+                         ZOMBIE, SigHand, Task, ThreadGroup)
+from minios.uaccess import Fault
+
+QUANTUM = 64                 # syscalls before a running task yields
+SLICE_US = 20_000            # timer slice for tasks that do not make syscalls
+
+
+class Kernel:
+    def __init__(self, mem: int = 4 << 30, cow_pte: str = "flag",
+                 trace: set[str] | None = None, trace_file=None,
+                 check: bool = False, root: str = "/") -> None:
+        if cow_pte not in ("flag", "always", "never"):
+            raise ValueError("cow_pte must be flag, always or never")
+        self.cpu = CPU(mem)
+        self.ram = self.cpu.ram
+        self.cpu.on_syscall = self._on_syscall
+        self.cpu.on_trap = self._on_trap
+        self.frames = FrameAllocator(self.ram, RESERVED_FRAMES)
+        self.pt_owner = np.full(self.ram.nframes, -1, dtype=np.int64)
+        self.pmd_mm: dict = {}
+        self.mms: set = set()
+        self.cow_pte = cow_pte
+        self.root = root
+        self.tasks: dict[int, Task] = {}
+        self.groups: dict[int, ThreadGroup] = {}
+        self.runq: collections.deque[Task] = collections.deque()
+        self.current: Task | None = None
+        self.next_pid = 1
+        self.stats: collections.Counter = collections.Counter()
+        self.trace = trace or set()
+        self.trace_out = trace_file or sys.stderr
+        self.trace_fault_note = ""
+        self.check = check
+        self.checker: Callable | None = None
+        self.boot_free = self.frames.nr_free
+        self.boot_time = time.time()
+        self.need_resched = False
+        self.quantum = QUANTUM
+        self.init_status: int | None = None
+        self.futexes: dict = collections.defaultdict(list)
+        self.hooks: dict[str, Callable] = {}       # debugger break hooks
+        from minios.syscalls import SYSCALLS
+        self.syscalls = SYSCALLS
+
+    # ------------------------------------------------------------- process
+    def alloc_pid(self) -> int:
+        pid = self.next_pid
+        self.next_pid += 1
+        return pid
+
+    def spawn(self, path: str, argv: list[bytes], envp: list[bytes],
+              stdio: tuple[int, int, int] = (0, 1, 2)) -> Task:
+        """Create pid 1 running ``path`` (errors raise ExecError)."""
+        from minios.exec import exec_into
+        from minios.mm import MM
+        files = FdTable()
+        for fd, host in enumerate(stdio):
+            files.install_at(fd, HostFd(host, O_RDONLY if fd == 0 else O_WRONLY))
+        group = ThreadGroup(self.alloc_pid())
+        group.pgid = group.sid = group.tgid
+        mm = MM(self)
+        task = Task(group.tgid, group, mm, files, SigHand(), self.cpu.new_context())
+        group.threads.append(task)
+        self.tasks[task.tid] = task
+        self.groups[group.tgid] = group
+        self._switch_to(task)
+        try:
+            self.cpu.set_reg("rip", exec_into(self, task, path, argv, envp))
+        except Exception:
+            self.reap_everything(task)
+            raise
+        self.runq.append(task)
+        return task
+
+    def reap_everything(self, task: Task) -> None:
+        from minios.exit import mm_release
+        mm_release(self, task.mm)
+        self.tasks.pop(task.tid, None)
+        self.groups.pop(task.pid, None)
+        self.current = None
+
+    # ------------------------------------------------------------ scheduler
+    def _switch_to(self, t: Task) -> None:
+        cur = self.current
+        if cur is t:
+            return
+        if cur is not None and cur.state not in (DEAD, ZOMBIE):
+            self.cpu.save(cur.ctx)
+        self.cpu.restore(t.ctx)
+        self.cpu.set_cr3(t.mm.pgd)          # context_restore keeps the TLB
+        self.current = t
+        self.stats["context_switches"] += 1
+
+    def wake(self, t: Task) -> None:
+        if t.state == BLOCKED:
+            t.state = RUNNING
+            t.wake_time = None
+            self.runq.append(t)
+
+    def wake_all(self, pred: Callable[[Task], bool]) -> None:
+        for t in list(self.tasks.values()):
+            if t.state == BLOCKED and pred(t):
+                self.wake(t)
+
+    def _pick(self) -> Task | None:
+        while self.runq:
+            t = self.runq.popleft()
+            if t.state == RUNNING:
+                return t
+        return None
+
+    def _idle(self) -> bool:
+        """Nothing runnable: sleep until a timed wait expires. False when no
+        task can ever run again."""
+        sleepers = [t for t in self.tasks.values() if t.state == BLOCKED and t.wake_time]
+        if sleepers:
+            first = min(t.wake_time for t in sleepers)
+            delay = first - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.monotonic()
+            for t in sleepers:
+                if t.wake_time <= now:
+                    self.wake(t)
+            return True
+        blocked = [t for t in self.tasks.values() if t.state == BLOCKED]
+        if blocked:
+            print(f"minios: deadlock: every task is blocked "
+                  f"({', '.join(f'{t.tid}:{t.wait_channel}' for t in blocked)})",
+                  file=sys.stderr)
+        return False
+
+    def run(self) -> int:
+        """Run until pid 1 exits; returns its status as a shell reports it."""
+        cpu = self.cpu
+        while self.init_status is None:
+            t = self._pick()
+            if t is None:
+                if not self._idle():
+                    break
+                continue
+            self._switch_to(t)
+            if t.retry is not None:
+                r = t.retry()
+                if r is BLOCK:
+                    t.state = BLOCKED
+                    continue
+                t.retry = None
+                if r is not NORETURN:
+                    cpu.set_reg("rax", r)
+                self._trace_syscall_end(t, r)
+            signals.do_signal(self, t)
+            if t.state != RUNNING:
+                continue
+            self.need_resched = False
+            self.quantum = QUANTUM
+            try:
+                cpu.run(SLICE_US if self.runq else 0)
+            except Exception as e:            # a kernel bug, never the guest's
+                self._internal_error(t, e)
+            if t.state == RUNNING:
+                self.runq.append(t)
+            if self.check and self.checker:
+                self.checker(self)
+        if self.init_status is None:
+            return 1
+        return self.init_status
+
+    def _internal_error(self, t: Task, e: BaseException) -> None:
+        print(f"minios: internal error while running pid {t.tid}: "
+              f"{type(e).__name__}: {e}", file=sys.stderr)
+        if os.environ.get("MINIOS_DEBUG"):
+            traceback.print_exc()
+        from minios.exit import do_group_exit
+        if t.state == RUNNING:
+            do_group_exit(self, t, signals.SIGKILL)
+
+    # ------------------------------------------------------------- syscall
+    def _on_syscall(self) -> None:
+        cpu = self.cpu
+        nr, a0, a1, a2, a3, a4, a5, rip, rflags = cpu.syscall_args()
+        t = self.current
+        t.syscall_nr = nr
+        t.syscall_rip = rip
+        t.syscall_args = (a0, a1, a2, a3, a4, a5)
+        ent = self.syscalls.get(nr)
+        if self.hooks:
+            self._break("syscall", ent[1] if ent else str(nr), t)
+        if ent is None:
+            r = -ENOSYS
+        else:
+            try:
+                r = ent[0](self, t, a0, a1, a2, a3, a4, a5)
+            except Fault:
+                r = -EFAULT
+            except OSError as e:
+                r = -(e.errno or 5)
+            except Exception as e:
+                self._internal_error(t, e)
+                r = NORETURN
+        if r is BLOCK:
+            cpu.set_syscall_result(nr, rip, rflags)   # RCX/R11 clobbers now
+            t.state = BLOCKED
+            cpu.stop()
+            if "syscall" in self.trace:
+                self._trace_syscall(t, nr, r)
+            return
+        if r is not NORETURN:
+            cpu.set_syscall_result(r, rip, rflags)
+        if "syscall" in self.trace:
+            self._trace_syscall(t, nr, r)
+        self.quantum -= 1
+        if self.need_resched or t.state != RUNNING or self.quantum <= 0 \
+                or signals.has_pending(t):
+            cpu.stop()
+        elif self.check and self.checker:
+            self.checker(self)
+
+    def _trace_syscall(self, t: Task, nr: int, r) -> None:
+        from minios.trace import format_syscall
+        self.trace_out.write(format_syscall(self, t, nr, r) + "\n")
+        self.trace_out.flush()
+
+    def _trace_syscall_end(self, t: Task, r) -> None:
+        if "syscall" in self.trace:
+            from minios.trace import format_resumed
+            self.trace_out.write(format_resumed(self, t, r) + "\n")
+
+    # --------------------------------------------------------------- traps
+    def _on_trap(self, vector: int, err: int, cr2: int) -> None:
+        t = self.current
+        if vector == x86.PF:
+            self.stats["page_faults"] += 1
+            self.trace_fault_note = ""
+            if self.hooks:
+                self._break("fault", cr2, t)
+            res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I))
+            if "fault" in self.trace:
+                note = self.trace_fault_note if res is None else \
+                    ("SIGSEGV" if res[0] == signals.SIGSEGV else "SIGBUS")
+                self.trace_out.write(
+                    f"[pid {t.tid}] page fault at {cr2:#x} ip {self.cpu.reg('rip'):#x} "
+                    f"({x86.pf_reason(err)}) -> {note}\n")
+            if res is None:
+                if self.check and self.checker:
+                    self.checker(self)
+                return
+            sig, code = res
+            signals.force_sig_fault(self, t, sig, code, cr2, vector, err)
+        else:
+            sig, code = signals.TRAP_SIGNALS.get(vector, (signals.SIGSEGV, 0x80))
+            signals.force_sig_fault(self, t, sig, code, 0, vector, err)
+        self.cpu.stop()
+
+    def _break(self, kind: str, what, t: Task) -> None:
+        hook = self.hooks.get(kind)
+        if hook is not None:
+            hook(self, what, t)
+
+    # --------------------------------------------------------------- stats
+    def free_frames(self) -> int:
+        return self.frames.nr_free

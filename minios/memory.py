@@ -1,0 +1,156 @@
+"""Page-table range operations behind munmap, mprotect, madvise, brk, mremap,
+execve and exit. Each works one PTE table (2 MiB) at a time, gets the table
+through the choke point ``pte_table_for_write`` (breaking a COW share), and
+changes its entries with numpy.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from emu import x86
+from emu.ram import PAGE_SHIFT, PAGE_SIZE
+from minios.cow import _P, _NOT_RW, _pfns, drop_pte_table
+from minios.pgtable import (PMD_SIZE, entry_pfn, pte_index, pte_table_for_write,
+                            walk_pmd, TASK_SIZE)
+from minios.mm import PROT_EXEC, PROT_WRITE
+
+if TYPE_CHECKING:
+    from minios.mm import MM, VMA
+
+_NX = np.uint64(x86.NX)
+_RW = np.uint64(x86.RW)
+_US = np.uint64(x86.US)
+
+
+def _chunks(start: int, end: int):
+    """(chunk_start, chunk_end, whole_table) per 2 MiB table in [start, end)."""
+    va = start
+    while va < end:
+        nxt = min((va | (PMD_SIZE - 1)) + 1, end)
+        yield va, nxt, (va & (PMD_SIZE - 1)) == 0 and nxt - va == PMD_SIZE
+        va = nxt
+
+
+def _has_table(mm: "MM", va: int) -> int | None:
+    slot = walk_pmd(mm, va, False)
+    if slot is None or not int(mm.kernel.ram.q[slot >> 3]) & x86.P:
+        return None
+    return slot
+
+
+def zap_range(mm: "MM", start: int, end: int) -> None:
+    """Unmap every page in [start, end) and free tables left wholly empty."""
+    k = mm.kernel
+    fr = k.frames
+    for lo, hi, whole in _chunks(start, end):
+        slot = _has_table(mm, lo)
+        if slot is None:
+            continue
+        if whole:
+            drop_pte_table(mm, slot)          # shared: just one reference less
+            continue
+        table = pte_table_for_write(mm, lo, create=False)
+        row = k.ram.t[table][pte_index(lo):pte_index(lo) + ((hi - lo) >> PAGE_SHIFT)]
+        live = row[(row & _P) != 0]
+        if len(live):
+            frames = _pfns(live)
+            np.subtract.at(fr.mapcount, frames, 1)
+            fr.put_many(frames)
+            mm.rss -= len(frames)
+        row[:] = 0
+    k.cpu.flush_tlb()
+
+
+def change_protection(mm: "MM", vma: "VMA", start: int, end: int) -> None:
+    """Make the present PTEs in [start, end) follow ``vma.prot``. Private
+    writable pages are left read-only: the write fault decides between reuse
+    and copy, exactly as for a fresh COW page."""
+    k = mm.kernel
+    for lo, hi, _ in _chunks(start, end):
+        if _has_table(mm, lo) is None:
+            continue
+        table = pte_table_for_write(mm, lo, create=False)
+        row = k.ram.t[table][pte_index(lo):pte_index(lo) + ((hi - lo) >> PAGE_SHIFT)]
+        p = (row & _P) != 0
+        new = row & _NOT_RW
+        if vma.shared and vma.prot & PROT_WRITE:
+            new |= _RW
+        new = new & ~_NX if vma.prot & PROT_EXEC else new | _NX
+        # PROT_NONE keeps the page (and its accounting) but denies user access.
+        new = new | _US if vma.prot else new & ~_US
+        row[p] = new[p]
+    k.cpu.flush_tlb()
+
+
+def move_range(mm: "MM", old: int, new: int, length: int) -> None:
+    """Move the PTEs of [old, old+length) to [new, ...) (mremap MAYMOVE).
+    Entries move with their references, so nothing is copied or counted."""
+    k = mm.kernel
+    q = k.ram.q
+    for off in range(0, length, PAGE_SIZE):
+        slot = _has_table(mm, old + off)
+        if slot is None:
+            continue
+        src = pte_table_for_write(mm, old + off, create=False)
+        e = int(q[src * 512 + pte_index(old + off)])
+        if not e & x86.P:
+            continue
+        q[src * 512 + pte_index(old + off)] = 0
+        mm.rss -= 1
+        dst = pte_table_for_write(mm, new + off)
+        q[dst * 512 + pte_index(new + off)] = e
+        mm.rss += 1
+    k.cpu.flush_tlb()
+
+
+def free_pgtables(mm: "MM") -> None:
+    """Release every user table of ``mm`` (exit, execve): PTE tables through
+    drop_pte_table, then the PMD and PUD tables themselves."""
+    k = mm.kernel
+    q, t, fr = k.ram.q, k.ram.t, k.frames
+    for i in range(256):
+        pgd_e = int(q[mm.pgd * 512 + i])
+        if not pgd_e & x86.P:
+            continue
+        pud = entry_pfn(pgd_e)
+        for j in np.flatnonzero(t[pud] & _P).tolist():
+            pmd = entry_pfn(int(q[pud * 512 + j]))
+            for s in np.flatnonzero(t[pmd] & _P).tolist():
+                drop_pte_table(mm, pmd * PAGE_SIZE + s * 8)
+            mm.pmd_tables.discard(pmd)
+            k.pmd_mm.pop(pmd, None)
+            fr.put(pmd)
+            mm.nr_tables -= 1
+        fr.put(pud)
+        mm.nr_tables -= 1
+        q[mm.pgd * 512 + i] = 0
+    k.cpu.flush_tlb()
+
+
+def unmap_vmas(mm: "MM", start: int, end: int) -> None:
+    """munmap's core: split at the edges, zap, drop the VMAs."""
+    mm.split_at(start)
+    mm.split_at(end)
+    gone = [v for v in mm.vmas if v.start >= start and v.end <= end]
+    if not gone:
+        return
+    for v in gone:
+        zap_range(mm, v.start, v.end)
+        mm.vmas.remove(v)
+        if v.shm:
+            release_shm(mm.kernel, v)
+
+
+def release_shm(k, vma: "VMA") -> None:
+    shm = vma.shm
+    shm.users -= 1
+    if shm.users == 0:
+        for f in shm.frames.values():
+            k.frames.put(f)
+        shm.frames.clear()
+
+
+def valid_user_range(start: int, length: int) -> bool:
+    return 0 <= start and length >= 0 and start + length <= TASK_SIZE

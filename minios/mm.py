@@ -1,0 +1,147 @@
+"""Address spaces: an ``mm`` is a page-table root plus a sorted list of VMAs.
+
+The VMA operations here (map, unmap, protect, split, brk, mremap) change the
+VMA list and then ask ``minios.memory`` to change the page tables, always per
+PTE table and always through the choke point in ``minios.pgtable``.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from emu.ram import PAGE_SIZE
+
+if TYPE_CHECKING:
+    from minios.kernel import Kernel
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_SHARED, MAP_PRIVATE = 0x01, 0x02
+MMF_COW_PGTABLE = 1 << 29
+
+STACK_TOP = 0x7FFF_FFFF_F000
+MMAP_BASE = 0x7FFF_F7FF_F000
+STACK_LIMIT = 8 << 20
+
+
+def page_down(x: int) -> int:
+    return x & ~(PAGE_SIZE - 1)
+
+
+def page_up(x: int) -> int:
+    return (x + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+
+@dataclass
+class SharedObject:
+    """Frames behind a MAP_SHARED anonymous mapping, by page offset. It holds
+    one reference per frame, so the memory lives as long as any mapping."""
+    frames: dict[int, int] = field(default_factory=dict)
+    users: int = 0
+
+
+@dataclass
+class FileImage:
+    """Bytes a private file mapping is filled from, page by page on fault."""
+    data: bytes
+    offset: int          # offset in ``data`` of the VMA's first byte
+    end: int             # virtual address where file bytes stop (bss after)
+    path: str = ""
+
+
+@dataclass
+class VMA:
+    start: int
+    end: int
+    prot: int
+    shared: bool = False
+    grows_down: bool = False
+    dontfork: bool = False
+    name: str = ""
+    shm: SharedObject | None = None
+    shm_pgoff: int = 0           # page offset of ``start`` in ``shm``
+    image: FileImage | None = None
+
+    def split_copy(self, at: int) -> "VMA":
+        """The part of this VMA from ``at`` on (this VMA keeps the rest)."""
+        tail = VMA(at, self.end, self.prot, self.shared, self.grows_down,
+                   self.dontfork, self.name, self.shm,
+                   self.shm_pgoff + (at - self.start) // PAGE_SIZE, None)
+        if self.image:
+            im = self.image
+            tail.image = FileImage(im.data, im.offset + (at - self.start), im.end, im.path)
+        if self.shm:
+            self.shm.users += 1
+        self.end = at
+        return tail
+
+
+class MM:
+    def __init__(self, kernel: "Kernel") -> None:
+        from minios.pgtable import pgd_alloc
+        self.kernel = kernel
+        self.vmas: list[VMA] = []
+        self.rss = 0            # pages mapped by PTE tables this mm owns
+        self.nr_tables = 0      # table frames this mm owns (VmPTE)
+        self.nr_ptes = 0        # of which PTE tables
+        self.pmd_tables: set[int] = set()
+        self.flags = 0
+        self.users = 1          # tasks using this mm (threads, vfork)
+        self.start_brk = self.brk = 0
+        self.mmap_base = MMAP_BASE
+        self.start_stack = 0
+        self.arg_start = self.arg_end = self.env_start = self.env_end = 0
+        self.exe = ""
+        self.pgd = pgd_alloc(self)
+        kernel.mms.add(self)
+
+    # ----------------------------------------------------------- lookup
+    def find_vma(self, addr: int) -> VMA | None:
+        """The first VMA with end > addr (it may start above addr), as Linux."""
+        i = bisect.bisect_right([v.end for v in self.vmas], addr)
+        return self.vmas[i] if i < len(self.vmas) else None
+
+    def vma_at(self, addr: int) -> VMA | None:
+        v = self.find_vma(addr)
+        return v if v is not None and v.start <= addr else None
+
+    def insert_vma(self, vma: VMA) -> None:
+        bisect.insort(self.vmas, vma, key=lambda v: v.start)
+
+    def overlapping(self, start: int, end: int) -> list[VMA]:
+        return [v for v in self.vmas if v.start < end and v.end > start]
+
+    def is_mapped(self, start: int, end: int) -> bool:
+        """Every page of [start, end) belongs to some VMA."""
+        pos = start
+        for v in self.overlapping(start, end):
+            if v.start > pos:
+                return False
+            pos = v.end
+        return pos >= end
+
+    def split_at(self, addr: int) -> None:
+        """Make ``addr`` a VMA boundary if it falls inside one."""
+        v = self.vma_at(addr)
+        if v is not None and v.start < addr:
+            self.insert_vma(v.split_copy(addr))
+
+    def get_unmapped_area(self, length: int, hint: int = 0) -> int | None:
+        """Top-down search below mmap_base, as Linux's default layout."""
+        if hint and hint + length <= self.mmap_base and not self.overlapping(hint, hint + length):
+            return hint
+        top = self.mmap_base
+        for v in reversed(self.vmas):
+            if v.start >= top:
+                continue
+            if v.end <= top - length:
+                return top - length
+            top = min(top, v.start)
+        return top - length if top - length >= 0x10000 else None
+
+    @property
+    def cow_pgtable(self) -> bool:
+        return bool(self.flags & MMF_COW_PGTABLE)
+
+    def total_vm(self) -> int:
+        return sum(v.end - v.start for v in self.vmas)

@@ -1,0 +1,109 @@
+"""Kernel access to user memory through the current page tables.
+
+Like Linux's copy_{from,to}_user: each page is translated by walking the
+task's tables; a missing or read-only page is faulted in exactly as the CPU
+would (demand-zero, COW break); an address the task could not touch raises
+:class:`Fault`, which the syscall layer turns into -EFAULT.
+"""
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from emu import x86
+from emu.ram import PAGE_SIZE
+from minios.fault import handle_mm_fault
+from minios.pgtable import TASK_SIZE, lookup_pte, entry_pfn
+
+if TYPE_CHECKING:
+    from minios.mm import MM
+
+
+class Fault(Exception):
+    """A user pointer the task could not access (-> EFAULT)."""
+
+
+def _phys(mm: "MM", va: int, write: bool) -> int:
+    if va < 0 or va >= TASK_SIZE:
+        raise Fault(va)
+    for _ in range(3):
+        pte, _pmd = lookup_pte(mm, va)
+        if pte & x86.P and pte & x86.US and (not write or (pte & x86.RW and _pmd & x86.RW)):
+            return (entry_pfn(pte) << 12) | (va & 0xFFF)
+        if handle_mm_fault(mm, va, write, False) is not None:
+            raise Fault(va)
+    raise Fault(va)
+
+
+def copy_from_user(mm: "MM", va: int, n: int) -> bytes:
+    if n <= 0:
+        return b""
+    ram = mm.kernel.ram
+    out = []
+    while n > 0:
+        chunk = min(n, PAGE_SIZE - (va & 0xFFF))
+        p = _phys(mm, va, False)
+        out.append(ram.read(p, chunk))
+        va += chunk
+        n -= chunk
+    return b"".join(out)
+
+
+def copy_to_user(mm: "MM", va: int, data: bytes) -> None:
+    ram = mm.kernel.ram
+    pos, n = 0, len(data)
+    while pos < n:
+        chunk = min(n - pos, PAGE_SIZE - (va & 0xFFF))
+        p = _phys(mm, va, True)
+        ram.write(p, data[pos:pos + chunk])
+        va += chunk
+        pos += chunk
+
+
+def strncpy_from_user(mm: "MM", va: int, limit: int = 4096) -> bytes:
+    """A NUL-terminated string (without the NUL); Fault past ``limit``."""
+    ram = mm.kernel.ram
+    out = []
+    total = 0
+    while total < limit:
+        chunk = PAGE_SIZE - (va & 0xFFF)
+        p = _phys(mm, va, False)
+        data = ram.read(p, chunk)
+        i = data.find(b"\0")
+        if i >= 0:
+            out.append(data[:i])
+            return b"".join(out)
+        out.append(data)
+        total += chunk
+        va += chunk
+    raise Fault(va)
+
+
+def get_u64(mm: "MM", va: int) -> int:
+    return struct.unpack("<Q", copy_from_user(mm, va, 8))[0]
+
+
+def put_u64(mm: "MM", va: int, v: int) -> None:
+    copy_to_user(mm, va, struct.pack("<Q", v & 0xFFFF_FFFF_FFFF_FFFF))
+
+
+def get_u32(mm: "MM", va: int) -> int:
+    return struct.unpack("<I", copy_from_user(mm, va, 4))[0]
+
+
+def put_u32(mm: "MM", va: int, v: int) -> None:
+    copy_to_user(mm, va, struct.pack("<I", v & 0xFFFF_FFFF))
+
+
+def read_ptr_array(mm: "MM", va: int, limit: int = 1 << 16) -> list[bytes]:
+    """argv/envp style: NULL-terminated array of string pointers."""
+    out = []
+    while va:
+        p = get_u64(mm, va)
+        if p == 0:
+            return out
+        out.append(strncpy_from_user(mm, p, 1 << 17))
+        if len(out) > limit:
+            raise OverflowError
+        va += 8
+    return out
