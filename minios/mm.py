@@ -32,7 +32,7 @@ def page_up(x: int) -> int:
     return (x + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
 
 
-@dataclass
+@dataclass(eq=False)
 class SharedObject:
     """Frames behind a MAP_SHARED anonymous mapping, by page offset. It holds
     one reference per frame, so the memory lives as long as any mapping."""
@@ -40,7 +40,7 @@ class SharedObject:
     users: int = 0
 
 
-@dataclass
+@dataclass(eq=False)
 class FileImage:
     """Bytes a private file mapping is filled from, page by page on fault."""
     data: bytes
@@ -49,7 +49,7 @@ class FileImage:
     path: str = ""
 
 
-@dataclass
+@dataclass(eq=False)
 class VMA:
     start: int
     end: int

@@ -235,10 +235,11 @@ def _setup_frame(k: "Kernel", t: "Task", sig: int, info: dict, act) -> None:
     if not act.flags & SA_NODEFER:
         t.blocked |= bit(sig)
     t.blocked &= ~UNBLOCKABLE
+    handler = act.handler
     if act.flags & SA_RESETHAND:
         act.handler = SIG_DFL
         act.flags &= ~SA_SIGINFO
-    cpu.set_regs(rsp=frame, rip=act.handler, rdi=sig, rsi=frame + 312,
+    cpu.set_regs(rsp=frame, rip=handler, rdi=sig, rsi=frame + 312,
                  rdx=frame + 8, rax=0)
     cpu.set_reg("eflags", regs["eflags"] & ~0x400)      # DF clear, as the ABI says
     k.stats["signals_delivered"] += 1

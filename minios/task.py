@@ -19,7 +19,7 @@ BLOCK = object()          # a syscall handler's "not yet: put me to sleep"
 NORETURN = object()       # a handler that set the registers itself
 
 
-@dataclass
+@dataclass(eq=False)
 class SigAction:
     handler: int = 0          # SIG_DFL 0, SIG_IGN 1, else an address
     flags: int = 0
@@ -27,13 +27,13 @@ class SigAction:
     mask: int = 0
 
 
-@dataclass
+@dataclass(eq=False)
 class SigHand:
     """Handlers, shared by CLONE_SIGHAND."""
     actions: list[SigAction] = field(default_factory=lambda: [SigAction() for _ in range(65)])
 
 
-@dataclass
+@dataclass(eq=False)
 class ThreadGroup:
     """What a process owns beyond its threads: pid, parent link, children,
     shared pending signals, and its exit status once it is a zombie."""
