@@ -26,7 +26,7 @@ import numpy as np
 
 from emu import x86
 from emu.ram import PAGE_SHIFT, PAGE_SIZE
-from minios.frames import TABLE
+from minios.frames import ONE, TABLE
 from minios.pgtable import (ADDR, UPPER, _PMD_COW, PMD_SIZE, PUD_SIZE,
                             entry_pfn, walk_pmd)
 
@@ -107,8 +107,8 @@ def break_cow_pte(mm: "MM", slot: int) -> int:
     k.ram.t[table] = block                     # other sharers: page-level COW
     k.ram.t[new] = block
     frames = _pfns(block[(block & _P) != 0])
-    np.add.at(fr.refcount, frames, 1)
-    np.add.at(fr.mapcount, frames, 1)
+    np.add.at(fr.refcount, frames, ONE)
+    np.add.at(fr.mapcount, frames, ONE)
     was_owner = k.pt_owner[table] == slot
     q[slot >> 3] = (new << PAGE_SHIFT) | UPPER
     k.pt_owner[new] = slot
@@ -152,7 +152,7 @@ def drop_pte_table(mm: "MM", slot: int) -> None:
         return
     block = k.ram.t[table]
     frames = _pfns(block[(block & _P) != 0])
-    np.subtract.at(fr.mapcount, frames, 1)
+    np.subtract.at(fr.mapcount, frames, ONE)
     fr.put_many(frames)
     mm.rss -= len(frames)
     mm.nr_tables -= 1
@@ -197,8 +197,8 @@ def _copy_special_table(parent: "MM", child: "MM", table: int, va: int) -> int:
     dst = np.where(keep & present, src, np.uint64(0))
     k.ram.t[new] = dst
     frames = _pfns(dst[(dst & _P) != 0])
-    np.add.at(fr.refcount, frames, 1)
-    np.add.at(fr.mapcount, frames, 1)
+    np.add.at(fr.refcount, frames, ONE)
+    np.add.at(fr.mapcount, frames, ONE)
     child.rss += len(frames)
     return new
 

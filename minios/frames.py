@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 FREE, DATA, TABLE, RESERVED = 0, 1, 2, 3
+ONE = np.int32(1)      # ufunc.at with a Python int takes a slow path (~20x)
 
 
 class OutOfMemory(Exception):
@@ -83,7 +84,7 @@ class FrameAllocator:
         """Drop one reference per entry of ``pfns`` (repeats allowed)."""
         if len(pfns) == 0:
             return
-        np.subtract.at(self.refcount, pfns, 1)
+        np.subtract.at(self.refcount, pfns, ONE)
         dead = np.unique(pfns[self.refcount[pfns] == 0])
         if len(dead):
             if (self.kind[dead] == TABLE).any():

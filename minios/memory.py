@@ -11,6 +11,7 @@ import numpy as np
 
 from emu import x86
 from emu.ram import PAGE_SHIFT, PAGE_SIZE
+from minios.frames import ONE
 from minios.cow import _P, _NOT_RW, _pfns, drop_pte_table
 from minios.pgtable import (PMD_SIZE, entry_pfn, pte_index, pte_table_for_write,
                             walk_pmd, TASK_SIZE)
@@ -56,7 +57,7 @@ def zap_range(mm: "MM", start: int, end: int) -> None:
         live = row[(row & _P) != 0]
         if len(live):
             frames = _pfns(live)
-            np.subtract.at(fr.mapcount, frames, 1)
+            np.subtract.at(fr.mapcount, frames, ONE)
             fr.put_many(frames)
             mm.rss -= len(frames)
         row[:] = 0

@@ -1,0 +1,159 @@
+"""The invariant checker: recompute every counter from the page tables
+themselves and compare with what the kernel keeps incrementally.
+
+Checked, for the whole machine:
+* each data frame's refcount = PTE tables mapping it + MAP_SHARED objects
+  holding it; its mapcount = PTE tables mapping it;
+* each table frame's refcount = upper-level entries pointing at it (the share
+  count of a COW-shared PTE table), and its owner is one of those entries;
+* each mm's RSS and page-table count = what the tables it owns hold;
+* frame kinds agree with use, the free count with the FREE frames;
+* safety: no user PTE is effectively writable (PTE and PMD both RW) onto a
+  private page that another table also maps; a table shared by two PMD
+  entries is write-protected in both; every present PTE lies in a VMA.
+Raises :class:`InvariantError` naming the first mismatch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from emu import x86
+from minios.frames import DATA, FREE, TABLE
+from minios.pgtable import _PMD_COW
+
+_P, _RW, _US = np.uint64(x86.P), np.uint64(x86.RW), np.uint64(x86.US)
+_ADDR, _SH = np.uint64(x86.ADDR_MASK), np.uint64(12)
+
+
+class InvariantError(AssertionError):
+    pass
+
+
+def _pfn(e):
+    return ((e & _ADDR) >> _SH).astype(np.int64)
+
+
+def check_invariants(k) -> None:
+    ram, fr = k.ram, k.frames
+    n = fr.nframes
+    table_refs = np.zeros(n, dtype=np.int64)
+    pte_tables: dict[int, list] = {}        # table -> [(mm, pmd slot addr, pmd entry)]
+    owned_tables = {}
+    for mm in k.mms:
+        count = 1                            # the pgd
+        for i in range(256):
+            e = int(ram.q[mm.pgd * 512 + i])
+            if not e & x86.P:
+                continue
+            pud = e >> 12 & 0xFFFFFFFFFF
+            table_refs[pud] += 1
+            count += 1
+            for j in np.flatnonzero(ram.t[pud] & _P).tolist():
+                pmd = int(ram.q[pud * 512 + j]) >> 12 & 0xFFFFFFFFFF
+                table_refs[pmd] += 1
+                count += 1
+                if k.pmd_mm.get(pmd) is not mm:
+                    raise InvariantError(f"PMD table {pmd} of mm {id(mm):x} not registered")
+                for s in np.flatnonzero(ram.t[pmd] & _P).tolist():
+                    pe = int(ram.q[pmd * 512 + s])
+                    pt = pe >> 12 & 0xFFFFFFFFFF
+                    table_refs[pt] += 1
+                    base = (i << 39) | (j << 30) | (s << 21)
+                    pte_tables.setdefault(pt, []).append((mm, pmd * 4096 + s * 8, pe, base))
+        owned_tables[id(mm)] = count
+    expect_rss = {id(mm): 0 for mm in k.mms}
+    expect_ptes = {id(mm): 0 for mm in k.mms}
+    data_refs = np.zeros(n, dtype=np.int64)
+    for pt, users in pte_tables.items():
+        owner = int(k.pt_owner[pt])
+        slots = [u[1] for u in users]
+        if owner not in slots:
+            raise InvariantError(f"PTE table {pt}: owner {owner:#x} is not among the PMD "
+                                 f"entries using it {[hex(x) for x in slots]}")
+        if len(users) > 1:
+            for mm, slot, pe, _ in users:
+                if pe & x86.RW or not pe & _PMD_COW:
+                    raise InvariantError(f"PTE table {pt} shared by {len(users)} but PMD entry "
+                                         f"{slot:#x} is writable / not marked COW")
+        ents = ram.t[pt]
+        live = ents[(ents & _P) != 0]
+        frames = _pfn(live)
+        data_refs += np.bincount(frames, minlength=n)
+        owner_mm = k.pmd_mm[owner >> 12]
+        expect_rss[id(owner_mm)] += len(frames)
+        expect_ptes[id(owner_mm)] += 1
+        _check_vmas(k, pt, users, ents)
+    mapcount = data_refs.copy()
+    seen_shm = set()
+    for mm in k.mms:
+        for v in mm.vmas:
+            if v.shm is not None and id(v.shm) not in seen_shm:
+                seen_shm.add(id(v.shm))
+                for f in v.shm.frames.values():
+                    data_refs[f] += 1
+    # Counters per frame.
+    kinds = fr.kind
+    bad = np.flatnonzero((kinds == DATA) & ((fr.refcount != data_refs) | (fr.mapcount != mapcount)))
+    if len(bad):
+        f = int(bad[0])
+        raise InvariantError(f"data frame {f}: refcount {fr.refcount[f]} (expected {data_refs[f]}),"
+                             f" mapcount {fr.mapcount[f]} (expected {mapcount[f]})")
+    bad = np.flatnonzero((kinds == TABLE) & (fr.refcount != np.maximum(table_refs, 1)))
+    if len(bad):
+        f = int(bad[0])
+        raise InvariantError(f"table frame {f}: refcount {fr.refcount[f]}, "
+                             f"{table_refs[f]} entries point at it")
+    stray = np.flatnonzero((kinds != DATA) & (kinds != TABLE) & ((data_refs > 0) | (table_refs > 0)))
+    if len(stray):
+        raise InvariantError(f"frame {int(stray[0])} is mapped but its kind is {kinds[stray[0]]}")
+    leaked = np.flatnonzero((kinds == DATA) & (data_refs == 0))
+    if len(leaked):
+        raise InvariantError(f"data frame {int(leaked[0])} is allocated but nothing maps it")
+    nfree = int(np.count_nonzero(kinds == FREE))
+    if nfree != fr.nr_free:
+        raise InvariantError(f"free frames: counter {fr.nr_free}, actually {nfree}")
+    ntab = int(np.count_nonzero(kinds == TABLE))
+    if ntab != fr.nr_tables:
+        raise InvariantError(f"table frames: counter {fr.nr_tables}, actually {ntab}")
+    # Counters per mm.
+    for mm in k.mms:
+        want_tables = owned_tables[id(mm)] + expect_ptes[id(mm)]
+        if mm.rss != expect_rss[id(mm)]:
+            raise InvariantError(f"mm {id(mm):x} (exe {mm.exe}): rss {mm.rss}, "
+                                 f"tables it owns map {expect_rss[id(mm)]}")
+        if mm.nr_tables != want_tables or mm.nr_ptes != expect_ptes[id(mm)]:
+            raise InvariantError(f"mm {id(mm):x}: nr_tables {mm.nr_tables}/{want_tables}, "
+                                 f"nr_ptes {mm.nr_ptes}/{expect_ptes[id(mm)]}")
+    # COW safety: an effectively writable private PTE must be the only mapping.
+    for pt, users in pte_tables.items():
+        ents = ram.t[pt]
+        w = ((ents & _P) != 0) & ((ents & _RW) != 0)
+        if not w.any():
+            continue
+        for mm, slot, pe, base in users:
+            if not pe & x86.RW:
+                continue
+            for idx in np.flatnonzero(w).tolist():
+                f = int(ents[idx] >> _SH & np.uint64(0xFFFFFFFFFF))
+                va = base + idx * 4096
+                v = mm.vma_at(va)
+                if v is not None and not v.shared and fr.refcount[f] > 1:
+                    raise InvariantError(f"va {va:#x} in mm {id(mm):x} is writable onto frame "
+                                         f"{f} that {fr.refcount[f]} tables map")
+
+
+def _check_vmas(k, pt: int, users, ents) -> None:
+    present = np.flatnonzero(ents & _P)
+    if not len(present):
+        return
+    for mm, slot, pe, base in users:
+        if not mm.vmas:
+            raise InvariantError(f"mm {id(mm):x} maps pages but has no VMA")
+        starts = np.array([v.start for v in mm.vmas], dtype=np.int64)
+        ends = np.array([v.end for v in mm.vmas], dtype=np.int64)
+        vas = base + present.astype(np.int64) * 4096
+        i = np.searchsorted(starts, vas, side="right") - 1
+        ok = (i >= 0) & (vas < ends[np.maximum(i, 0)])
+        if not ok.all():
+            va = int(vas[np.flatnonzero(~ok)[0]])
+            raise InvariantError(f"mm {id(mm):x}: page at {va:#x} is mapped outside every VMA")

@@ -1,0 +1,113 @@
+"""Shared fixtures and helpers for the minios test suite.
+
+* ``userland`` (session, autouse): builds the static test programs once with
+  ``make -C userland``; musl tests are skipped when ``musl-gcc`` is missing.
+* ``native(binary, args, stdin=b"")`` and ``under_minios(binary, args,
+  extra_opts=[], stdin=b"")`` run a program as a subprocess and return
+  ``(status, stdout, stderr)``, the status as a shell reports it (128 + signal
+  when killed). Both get the same fixed environment ``ENV``.
+
+Tests import the helpers directly: ``from conftest import native, under_minios``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+USERLAND = ROOT / "userland"
+BUILD = USERLAND / "build"
+LIBCS = ("glibc", "musl")
+TIMEOUT = 120
+
+# The environment both sides see (the guest gets minios's own environment).
+ENV = {"PATH": "/usr/bin:/bin", "MINIOS_TEST_VAR": "hello"}
+
+HAVE_MUSL = shutil.which("musl-gcc") is not None
+
+
+def program_names() -> list[str]:
+    """Every program the userland Makefile builds (one per src/*.c), which is
+    what ``userland/build/glibc`` lists once built. Known at collection time,
+    before the build."""
+    names = {p.stem for p in (USERLAND / "src").glob("*.c")}
+    if (BUILD / "glibc").is_dir():
+        names |= {p.name for p in (BUILD / "glibc").iterdir() if p.is_file()}
+    return sorted(names)
+
+
+def binary(libc: str, name: str) -> str:
+    return str(BUILD / libc / name)
+
+
+def libc_params():
+    """``libc`` parameters, musl marked skip without musl-gcc."""
+    return [pytest.param("glibc", id="glibc"),
+            pytest.param("musl", id="musl",
+                         marks=pytest.mark.skipif(not HAVE_MUSL, reason="musl-gcc not installed"))]
+
+
+def _status(rc: int) -> int:
+    """subprocess return code -> status as a shell reports it."""
+    return 128 - rc if rc < 0 else rc
+
+
+def _run(cmd: list[str], stdin: bytes, timeout: float = TIMEOUT) -> tuple[int, bytes, bytes]:
+    kw = {"input": stdin} if stdin else {"stdin": subprocess.DEVNULL}
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(ENV),
+                           cwd=ROOT, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"timed out after {timeout} s: {' '.join(cmd)}\n"
+                    f"stdout: {e.stdout!r}\nstderr: {e.stderr!r}")
+    return _status(p.returncode), p.stdout, p.stderr
+
+
+def native(binary: str, args=(), stdin: bytes = b"") -> tuple[int, bytes, bytes]:
+    """Run ``binary`` on the host."""
+    return _run([str(binary), *map(str, args)], stdin)
+
+
+def minios_cmd(*argv: str) -> list[str]:
+    """``python3 -m minios ARGV...`` with this interpreter (run from the repo
+    root, so it works installed or not)."""
+    return [sys.executable, "-m", "minios", *map(str, argv)]
+
+
+def under_minios(binary: str, args=(), extra_opts=(), stdin: bytes = b"",
+                 timeout: float = TIMEOUT) -> tuple[int, bytes, bytes]:
+    """Run ``binary`` with ``python3 -m minios run [extra_opts] binary args``."""
+    return _run(minios_cmd("run", *extra_opts, str(binary), *map(str, args)), stdin, timeout)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def userland():
+    """Build the userland programs once per session."""
+    if shutil.which("make") is None or shutil.which("gcc") is None:
+        pytest.exit("make and gcc are needed to build userland/", returncode=3)
+    p = subprocess.run(["make", "-C", str(USERLAND)], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=600)
+    if p.returncode != 0:
+        pytest.exit("make -C userland failed:\n" + p.stdout.decode(errors="replace"),
+                    returncode=3)
+    return BUILD
+
+
+@pytest.fixture
+def devnull_fds():
+    """Three host fds on /dev/null (stdin, stdout, stderr) for Machine.run."""
+    fds = (os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY),
+           os.open(os.devnull, os.O_WRONLY))
+    yield fds
+    for fd in fds:
+        os.close(fd)
+
+
+# Used by tests that want to spell out a signal death.
+SIGSEGV_STATUS = 128 + signal.SIGSEGV

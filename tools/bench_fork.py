@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""COW PTE benchmark: fork latency with and without CLONE_COW_PGTABLE.
+
+    python3 tools/bench_fork.py [--sizes 64,256,1024,4096] [--iter 5]
+                                [--write-size 256] [--png tools/fork_latency.png]
+    python3 -m minios bench fork [same options]
+
+Uses userland/build/glibc/fork_bench (``make -C userland glibc``).
+
+1. Fork latency. For each size (MiB): fork_bench SIZE plain|cow under minios
+   (a fresh Machine with mem = SIZE + 2 GiB, cow_pte="flag", one subprocess
+   per run so host memory is returned between sizes) and natively (plain; stock
+   Linux rejects the flag). Figures are the guest's own CLOCK_MONOTONIC around
+   fork in the parent, minimum of --iter forks. "kernel copy" is the host time
+   of minios' copy_page_range (min over the forks); the rest of a minios fork
+   is fixed cost: syscall entry, VMA and task copies, clock_gettime calls.
+2. Write after fork (--write-size): the child writes one byte to every page,
+   the parent times fork + waitpid. COW PTE adds one table break per 2 MiB on
+   top of the page copies a plain fork also pays; the target is COW <= 1.1x.
+3. Cost of one PTE table break: the child writes one byte per 2 MiB (one page
+   per PTE table) and times that loop itself; (cow - plain) / tables is the
+   guest-visible cost of a break. The host-side time of break_cow_pte and the
+   kernel's cow_pte_copy / cow_pte_reuse counters are reported too.
+4. A log-log PNG of fork latency vs size (matplotlib, Agg backend).
+
+Touching memory dominates the run time: about 25 us per page under minios,
+so 4 GiB takes ~30 s per run; the default sizes take ~3 minutes in all. Use
+``--sizes 64,256,1024`` for a ~1 minute run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+PROGRAM = os.path.join(ROOT, "userland", "build", "glibc", "fork_bench")
+SCRIPT = os.path.abspath(__file__)
+
+
+def parse_output(text: str) -> dict:
+    out: dict = {}
+    for line in text.splitlines():
+        if line.strip() == "cow unsupported":
+            out["unsupported"] = True
+        for tok in line.split():
+            if "=" in tok:
+                k, v = tok.split("=", 1)
+                try:
+                    out[k] = float(v)
+                except ValueError:
+                    out[k] = v
+    return out
+
+
+# ------------------------------------------------------------------ worker
+def _summary(ns: list[int]) -> dict:
+    if not ns:
+        return {"n": 0, "median_us": None, "mean_us": None}
+    v = sorted(ns)
+    return {"n": len(v), "median_us": v[len(v) // 2] / 1e3, "mean_us": sum(v) / len(v) / 1e3}
+
+
+def worker(size_mb: int, mode: str, iters: int, stride_kb: int) -> int:
+    """One minios run, in this process; prints a JSON line."""
+    import minios.cow as cow
+    import minios.sys_proc as sys_proc
+    from minios.machine import Machine
+
+    brk: dict[str, list[int]] = {"copy": [], "reuse": []}
+    copies: list[int] = []
+    orig = cow.break_cow_pte
+    orig_copy = sys_proc.copy_page_range
+
+    def timed_break(mm, slot):
+        st = mm.kernel.stats
+        before = st["cow_pte_copy"]
+        t0 = time.perf_counter_ns()
+        r = orig(mm, slot)
+        dt = time.perf_counter_ns() - t0
+        brk["copy" if st["cow_pte_copy"] != before else "reuse"].append(dt)
+        return r
+
+    def timed_copy(*args):
+        t0 = time.perf_counter_ns()
+        r = orig_copy(*args)
+        copies.append(time.perf_counter_ns() - t0)
+        return r
+    # pgtable.pte_table_for_write imports break_cow_pte from minios.cow at
+    # call time, so patching the module attribute catches every break;
+    # sys_proc imported copy_page_range by name.
+    cow.break_cow_pte = timed_break
+    sys_proc.copy_page_range = timed_copy
+
+    mem = (size_mb << 20) + (2 << 30)
+    t0 = time.perf_counter()
+    m = Machine(mem=mem, cow_pte="flag")
+    with tempfile.TemporaryFile() as f:
+        status = m.run(PROGRAM, [str(size_mb), mode, str(iters), str(stride_kb)], env={},
+                       stdio=(0, f.fileno(), 2))
+        f.seek(0)
+        text = f.read().decode(errors="replace")
+    res = parse_output(text)
+    res.update(status=status, wall_s=time.perf_counter() - t0, stats=dict(m.kernel.stats),
+               last_fork=getattr(m.kernel, "last_fork", None), output=text,
+               copy_min_us=min(copies) / 1e3 if copies else None,
+               breaks={k: _summary(v) for k, v in brk.items()})
+    print(json.dumps(res))
+    return 0
+
+
+def run_minios(size_mb: int, mode: str, iters: int, stride_kb: int = 4) -> dict:
+    cmd = [sys.executable, SCRIPT, "--worker", str(size_mb), mode, str(iters), str(stride_kb)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if r.returncode != 0 or not r.stdout.strip():
+        raise RuntimeError(f"worker {size_mb} {mode} failed ({r.returncode}): {r.stderr[-800:]}")
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    if res["status"] != 0:
+        raise RuntimeError(f"minios fork_bench {size_mb} {mode}: exit {res['status']}\n"
+                           f"{res['output']}")
+    return res
+
+
+def run_native(size_mb: int, mode: str, iters: int, stride_kb: int = 4) -> dict | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    r = subprocess.run([PROGRAM, str(size_mb), mode, str(iters), str(stride_kb)],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        print(f"  native fork_bench {size_mb} {mode} failed: {r.stderr.strip()}",
+              file=sys.stderr)
+        return None
+    return parse_output(r.stdout)
+
+
+# -------------------------------------------------------------------- main
+def fmt(v, spec=".0f"):
+    return "n/a" if v is None else format(v, spec)
+
+
+def log(t_start: float, msg: str) -> None:
+    print(f"  [{time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def plot(path: str, sizes, plain, cow, native) -> str | None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib not installed"
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(sizes, plain, "o-", label="minios plain fork")
+    ax.plot(sizes, cow, "s-", label="minios COW PTE fork (CLONE_COW_PGTABLE)")
+    nat = [(s, v) for s, v in zip(sizes, native) if v is not None]
+    if nat:
+        ax.plot([s for s, _ in nat], [v for _, v in nat], "^--", label="native Linux plain fork")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([f"{s} MiB" if s < 1024 else f"{s // 1024} GiB" for s in sizes])
+    ax.set_xlabel("anonymous memory touched before fork")
+    ax.set_ylabel("fork latency in the parent (µs, min)")
+    ax.set_title("fork latency vs process size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        return worker(int(argv[1]), argv[2], int(argv[3]), int(argv[4]))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="64,256,1024,4096", help="MiB, comma separated")
+    ap.add_argument("--iter", type=int, default=5, help="forks per run (min is reported)")
+    ap.add_argument("--write-size", type=int, default=256, help="MiB for the write tests")
+    ap.add_argument("--write-iter", type=int, default=3)
+    ap.add_argument("--png", default=os.path.join(ROOT, "tools", "fork_latency.png"))
+    ap.add_argument("--no-native", action="store_true")
+    ap.add_argument("--no-write", action="store_true", help="skip sections 2 and 3")
+    a = ap.parse_args(argv)
+    try:
+        sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
+    except ValueError:
+        ap.error("--sizes takes integers (MiB), e.g. 64,256,1024")
+    if not os.path.exists(PROGRAM):
+        print(f"bench_fork: {PROGRAM} missing; run: make -C userland glibc", file=sys.stderr)
+        return 2
+    t_start = time.perf_counter()
+
+    # ---------------------------------------------------- 1. fork latency
+    rows = []
+    for s in sizes:
+        p = run_minios(s, "plain", a.iter)
+        log(t_start, f"minios {s} MiB plain: fork_us={p['fork_us']} (run {p['wall_s']:.1f} s)")
+        c = run_minios(s, "cow", a.iter)
+        log(t_start, f"minios {s} MiB cow:   fork_us={c['fork_us']} (run {c['wall_s']:.1f} s)")
+        n = None if a.no_native else run_native(s, "plain", a.iter)
+        nc = None if a.no_native else run_native(s, "cow", 1)
+        if n:
+            log(t_start, f"native {s} MiB plain: fork_us={n.get('fork_us')}"
+                         f"{'; cow: flag rejected' if nc and nc.get('unsupported') else ''}")
+        rows.append(dict(size=s, plain=p["fork_us"], cow=c["fork_us"],
+                         native=n.get("fork_us") if n else None,
+                         kplain=p["copy_min_us"], kcow=c["copy_min_us"],
+                         copied=(p["last_fork"] or {}).get("copied"),
+                         shared=(c["last_fork"] or {}).get("shared"),
+                         wall=p["wall_s"] + c["wall_s"]))
+
+    print()
+    print("== fork latency (guest CLOCK_MONOTONIC around fork in the parent, min of "
+          f"{a.iter}) ==")
+    hdr = (f"{'size MiB':>8} {'minios plain us':>16} {'minios COW us':>14} {'plain/COW':>10} "
+           f"{'native plain us':>16} {'native/COW':>11}   {'kernel copy us plain/COW':>25} "
+           f"{'tables copied/shared':>21}")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        print(f"{r['size']:>8} {r['plain']:>16.0f} {r['cow']:>14.0f} "
+              f"{r['plain'] / r['cow']:>9.1f}x {fmt(r['native']):>16} "
+              f"{(fmt(r['native'] / r['cow'], '.1f') + 'x') if r['native'] else 'n/a':>11}   "
+              f"{r['kplain']:>12.0f} / {r['kcow']:<10.0f} "
+              f"{str(r['copied']) + ' / ' + str(r['shared']):>21}")
+    print("native: stock Linux rejects CLONE_COW_PGTABLE (EINVAL), so only plain is measured")
+
+    # ------------------------------------------- 2./3. writes after fork
+    if not a.no_write:
+        ws = a.write_size
+        pw = run_minios(ws, "plain-write", a.write_iter)
+        log(t_start, f"minios {ws} MiB plain-write: {pw.get('fork_write_us')}")
+        cw = run_minios(ws, "cow-write", a.write_iter)
+        log(t_start, f"minios {ws} MiB cow-write: {cw.get('fork_write_us')}")
+        nw = None if a.no_native else run_native(ws, "plain-write", a.write_iter)
+        print()
+        print(f"== child writes every page after fork ({ws} MiB, fork + child writes + "
+              f"waitpid, min of {a.write_iter}) ==")
+        print(f"{'':24}{'fork+wait us':>14}{'child loop us':>15}")
+        print(f"{'minios plain-write':24}{pw['fork_write_us']:>14.0f}"
+              f"{pw['child_write_us']:>15.0f}")
+        print(f"{'minios cow-write':24}{cw['fork_write_us']:>14.0f}"
+              f"{cw['child_write_us']:>15.0f}")
+        if nw:
+            print(f"{'native plain-write':24}{nw['fork_write_us']:>14.0f}"
+                  f"{nw['child_write_us']:>15.0f}")
+        ratio = cw["fork_write_us"] / pw["fork_write_us"]
+        print(f"COW / plain (fork+wait): {ratio:.3f}x  (target <= 1.1x: "
+              f"{'met' if ratio <= 1.1 else 'NOT met'})")
+
+        pb = run_minios(ws, "plain-write", a.iter, 2048)
+        cb = run_minios(ws, "cow-write", a.iter, 2048)
+        log(t_start, f"minios {ws} MiB one write per 2 MiB: plain {pb.get('child_write_us')} "
+                     f"cow {cb.get('child_write_us')}")
+        tables = ws // 2
+        per = (cb["child_write_us"] - pb["child_write_us"]) / tables
+        b = cb["breaks"]
+        st = cb["stats"]
+        print()
+        print(f"== cost of one PTE table break ({ws} MiB = {tables} tables; child writes "
+              f"one byte per 2 MiB, min of {a.iter}) ==")
+        print(f"child write loop: plain fork {pb['child_write_us']:.0f} us "
+              f"({pb['child_write_us'] / tables:.1f} us per table: one page COW fault), "
+              f"COW PTE fork {cb['child_write_us']:.0f} us "
+              f"({cb['child_write_us'] / tables:.1f} us per table)")
+        print(f"guest-visible cost of one break: ({cb['child_write_us']:.0f} - "
+              f"{pb['child_write_us']:.0f}) / {tables} = {per:.1f} us")
+        bc, br = b["copy"], b["reuse"]
+        print(f"host time in break_cow_pte (median / mean): copy "
+              f"{fmt(bc['median_us'], '.1f')} / {fmt(bc['mean_us'], '.1f')} us x {bc['n']}, "
+              f"reuse {fmt(br['median_us'], '.1f')} / {fmt(br['mean_us'], '.1f')} us x {br['n']}")
+        print(f"  (kernel.stats: cow_pte_copy={st.get('cow_pte_copy', 0)}, "
+              f"cow_pte_reuse={st.get('cow_pte_reuse', 0)}, cow_copy={st.get('cow_copy', 0)}, "
+              f"forks={st.get('forks', 0)})")
+        fw_ratio = cb["fork_write_us"] / pb["fork_write_us"]
+        print(f"fork + one write per table + wait: plain {pb['fork_write_us']:.0f} us, "
+              f"COW {cb['fork_write_us']:.0f} us ({fw_ratio:.2f}x)")
+
+    # ---------------------------------------------------------- 4. plot
+    err = plot(a.png, [r["size"] for r in rows], [r["plain"] for r in rows],
+               [r["cow"] for r in rows], [r["native"] for r in rows])
+    print()
+    print(f"plot: {'not written: ' + err if err else a.png}")
+    print(f"bench_fork took {time.perf_counter() - t_start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
