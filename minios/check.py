@@ -35,8 +35,8 @@ def _pfn(e):
 
 def check_invariants(k) -> None:
     ram, fr = k.ram, k.frames
-    n = fr.nframes
-    table_refs = np.zeros(n, dtype=np.int64)
+    n = fr._next                 # frames above the high-water mark were never used
+    table_refs = np.zeros(fr.nframes, dtype=np.int64)
     pte_tables: dict[int, list] = {}        # table -> [(mm, pmd slot addr, pmd entry)]
     owned_tables = {}
     for mm in k.mms:
@@ -63,7 +63,7 @@ def check_invariants(k) -> None:
         owned_tables[id(mm)] = count
     expect_rss = {id(mm): 0 for mm in k.mms}
     expect_ptes = {id(mm): 0 for mm in k.mms}
-    data_refs = np.zeros(n, dtype=np.int64)
+    all_frames: list = [np.zeros(0, dtype=np.int64)]
     for pt, users in pte_tables.items():
         owner = int(k.pt_owner[pt])
         slots = [u[1] for u in users]
@@ -78,11 +78,12 @@ def check_invariants(k) -> None:
         ents = ram.t[pt]
         live = ents[(ents & _P) != 0]
         frames = _pfn(live)
-        data_refs += np.bincount(frames, minlength=n)
+        all_frames.append(frames)
         owner_mm = k.pmd_mm[owner >> 12]
         expect_rss[id(owner_mm)] += len(frames)
         expect_ptes[id(owner_mm)] += 1
         _check_vmas(k, pt, users, ents)
+    data_refs = np.bincount(np.concatenate(all_frames), minlength=n)[:n]
     mapcount = data_refs.copy()
     seen_shm = set()
     for mm in k.mms:
@@ -92,13 +93,14 @@ def check_invariants(k) -> None:
                 for f in v.shm.frames.values():
                     data_refs[f] += 1
     # Counters per frame.
-    kinds = fr.kind
-    bad = np.flatnonzero((kinds == DATA) & ((fr.refcount != data_refs) | (fr.mapcount != mapcount)))
+    kinds = fr.kind[:n]
+    table_refs = table_refs[:n]
+    bad = np.flatnonzero((kinds == DATA) & ((fr.refcount[:n] != data_refs) | (fr.mapcount[:n] != mapcount)))
     if len(bad):
         f = int(bad[0])
         raise InvariantError(f"data frame {f}: refcount {fr.refcount[f]} (expected {data_refs[f]}),"
                              f" mapcount {fr.mapcount[f]} (expected {mapcount[f]})")
-    bad = np.flatnonzero((kinds == TABLE) & (fr.refcount != np.maximum(table_refs, 1)))
+    bad = np.flatnonzero((kinds == TABLE) & (fr.refcount[:n] != np.maximum(table_refs, 1)))
     if len(bad):
         f = int(bad[0])
         raise InvariantError(f"table frame {f}: refcount {fr.refcount[f]}, "
@@ -109,7 +111,7 @@ def check_invariants(k) -> None:
     leaked = np.flatnonzero((kinds == DATA) & (data_refs == 0))
     if len(leaked):
         raise InvariantError(f"data frame {int(leaked[0])} is allocated but nothing maps it")
-    nfree = int(np.count_nonzero(kinds == FREE))
+    nfree = int(np.count_nonzero(kinds == FREE)) + fr.nframes - n
     if nfree != fr.nr_free:
         raise InvariantError(f"free frames: counter {fr.nr_free}, actually {nfree}")
     ntab = int(np.count_nonzero(kinds == TABLE))
@@ -127,17 +129,18 @@ def check_invariants(k) -> None:
     # COW safety: an effectively writable private PTE must be the only mapping.
     for pt, users in pte_tables.items():
         ents = ram.t[pt]
-        w = ((ents & _P) != 0) & ((ents & _RW) != 0)
-        if not w.any():
+        w = np.flatnonzero(((ents & _P) != 0) & ((ents & _RW) != 0))
+        if not len(w):
             continue
+        multi = w[fr.refcount[_pfn(ents[w])] > 1]
         for mm, slot, pe, base in users:
             if not pe & x86.RW:
                 continue
-            for idx in np.flatnonzero(w).tolist():
-                f = int(ents[idx] >> _SH & np.uint64(0xFFFFFFFFFF))
+            for idx in multi.tolist():
                 va = base + idx * 4096
                 v = mm.vma_at(va)
-                if v is not None and not v.shared and fr.refcount[f] > 1:
+                if v is not None and not v.shared:
+                    f = int(_pfn(ents[idx]))
                     raise InvariantError(f"va {va:#x} in mm {id(mm):x} is writable onto frame "
                                          f"{f} that {fr.refcount[f]} tables map")
 
@@ -149,11 +152,20 @@ def _check_vmas(k, pt: int, users, ents) -> None:
     for mm, slot, pe, base in users:
         if not mm.vmas:
             raise InvariantError(f"mm {id(mm):x} maps pages but has no VMA")
-        starts = np.array([v.start for v in mm.vmas], dtype=np.int64)
-        ends = np.array([v.end for v in mm.vmas], dtype=np.int64)
+        starts, ends = _bounds(mm)
         vas = base + present.astype(np.int64) * 4096
         i = np.searchsorted(starts, vas, side="right") - 1
         ok = (i >= 0) & (vas < ends[np.maximum(i, 0)])
         if not ok.all():
             va = int(vas[np.flatnonzero(~ok)[0]])
             raise InvariantError(f"mm {id(mm):x}: page at {va:#x} is mapped outside every VMA")
+
+
+def _bounds(mm):
+    key = tuple((v.start, v.end) for v in mm.vmas)
+    cached = getattr(mm, "_check_bounds", None)
+    if cached is None or cached[0] != key:
+        cached = (key, np.array([s for s, _ in key], dtype=np.int64),
+                  np.array([e for _, e in key], dtype=np.int64))
+        mm._check_bounds = cached
+    return cached[1], cached[2]

@@ -210,11 +210,8 @@ def copy_page_range(parent: "MM", child: "MM", share: bool) -> tuple[int, int]:
     q, t, fr = k.ram.q, k.ram.t, k.frames
     vmas = parent.vmas
     shared_n = copied_n = 0
-    for i in range(256):                                   # user half
-        pgd_e = int(q[parent.pgd * 512 + i])
-        if not pgd_e & x86.P:
-            continue
-        pud = entry_pfn(pgd_e)
+    for i in np.flatnonzero(t[parent.pgd][:256] & _P).tolist():    # user half
+        pud = entry_pfn(int(q[parent.pgd * 512 + i]))
         for j in np.flatnonzero(t[pud] & _P).tolist():
             base = (i << 39) | (j << 30)
             covered, special = _gib_masks(vmas, base)

@@ -111,11 +111,8 @@ def free_pgtables(mm: "MM") -> None:
     drop_pte_table, then the PMD and PUD tables themselves."""
     k = mm.kernel
     q, t, fr = k.ram.q, k.ram.t, k.frames
-    for i in range(256):
-        pgd_e = int(q[mm.pgd * 512 + i])
-        if not pgd_e & x86.P:
-            continue
-        pud = entry_pfn(pgd_e)
+    for i in np.flatnonzero(t[mm.pgd][:256] & _P).tolist():
+        pud = entry_pfn(int(q[mm.pgd * 512 + i]))
         for j in np.flatnonzero(t[pud] & _P).tolist():
             pmd = entry_pfn(int(q[pud * 512 + j]))
             for s in np.flatnonzero(t[pmd] & _P).tolist():

@@ -135,7 +135,7 @@ def force_sig_fault(k: "Kernel", t: "Task", sig: int, code: int, addr: int,
     not blocked; otherwise Linux resets it to default, which kills."""
     act = t.sighand.actions[sig]
     if act.handler in (SIG_DFL, SIG_IGN) or t.blocked & bit(sig):
-        act.handler = SIG_DFL
+        t.sighand.actions[sig] = act._replace(handler=SIG_DFL)
         t.blocked &= ~bit(sig)
     t.group.fault = (sig, addr, k.cpu.reg("rip"), vector, err)
     t.pending[sig] = {"signo": sig, "code": code, "addr": addr, "trapno": vector,
@@ -237,8 +237,7 @@ def _setup_frame(k: "Kernel", t: "Task", sig: int, info: dict, act) -> None:
     t.blocked &= ~UNBLOCKABLE
     handler = act.handler
     if act.flags & SA_RESETHAND:
-        act.handler = SIG_DFL
-        act.flags &= ~SA_SIGINFO
+        t.sighand.actions[sig] = act._replace(handler=SIG_DFL, flags=act.flags & ~SA_SIGINFO)
     cpu.set_regs(rsp=frame, rip=handler, rdi=sig, rsi=frame + 312,
                  rdx=frame + 8, rax=0)
     cpu.set_reg("eflags", regs["eflags"] & ~0x400)      # DF clear, as the ABI says

@@ -80,11 +80,9 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
     if flags & CLONE_SIGHAND:
         sighand = t.sighand
     else:
-        sighand = SigHand([copy.copy(a) for a in t.sighand.actions])
+        sighand = SigHand(list(t.sighand.actions))
         if flags & CLONE_CLEAR_SIGHAND:
-            for a in sighand.actions:
-                if a.handler > 1:
-                    a.handler, a.flags, a.mask = 0, 0, 0
+            sighand.actions = [a if a.handler <= 1 else SigAction() for a in sighand.actions]
     tid = k.alloc_pid()
     if flags & CLONE_THREAD:
         group = t.group

@@ -8,7 +8,7 @@ or DEAD.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, TYPE_CHECKING
+from typing import Callable, NamedTuple, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from minios.mm import MM
@@ -19,18 +19,21 @@ BLOCK = object()          # a syscall handler's "not yet: put me to sleep"
 NORETURN = object()       # a handler that set the registers itself
 
 
-@dataclass(eq=False)
-class SigAction:
+class SigAction(NamedTuple):
+    """Immutable, so a fork copies the table as a plain list."""
     handler: int = 0          # SIG_DFL 0, SIG_IGN 1, else an address
     flags: int = 0
     restorer: int = 0
     mask: int = 0
 
 
+_DEFAULT = SigAction()
+
+
 @dataclass(eq=False)
 class SigHand:
     """Handlers, shared by CLONE_SIGHAND."""
-    actions: list[SigAction] = field(default_factory=lambda: [SigAction() for _ in range(65)])
+    actions: list[SigAction] = field(default_factory=lambda: [_DEFAULT] * 65)
 
 
 @dataclass(eq=False)
