@@ -60,24 +60,42 @@ class Trap(Exception):
     """The hardware could not be brought up as documented (a self-test failed)."""
 
 
+_PROTO = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                          ctypes.c_void_p, ctypes.c_int)
+
+
+def _raw(fn) -> "ctypes._CFuncPtr":
+    """The C function without the binding's argtypes: plain ints are passed
+    straight through, which makes a call ~3x cheaper."""
+    return _PROTO(ctypes.cast(fn, ctypes.c_void_p).value)
+
+
+_READ_BATCH = _raw(uclib.uc_reg_read_batch)
+_WRITE_BATCH = _raw(uclib.uc_reg_write_batch)
+
+
 class _Batch:
     """A fixed list of registers read or written with one ctypes call."""
 
     def __init__(self, uch, names: tuple[str, ...]) -> None:
         n = len(names)
-        self.uch, self.n = uch, n
+        self.n = n
         self.ids = (ctypes.c_int * n)(*[REG[x] for x in names])
         self.vals = (ctypes.c_uint64 * n)()
         base = ctypes.addressof(self.vals)
         self.ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
+        h = uch.value if hasattr(uch, "value") else uch
+        self._args = (h, ctypes.addressof(self.ids), ctypes.addressof(self.ptrs), n)
 
     def read(self) -> list[int]:
-        uclib.uc_reg_read_batch(self.uch, self.ids, self.ptrs, self.n)
+        _READ_BATCH(*self._args)
         return self.vals[:]
 
     def write(self, *values: int) -> None:
-        self.vals[:] = [v & 0xFFFF_FFFF_FFFF_FFFF for v in values]
-        uclib.uc_reg_write_batch(self.uch, self.ids, self.ptrs, self.n)
+        vals = self.vals
+        for i, v in enumerate(values):
+            vals[i] = v & 0xFFFF_FFFF_FFFF_FFFF
+        _WRITE_BATCH(*self._args)
 
 
 class CPU:

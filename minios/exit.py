@@ -24,6 +24,7 @@ def mm_release(k: "Kernel", mm: "MM") -> None:
         if v.shm:
             release_shm(k, v)
     mm.vmas.clear()
+    mm._vcache = None
     k.frames.put(mm.pgd)
     mm.nr_tables -= 1
     k.mms.discard(mm)

@@ -136,7 +136,7 @@ def unmap_vmas(mm: "MM", start: int, end: int) -> None:
         return
     for v in gone:
         zap_range(mm, v.start, v.end)
-        mm.vmas.remove(v)
+        mm.remove_vma(v)
         if v.shm:
             release_shm(mm.kernel, v)
 

@@ -81,6 +81,7 @@ class MM:
         from minios.pgtable import pgd_alloc
         self.kernel = kernel
         self.vmas: list[VMA] = []
+        self._vcache: VMA | None = None
         self.rss = 0            # pages mapped by PTE tables this mm owns
         self.nr_tables = 0      # table frames this mm owns (VmPTE)
         self.nr_ptes = 0        # of which PTE tables
@@ -97,9 +98,19 @@ class MM:
 
     # ----------------------------------------------------------- lookup
     def find_vma(self, addr: int) -> VMA | None:
-        """The first VMA with end > addr (it may start above addr), as Linux."""
+        """The first VMA with end > addr (it may start above addr), as Linux.
+        The last hit is cached (Linux's vmacache): faults cluster."""
+        v = self._vcache
+        if v is not None and v.start <= addr < v.end:
+            return v
         i = bisect.bisect_right([v.end for v in self.vmas], addr)
-        return self.vmas[i] if i < len(self.vmas) else None
+        v = self.vmas[i] if i < len(self.vmas) else None
+        self._vcache = v
+        return v
+
+    def remove_vma(self, vma: VMA) -> None:
+        self.vmas.remove(vma)
+        self._vcache = None
 
     def vma_at(self, addr: int) -> VMA | None:
         v = self.find_vma(addr)

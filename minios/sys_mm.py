@@ -186,7 +186,7 @@ def _move(mm, vma, old, old_len, new_len, dest):
     mm.split_at(old + old_len)
     src = mm.vma_at(old)
     move_range(mm, old, dest, old_len)
-    mm.vmas.remove(src)
+    mm.remove_vma(src)
     src.end = dest + new_len
     if src.image is not None:
         src.image.end = dest + (src.image.end - src.start)
