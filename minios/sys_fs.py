@@ -435,3 +435,56 @@ def sys_faccessat2(k, t, dirfd, path, mode, flags, *_):
 @syscall(21, "access")
 def sys_access(k, t, path, mode, *_):
     return sys_faccessat(k, t, AT_FDCWD & 0xFFFFFFFF, path, mode)
+
+
+_DT = {st.S_IFDIR: 4, st.S_IFREG: 8, st.S_IFLNK: 10, st.S_IFCHR: 2, st.S_IFBLK: 6,
+       st.S_IFIFO: 1, st.S_IFSOCK: 12}
+
+
+def _dir_entries(f) -> list[tuple[int, int, bytes]]:
+    """(inode, d_type, name) for a directory file, '.' and '..' first."""
+    if getattr(f, "entries", None) is not None:
+        return f.entries
+    out = [(f.stat().get("ino", 1), 4, b"."), (1, 4, b"..")]
+    host = getattr(f, "host", None)
+    if host is not None:
+        try:
+            with os.scandir(host) as it:
+                for e in sorted(it, key=lambda e: e.name):
+                    try:
+                        s = e.stat(follow_symlinks=False)
+                        out.append((s.st_ino, _DT.get(st.S_IFMT(s.st_mode), 0),
+                                    os.fsencode(e.name)))
+                    except OSError:
+                        continue
+        except OSError:
+            pass
+    else:                       # synthesized (/proc): one name per line
+        for name in f.data.decode().split():
+            out.append((abs(hash(name)) & 0xFFFFFF, 4 if name.isdigit() or name == "self"
+                        else 8, name.encode()))
+    f.entries = out
+    return out
+
+
+@syscall(217, "getdents64")
+def sys_getdents64(k, t, fd, buf, count, *_):
+    f = t.files.get(s32(fd))
+    if not st.S_ISDIR(f.mode):
+        return -E.ENOTDIR
+    ents = _dir_entries(f)
+    out = bytearray()
+    i = f.pos
+    while i < len(ents):
+        ino, typ, name = ents[i]
+        reclen = (19 + len(name) + 1 + 7) & ~7
+        if len(out) + reclen > count:
+            if not out:
+                return -E.EINVAL
+            break
+        rec = struct.pack("<QqHB", ino, i + 1, reclen, typ) + name + b"\0"
+        out += rec.ljust(reclen, b"\0")
+        i += 1
+    copy_to_user(t.mm, buf, bytes(out))
+    f.pos = i
+    return len(out)
