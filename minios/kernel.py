@@ -65,7 +65,15 @@ class Kernel:
         self.quantum = QUANTUM
         self.init_status: int | None = None
         self.futexes: dict = collections.defaultdict(list)
-        self.hooks: dict[str, Callable] = {}       # debugger break hooks
+        # Break hooks, fn(kernel, what, task): "syscall" (name), "fault"
+        # (address), "signal" (signal number), "fork" (child task), "exit"
+        # (status). Called inside the kernel, so pdb sees its state.
+        self.hooks: dict[str, Callable] = {}
+        # A guest debugger (the GDB stub): before_run(task) runs before each
+        # slice and may single-step or wait for commands; on_trap(task,
+        # vector, err, addr) -> True consumes a #BP/#DB/fault; on_signal(task,
+        # sig) -> True suppresses a signal (gdb decides what to pass on).
+        self.debugger = None
         from minios.syscalls import SYSCALLS
         self.syscalls = SYSCALLS
 
@@ -179,6 +187,10 @@ class Kernel:
             signals.do_signal(self, t)
             if t.state != RUNNING:
                 continue
+            if self.debugger is not None:
+                self.debugger.before_run(t)
+                if t.state != RUNNING:
+                    continue
             self.need_resched = False
             self.quantum = QUANTUM
             try:
@@ -256,6 +268,9 @@ class Kernel:
     # --------------------------------------------------------------- traps
     def _on_trap(self, vector: int, err: int, cr2: int) -> None:
         t = self.current
+        if self.debugger is not None and vector != x86.PF \
+                and self.debugger.on_trap(t, vector, err, cr2):
+            return
         if vector == x86.PF:
             self.stats["page_faults"] += 1
             self.trace_fault_note = ""
@@ -273,6 +288,8 @@ class Kernel:
                     self.checker(self)
                 return
             sig, code = res
+            if self.debugger is not None and self.debugger.on_trap(t, vector, err, cr2):
+                return
             signals.force_sig_fault(self, t, sig, code, cr2, vector, err)
         else:
             sig, code = signals.TRAP_SIGNALS.get(vector, (signals.SIGSEGV, 0x80))

@@ -164,6 +164,10 @@ def do_signal(k: "Kernel", t: "Task") -> None:
         if got is None:
             return
         sig, info = got
+        if k.hooks:
+            k._break("signal", sig, t)
+        if k.debugger is not None and k.debugger.on_signal(t, sig):
+            continue
         act = t.sighand.actions[sig]
         if sig in (SIGKILL, SIGSTOP) or act.handler == SIG_DFL:
             if sig in _IGNORE:

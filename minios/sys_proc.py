@@ -13,7 +13,7 @@ from minios import futex, signals
 from minios.cow import copy_page_range
 from minios.exec import ExecError, exec_into
 from minios.exit import do_exit, do_group_exit
-from minios.mm import MM, MMF_COW_PGTABLE
+from minios.mm import MM, MMF_COW_PGTABLE, VMA
 from minios.syscalls import syscall
 from minios.task import (BLOCK, NORETURN, RUNNING, SigAction, SigHand, Task,
                          ThreadGroup)
@@ -42,7 +42,8 @@ def _dup_mm(k, parent: MM, share: bool) -> MM:
     for v in parent.vmas:
         if v.dontfork:
             continue
-        nv = copy.copy(v)
+        nv = VMA.__new__(VMA)
+        nv.__dict__.update(v.__dict__)
         if v.shm is not None:
             v.shm.users += 1
         mm.vmas.append(nv)
@@ -120,6 +121,8 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
         child.clear_child_tid = child_tid
     k.runq.append(child)
     k.stats["forks"] += 1
+    if k.hooks:
+        k._break("fork", child, t)
     if flags & CLONE_VFORK:
         child.vfork_parent = t
         t.vfork_done = False
