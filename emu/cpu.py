@@ -72,6 +72,7 @@ def _raw(fn) -> "ctypes._CFuncPtr":
 
 _READ_BATCH = _raw(uclib.uc_reg_read_batch)
 _WRITE_BATCH = _raw(uclib.uc_reg_write_batch)
+_CTX_WRITE_BATCH = _raw(uclib.uc_context_reg_write_batch)
 
 
 class _Batch:
@@ -318,6 +319,19 @@ class CPU:
     def restore(self, ctx) -> None:
         # context_restore does not flush the TLB; the caller writes CR3.
         self.uc.context_restore(ctx)
+
+    def clone_context(self, **regs: int):
+        """A new context equal to the live CPU state but for ``regs``
+        (fork's child: RIP, RAX = 0, RCX/R11, maybe RSP and FS base)."""
+        ctx = self.uc.context_save()
+        n = len(regs)
+        ids = (ctypes.c_int * n)(*[REG[r] for r in regs])
+        vals = (ctypes.c_uint64 * n)(*[v & 0xFFFF_FFFF_FFFF_FFFF for v in regs.values()])
+        base = ctypes.addressof(vals)
+        ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
+        h = ctx.context.value if hasattr(ctx.context, "value") else ctx.context
+        _CTX_WRITE_BATCH(h, ctypes.addressof(ids), ctypes.addressof(ptrs), n)
+        return ctx
 
     def copy_context(self, ctx):
         """A new context equal to ``ctx`` (the current state is preserved)."""

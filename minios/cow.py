@@ -218,25 +218,28 @@ def copy_page_range(parent: "MM", child: "MM", share: bool) -> tuple[int, int]:
             if not covered.any():
                 continue
             ppmd = entry_pfn(int(q[pud * 512 + j]))
-            cslot0 = walk_pmd(child, base, True)
-            cpmd = cslot0 >> PAGE_SHIFT
-            ents = t[ppmd].copy()
+            cpmd = walk_pmd(child, base, True) >> PAGE_SHIFT
+            ents = t[ppmd]                      # a view: changes land in RAM
             present = (ents & _P) != 0
-            tables = _pfns(ents)
-            cents = np.zeros(512, dtype=np.uint64)
-            bulk = present & covered & ~special
+            has_special = special.any()
+            bulk = present & covered
+            if has_special:
+                bulk &= ~special
             idx = np.flatnonzero(bulk)
             if share and len(idx):
-                # COW PTE: point at the same tables, one more share each.
-                fr.refcount[tables[idx]] += 1
-                ents[idx] = (ents[idx] & _NOT_RW) | _COW_PMD
-                cents[idx] = ents[idx]
+                # COW PTE: point at the same tables, one more share each,
+                # and write-protect both PMD entries. No page is looked at.
+                sel = ents[idx]
+                fr.refcount[(sel & _ADDR) >> _SHIFT] += 1
+                sel = (sel & _NOT_RW) | _COW_PMD
+                ents[idx] = sel
+                t[cpmd, idx] = sel
                 shared_n += len(idx)
             elif len(idx):
                 # Plain fork: copy whole tables, write-protect, count pages.
                 # A private page is mapped once per mm, so ``frames`` has no
                 # repeats and a fancy-index increment is exact.
-                src = tables[idx]
+                src = _pfns(ents[idx])
                 new = np.array([fr.alloc(TABLE) for _ in range(len(idx))], dtype=np.int64)
                 block = _wrprotect(t[src])
                 t[src] = block
@@ -245,19 +248,20 @@ def copy_page_range(parent: "MM", child: "MM", share: bool) -> tuple[int, int]:
                 fr.refcount[frames] += 1
                 fr.mapcount[frames] += 1
                 child.rss += len(frames)
-                cents[idx] = (new.astype(np.uint64) << _SHIFT) | _UPPER
+                t[cpmd, idx] = (new.astype(np.uint64) << _SHIFT) | _UPPER
                 k.pt_owner[new] = cpmd * PAGE_SIZE + idx * 8
                 child.nr_tables += len(idx)
                 child.nr_ptes += len(idx)
                 copied_n += len(idx)
+            if not has_special:
+                continue
             for s in np.flatnonzero(present & covered & special).tolist():
-                new = _copy_special_table(parent, child, int(tables[s]), base + s * PMD_SIZE)
-                cents[s] = (new << PAGE_SHIFT) | UPPER
+                new = _copy_special_table(parent, child, entry_pfn(int(ents[s])),
+                                          base + s * PMD_SIZE)
+                t[cpmd, s] = (new << PAGE_SHIFT) | UPPER
                 k.pt_owner[new] = cpmd * PAGE_SIZE + s * 8
                 child.nr_tables += 1
                 child.nr_ptes += 1
                 copied_n += 1
-            t[ppmd] = ents
-            t[cpmd] = cents
     k.cpu.flush_tlb()                 # the parent's entries were downgraded
     return shared_n, copied_n

@@ -98,16 +98,13 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
         group.cwd = getattr(t.group, "cwd", "/")
         group.umask = getattr(t.group, "umask", 0o022)
         k.groups[tid] = group
-    ctx = cpu.uc.context_save()
     rip = t.syscall_rip + 2
-    ctx.reg_write(X.UC_X86_REG_RIP, rip)
-    ctx.reg_write(X.UC_X86_REG_RAX, 0)
-    ctx.reg_write(X.UC_X86_REG_RCX, rip)
-    ctx.reg_write(X.UC_X86_REG_R11, cpu.reg("eflags"))
+    regs = {"rip": rip, "rax": 0, "rcx": rip, "r11": cpu.reg("eflags")}
     if stack:
-        ctx.reg_write(X.UC_X86_REG_RSP, stack)
+        regs["rsp"] = stack
     if flags & CLONE_SETTLS:
-        ctx.reg_write(X.UC_X86_REG_FS_BASE, tls)
+        regs["fs_base"] = tls
+    ctx = cpu.clone_context(**regs)
     child = Task(tid, group, mm, files, sighand, ctx)
     child.blocked = t.blocked
     child.altstack = t.altstack if not flags & CLONE_VM or flags & CLONE_VFORK else (0, 2, 0)
