@@ -203,6 +203,19 @@ def _copy_special_table(parent: "MM", child: "MM", table: int, va: int) -> int:
     return new
 
 
+def _alloc_tables(fr, n: int) -> list[int]:
+    """n table frames, or none at all (OutOfMemory) so nothing leaks."""
+    got: list[int] = []
+    try:
+        for _ in range(n):
+            got.append(fr.alloc(TABLE))
+    except Exception:
+        for f in got:
+            fr.free(f)
+        raise
+    return got
+
+
 def copy_page_range(parent: "MM", child: "MM", share: bool) -> tuple[int, int]:
     """Duplicate ``parent``'s user page tables into ``child`` (fork).
     Returns (PTE tables shared, PTE tables copied)."""
@@ -240,7 +253,7 @@ def copy_page_range(parent: "MM", child: "MM", share: bool) -> tuple[int, int]:
                 # A private page is mapped once per mm, so ``frames`` has no
                 # repeats and a fancy-index increment is exact.
                 src = _pfns(ents[idx])
-                new = np.array([fr.alloc(TABLE) for _ in range(len(idx))], dtype=np.int64)
+                new = np.array(_alloc_tables(fr, len(idx)), dtype=np.int64)
                 block = _wrprotect(t[src])
                 t[src] = block
                 t[new] = block

@@ -20,10 +20,10 @@ import numpy as np
 from emu import x86
 from emu.cpu import CPU, RESERVED_FRAMES
 from minios import signals
-from minios.errno import ERRNO_NAMES, EFAULT, ENOSYS
+from minios.errno import ERRNO_NAMES, EFAULT, ENOMEM, ENOSYS
 from minios.fault import handle_mm_fault
 from minios.files import FdTable, HostFd, O_RDONLY, O_WRONLY
-from minios.frames import FrameAllocator
+from minios.frames import FrameAllocator, OutOfMemory
 from minios.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, STOPPED,
                          ZOMBIE, SigHand, Task, ThreadGroup)
 from minios.uaccess import Fault
@@ -232,6 +232,8 @@ class Kernel:
                 r = ent[0](self, t, a0, a1, a2, a3, a4, a5)
             except Fault:
                 r = -EFAULT
+            except OutOfMemory:
+                r = -ENOMEM
             except OSError as e:
                 r = -(e.errno or 5)
             except Exception as e:

@@ -12,7 +12,8 @@ from unicorn import x86_const as X
 from minios import futex, signals
 from minios.cow import copy_page_range
 from minios.exec import ExecError, exec_into
-from minios.exit import do_exit, do_group_exit
+from minios.exit import do_exit, do_group_exit, mm_release
+from minios.frames import OutOfMemory
 from minios.mm import MM, MMF_COW_PGTABLE, VMA
 from minios.syscalls import syscall
 from minios.task import (BLOCK, NORETURN, RUNNING, SigAction, SigHand, Task,
@@ -38,7 +39,18 @@ __WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
 
 
 def _dup_mm(k, parent: MM, share: bool) -> MM:
+    """The child's mm for fork. On OutOfMemory the half-built child is
+    released and the parent is left consistent (its downgraded entries just
+    take a COW fault that reuses the page)."""
     mm = MM(k)
+    try:
+        return _fill_mm(k, parent, mm, share)
+    except OutOfMemory:
+        mm_release(k, mm)
+        raise
+
+
+def _fill_mm(k, parent: MM, mm: MM, share: bool) -> MM:
     for v in parent.vmas:
         if v.dontfork:
             continue
@@ -68,7 +80,10 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
         mm = t.mm
         mm.users += 1
     else:
-        mm = _dup_mm(k, t.mm, share)
+        try:
+            mm = _dup_mm(k, t.mm, share)
+        except OutOfMemory:
+            return -E.ENOMEM            # _dup_mm released the half-built child
         if "fork" in k.trace or "syscall" in k.trace:
             lf = k.last_fork
             k.trace_out.write(f"[pid {t.tid}] fork: {lf['shared']} PTE tables shared, "
