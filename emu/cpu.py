@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import ctypes
 import struct
+import threading
+import time
 from typing import Callable
 
 from unicorn import Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL
@@ -60,8 +62,9 @@ class Trap(Exception):
     """The hardware could not be brought up as documented (a self-test failed)."""
 
 
-_PROTO = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
-                          ctypes.c_void_p, ctypes.c_int)
+# PYFUNCTYPE keeps the GIL across the call: these calls are short.
+_PROTO = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                           ctypes.c_void_p, ctypes.c_int)
 
 
 def _raw(fn) -> "ctypes._CFuncPtr":
@@ -113,6 +116,9 @@ class CPU:
         self._xctx = uc.context_save()      # scratch context for the trap path
         self._in_trap = False
         self._code_flushes: list = []
+        self._watchdog: threading.Thread | None = None
+        self._run_gen = 0
+        self._armed = False
         self._build_firmware()
         uc.hook_add(UC_HOOK_INTR, self._hook_intr)
         uc.hook_add(UC_HOOK_INSN, self._hook_syscall, None, 1, 0, X.UC_X86_INS_SYSCALL)
@@ -342,10 +348,35 @@ class CPU:
         return new
 
     # -------------------------------------------------------------------- run
-    def run(self, timeout_us: int = 0) -> None:
-        """Execute from the current RIP until a hook stops us or the slice ends."""
+    def run(self, slice_us: int = 0) -> None:
+        """Execute from the current RIP until a hook stops us, or, with
+        ``slice_us``, until a run has lasted one to two slices.
+
+        Unicorn's own ``timeout`` starts a timer thread per emu_start
+        (~400 us each, measured), so a single watchdog thread does it: it
+        wakes every slice and stops a run it already saw running."""
         rip = self._one["rip"].read()[0]
-        self.uc.emu_start(rip, 0, timeout=timeout_us)
+        if slice_us:
+            if self._watchdog is None:
+                self._start_watchdog(slice_us)
+            self._run_gen += 1
+            self._armed = True
+        try:
+            self.uc.emu_start(rip, 0)
+        finally:
+            self._armed = False
+
+    def _start_watchdog(self, slice_us: int) -> None:
+        def loop() -> None:
+            seen = -1
+            while True:
+                time.sleep(slice_us / 1e6)
+                gen = self._run_gen
+                if self._armed and gen == seen:
+                    self.uc.emu_stop()
+                seen = gen
+        self._watchdog = threading.Thread(target=loop, name="minios-slice", daemon=True)
+        self._watchdog.start()
 
     def stop(self) -> None:
         self.uc.emu_stop()
