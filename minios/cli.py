@@ -34,10 +34,16 @@ def cmd_run(a) -> int:
     trace_file = open(a.trace_file, "w") if a.trace_file else None
     try:
         m = Machine(mem=a.mem, cow_pte=a.cow_pte, trace=_trace_set(a.trace),
-                    trace_file=trace_file, check=a.check, root=a.root)
+                    trace_file=trace_file, check=a.check, root=a.root, rw=tuple(a.rw))
     except MachineError as e:
         print(f"minios: {e}", file=sys.stderr)
         return 2
+    for spec in a.breaks or ():
+        try:
+            m.add_break(spec)              # minios.debug: pdb inside the kernel
+        except ValueError as e:
+            print(f"minios: --break {e}", file=sys.stderr)
+            return 2
     try:
         return m.run(a.program, a.args, env=os.environ, stdio=(0, 1, 2))
     except MachineError as e:
@@ -45,6 +51,11 @@ def cmd_run(a) -> int:
         return e.status
     except KeyboardInterrupt:
         return 130
+
+
+def cmd_ptdump(a) -> int:
+    from minios.debug import ptdump_command
+    return ptdump_command(a)
 
 
 def cmd_demo(a) -> int:
@@ -75,9 +86,32 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--check", action="store_true",
                    help="run the invariant checker after every syscall and fault")
     r.add_argument("--root", default="/", help="host directory used as the guest's /")
+    r.add_argument("--rw", action="append", default=[], metavar="DIR",
+                   help="make this directory (under the root) writable; repeatable "
+                   "(the rest of the root is read-only; /tmp is an in-memory tmpfs)")
+    r.add_argument("--break", dest="breaks", action="append", metavar="SPEC",
+                   help="stop in the kernel (pdb, or $PYTHONBREAKPOINT) at: fault, "
+                   "fault@LO-HI, fault:cow-pte, syscall:NAME, signal:NAME, fork, exit "
+                   "(repeatable; see minios/debug.py)")
     r.add_argument("program")
     r.add_argument("args", nargs=argparse.REMAINDER)
     r.set_defaults(fn=cmd_run)
+    pd = sub.add_parser("ptdump", help="run a program, dump its page tables at exits, "
+                        "forks or syscalls")
+    pd.add_argument("--at", action="append", metavar="SPEC",
+                    help="when to dump: exit (default: each process as it exits), fork "
+                    "(parent and child), syscall:NAME, signal:NAME, fault:cow-pte, "
+                    "fault@LO-HI (repeatable)")
+    pd.add_argument("--all", action="store_true",
+                    help="dump every process at every point, not only the ones involved")
+    pd.add_argument("--tables", action="store_true",
+                    help="one line per run of PTE tables (sharing, pages) instead of page ranges")
+    pd.add_argument("--mem", type=parse_size, default=4 << 30, help="guest RAM (default 4G)")
+    pd.add_argument("--cow-pte", choices=("flag", "always", "never"), default="flag")
+    pd.add_argument("-o", "--output", help="write the dumps here (default stdout)")
+    pd.add_argument("program")
+    pd.add_argument("args", nargs=argparse.REMAINDER)
+    pd.set_defaults(fn=cmd_ptdump)
     d = sub.add_parser("demo", help="the RFC's PageTables table, plain vs COW PTE fork")
     d.add_argument("--size", type=parse_size, default=1 << 30, help="memory to touch (1G)")
     d.add_argument("--mem", type=parse_size, default=4 << 30)
@@ -93,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         while i < len(argv) and argv[i].startswith("-"):
             if argv[i] == "--trace":
                 argv[i] = "--trace=syscall,fault,signal,fork"
-            elif argv[i] in ("--mem", "--trace-file", "--cow-pte", "--root"):
+            elif argv[i] in ("--mem", "--trace-file", "--cow-pte", "--root", "--break", "--rw"):
                 i += 1
             i += 1
     a = p.parse_args(argv)

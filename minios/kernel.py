@@ -35,7 +35,7 @@ SLICE_US = 20_000            # timer slice for tasks that do not make syscalls
 class Kernel:
     def __init__(self, mem: int = 4 << 30, cow_pte: str = "flag",
                  trace: set[str] | None = None, trace_file=None,
-                 check: bool = False, root: str = "/") -> None:
+                 check: bool = False, root: str = "/", rw: tuple = ()) -> None:
         if cow_pte not in ("flag", "always", "never"):
             raise ValueError("cow_pte must be flag, always or never")
         self.cpu = CPU(mem)
@@ -48,6 +48,7 @@ class Kernel:
         self.mms: set = set()
         self.cow_pte = cow_pte
         self.root = root
+        self.rw_dirs = list(rw)          # host dirs writable in the guest (minios/vfs.py)
         self.tasks: dict[int, Task] = {}
         self.groups: dict[int, ThreadGroup] = {}
         self.runq: collections.deque[Task] = collections.deque()
@@ -278,13 +279,11 @@ class Kernel:
             self.trace_fault_note = ""
             if self.hooks:
                 self._break("fault", cr2, t)
-            res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I))
             if "fault" in self.trace:
-                note = self.trace_fault_note if res is None else \
-                    ("SIGSEGV" if res[0] == signals.SIGSEGV else "SIGBUS")
-                self.trace_out.write(
-                    f"[pid {t.tid}] page fault at {cr2:#x} ip {self.cpu.reg('rip'):#x} "
-                    f"({x86.pf_reason(err)}) -> {note}\n")
+                from minios.trace import trace_fault     # handles it and writes the line
+                res = trace_fault(self, t, cr2, err)
+            else:
+                res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I))
             if res is None:
                 if self.check and self.checker:
                     self.checker(self)

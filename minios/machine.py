@@ -7,6 +7,15 @@
 ``run`` returns the exit status as a shell reports it (128 + signal when
 killed). Bad programs raise :class:`MachineError` with a one-line message
 and the status a shell would give (127 missing, 2 otherwise).
+
+Tracing and debugging (see ``minios.trace`` and ``minios.debug``)::
+
+    log = io.StringIO()
+    m = Machine(trace="syscall,fault,fork", trace_file=log)   # or a set
+    m.add_break("fault:cow-pte")          # pdb inside the kernel (sys.breakpointhook)
+    m.add_break("exit", action=lambda k, kind, what, task: print(m.ptdump(task.tid)))
+    m.run(...)
+    m.trace_events()                      # parsed: [{"kind": "syscall", "name": ...}, ...]
 """
 from __future__ import annotations
 
@@ -24,20 +33,67 @@ class MachineError(Exception):
 
 class Machine:
     def __init__(self, mem: int = 4 << 30, cow_pte: str = "flag", trace=None,
-                 trace_file=None, check: bool = False, root: str = "/") -> None:
+                 trace_file=None, check: bool = False, root: str = "/",
+                 rw: tuple = ()) -> None:
         from emu.cpu import Trap
         from minios.kernel import Kernel
+        if isinstance(trace, str):              # "syscall,fault" as on the command line
+            trace = ({"syscall", "fault", "sched", "signal", "fork"} if trace == "all" else
+                     {x.strip() for x in trace.split(",") if x.strip()})
         try:
             self.kernel = Kernel(mem=mem, cow_pte=cow_pte, trace=trace, trace_file=trace_file,
-                                 check=check, root=root)
+                                 check=check, root=root, rw=tuple(rw))
         except (Trap, ValueError, OSError) as e:
             raise MachineError(f"cannot boot the machine: {e}") from None
+        if not os.path.isdir(root):
+            raise MachineError(f"--root {root}: not a directory")
+        try:
+            from minios.vfs import get_vfs
+            get_vfs(self.kernel)                # checks the --rw directories
+        except ValueError as e:
+            raise MachineError(str(e)) from None
         if check:
             from minios.check import check_invariants
             self.kernel.checker = check_invariants
+        self.trace_file = trace_file
+        if self.kernel.trace:
+            from minios.trace import install
+            install(self.kernel)
+
+    # ------------------------------------------------------ tracing, debugging
+    def add_break(self, spec: str, action=None):
+        """Stop in the kernel at an event (``fault``, ``fault@LO-HI``,
+        ``fault:cow-pte``, ``syscall:NAME``, ``signal:NAME``, ``fork``,
+        ``exit``): ``action(kernel, kind, what, task)``, by default the
+        debugger via ``sys.breakpointhook()``. Raises ValueError for a bad spec."""
+        from minios.debug import add_break
+        return add_break(self.kernel, spec, action)
+
+    def ptdump(self, pid: int | None = None, all: bool = False, tables: bool = False) -> str:
+        """The page-table dump of a live process (see ``minios.debug``)."""
+        from minios.debug import ptdump
+        return ptdump(self.kernel, pid, all, tables)
+
+    def trace_events(self) -> list[dict]:
+        """The trace so far, parsed (``minios.trace.parse``); needs a
+        ``trace_file`` that can be read back (io.StringIO, or a file opened w+)."""
+        from minios.trace import parse
+        f = self.trace_file
+        if f is None:
+            return []
+        if hasattr(f, "getvalue"):
+            return parse(f.getvalue())
+        f.flush()
+        pos = f.tell()
+        f.seek(0)
+        text = f.read()
+        f.seek(pos)
+        return parse(text)
 
     def run(self, program: str, args=(), env=None, stdio=(0, 1, 2)) -> int:
         k = self.kernel
+        if os.path.realpath(k.root) != "/":
+            return self._run_in_root(program, args, env, stdio)
         path = os.path.abspath(program)
         if not os.path.exists(program):
             raise MachineError(f"{program}: No such file or directory", 127)
@@ -52,9 +108,33 @@ class Machine:
         from minios.exec import parse_elf
         try:
             parse_elf(data, program)
-            k.spawn(path if k.root == "/" else program, argv, envp, stdio)
+            k.boot_exe = (path, path)    # read from the host even if /tmp hides it
+            k.spawn(path, argv, envp, stdio).mm.exe = os.path.realpath(path)
         except ExecError as e:
             raise MachineError(str(e), 126 if e.errno == errno.EACCES else 2) from None
+        return k.run()
+
+    def _run_in_root(self, program: str, args, env, stdio) -> int:
+        """With --root, ``program`` is a path in the guest's tree (relative
+        ones start at the guest's /)."""
+        from minios.exec import parse_elf
+        from minios.vfs import read_exec_file
+        k = self.kernel
+        guest = program if program.startswith("/") else "/" + program
+        env = os.environ if env is None else env
+        envp = [f"{a}={b}".encode() for a, b in env.items()]
+        argv = [program.encode()] + [x.encode() if isinstance(x, str) else x for x in args]
+        try:
+            parse_elf(read_exec_file(k, guest), program)
+            task = k.spawn(guest, argv, envp, stdio)
+            from minios.vfs import canonical_path
+            task.mm.exe = canonical_path(k, task, guest)
+        except ExecError as e:
+            status = {errno.ENOENT: 127, errno.ENOTDIR: 127, errno.EACCES: 126}.get(e.errno, 2)
+            if e.errno == errno.ENOENT:
+                raise MachineError(f"{program}: No such file or directory (in the guest's "
+                                   f"root {k.root})", status) from None
+            raise MachineError(str(e), status) from None
         return k.run()
 
     def meminfo(self) -> dict[str, int]:

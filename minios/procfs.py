@@ -1,15 +1,23 @@
-"""/proc: meminfo, cpuinfo, self and PID/ (status, maps, cmdline, stat, exe).
+"""/proc: meminfo, cpuinfo, uptime, loadavg, version, mounts, self, and
+PID/ (status, stat, statm, maps, cmdline, environ, comm, exe, cwd, root,
+fd/).
 
 Every figure is computed from the kernel's own counters at open time, in
-Linux's formats, so guest programs parse them as they would on Linux.
+Linux's formats, so guest programs parse them as they would on Linux. The
+links (self, exe, cwd, root, fd/N) are symlinks whose targets are guest
+paths, so following them stays inside the guest's tree; fd/N of a pipe,
+a terminal or an unlinked file opens the same open file, as on Linux.
 """
 from __future__ import annotations
 
 import errno
 import stat as st
+import time
 
-from minios.files import MemFile, O_ACCMODE, O_RDONLY
+from minios.files import MemFile, O_ACCMODE, O_RDONLY, O_WRONLY
 from minios.mm import PROT_EXEC, PROT_READ, PROT_WRITE
+
+BOOT_NS = time.time_ns()
 
 
 def meminfo(k) -> str:
@@ -24,17 +32,6 @@ def meminfo(k) -> str:
     return "".join(f"{name + ':':<16}{v:>8} kB\n" for name, v in rows)
 
 
-def _task(k, t, pid: str):
-    if pid == "self":
-        return t
-    if pid == "thread-self":
-        return t
-    try:
-        return k.tasks.get(int(pid))
-    except ValueError:
-        return None
-
-
 def status(k, t) -> str:
     mm, g = t.mm, t.group
     vm = mm.total_vm() // 1024
@@ -44,11 +41,19 @@ def status(k, t) -> str:
     ppid = g.parent.tgid if g.parent else 0
     return (f"Name:\t{g.comm}\nUmask:\t{getattr(g, 'umask', 0o22):04o}\nState:\t{state}\n"
             f"Tgid:\t{g.tgid}\nNgid:\t0\nPid:\t{t.tid}\nPPid:\t{ppid}\nTracerPid:\t0\n"
-            f"Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n"
+            f"Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\n"
             f"VmPeak:\t{vm:8} kB\nVmSize:\t{vm:8} kB\nVmRSS:\t{rss:8} kB\n"
             f"RssAnon:\t{rss:8} kB\nRssFile:\t{0:8} kB\nRssShmem:\t{0:8} kB\n"
             f"VmPTE:\t{mm.nr_tables * 4:8} kB\nThreads:\t{len(g.threads)}\n"
+            f"SigPnd:\t{_sigmask(t.pending):016x}\nShdPnd:\t{_sigmask(g.shared_pending):016x}\n"
             f"SigBlk:\t{t.blocked:016x}\n")
+
+
+def _sigmask(q) -> int:
+    m = 0
+    for s in q:
+        m |= 1 << (s - 1)
+    return m
 
 
 def maps(k, t) -> str:
@@ -71,57 +76,295 @@ def cpuinfo(k) -> str:
             "sse sse2 syscall nx lm sse3 ssse3 cx16 sse4_1 sse4_2 popcnt\n\n")
 
 
-def proc_readlink(k, t, path: str) -> str:
-    parts = path.split("/")[2:]
-    task = _task(k, t, parts[0]) if parts else None
-    if task is None:
-        raise OSError(errno.ENOENT, path)
-    if parts[1:] == ["exe"]:
-        return task.mm.exe
-    if len(parts) == 3 and parts[1] == "fd":
+def _stat_line(k, task) -> str:
+    g = task.group
+    ppid = g.parent.tgid if g.parent else 0
+    start = int((g.start_ns or 0) / 1e7) if g.start_ns else 0
+    utime = int(g.utime_ns / 1e7)
+    f = [task.tid, f"({g.comm})", task.state, ppid, g.pgid, g.sid, 0, -1, 0x400000, 0, 0, 0,
+         0, utime, 0, 0, 0, 20, 0, len(g.threads), 0, start, task.mm.total_vm(),
+         task.mm.rss, (1 << 64) - 1] + [0] * 27
+    return " ".join(map(str, f)) + "\n"
+
+
+def _uptime(k) -> str:
+    up = time.time() - k.boot_time
+    return f"{up:.2f} {up:.2f}\n"
+
+
+def _mounts(k) -> str:
+    from minios.vfs import get_vfs
+    v = get_vfs(k)
+    root_opts = "rw" if "/" in v.host.rw else "ro"
+    lines = [f"rootfs / rootfs {root_opts} 0 0"]
+    lines += [f"hostfs {d} hostfs rw 0 0" for d in v.host.rw if d != "/"]
+    lines += ["devfs /dev devtmpfs ro 0 0", "proc /proc proc rw 0 0", "tmpfs /tmp tmpfs rw 0 0"]
+    return "\n".join(lines) + "\n"
+
+
+_TOP_FILES = {
+    "meminfo": lambda k: meminfo(k),
+    "cpuinfo": lambda k: cpuinfo(k),
+    "uptime": _uptime,
+    "loadavg": lambda k: f"0.00 0.00 0.00 1/{len(k.tasks)} {k.next_pid - 1}\n",
+    "version": lambda k: "Linux version 6.1.0-minios (minios) #1 SMP minios\n",
+    "mounts": _mounts,
+    "filesystems": lambda k: "nodev\tproc\nnodev\ttmpfs\nnodev\tdevtmpfs\n\thostfs\n",
+}
+
+
+class PNode:
+    """A /proc node: read-only, owned by root."""
+    ro_errno = errno.EACCES
+    mode = st.S_IFREG | 0o444
+
+    def __init__(self, ino: int) -> None:
+        self.ino = ino
+
+    def stat(self) -> dict:
+        return {"mode": self.mode, "ino": self.ino, "dev": 4, "nlink": 1, "size": 0,
+                "uid": 0, "gid": 0, "atime": BOOT_NS, "mtime": BOOT_NS, "ctime": BOOT_NS}
+
+    def lookup(self, name: str):
+        raise OSError(errno.ENOTDIR, name)
+
+    def readlink(self) -> str:
+        raise OSError(errno.EINVAL, "")
+
+    def writable(self) -> bool:
+        return False
+
+
+class PFile(PNode):
+    def __init__(self, ino: int, gen) -> None:
+        super().__init__(ino)
+        self.gen = gen
+
+    def open(self, k, t, flags: int, path: str):
+        if flags & O_ACCMODE != O_RDONLY:
+            raise OSError(errno.EACCES, path)
+        data = self.gen(k)
+        return MemFile(data if isinstance(data, bytes) else data.encode(), path, self.mode)
+
+
+class PLink(PNode):
+    mode = st.S_IFLNK | 0o777
+
+    def __init__(self, ino: int, target, magic=None) -> None:
+        super().__init__(ino)
+        self._target = target            # fn() -> str
+        if magic is not None:
+            self.magic = magic           # fn(k, t) -> (node, path) | None
+
+    def readlink(self) -> str:
+        return self._target()
+
+
+def _task_of(k, pid: int):
+    g = k.groups.get(pid)
+    if g is None or not g.threads:
+        return None
+    return g.threads[0]
+
+
+class PidDir(PNode):
+    mode = st.S_IFDIR | 0o555
+    NAMES = ("cmdline", "comm", "cwd", "environ", "exe", "fd", "maps", "root", "stat",
+             "statm", "status")
+
+    def __init__(self, k, pid: int) -> None:
+        super().__init__(pid << 8)
+        self.k, self.pid = k, pid
+
+    def _task(self):
+        t = _task_of(self.k, self.pid)
+        if t is None:
+            raise OSError(errno.ENOENT, "")
+        return t
+
+    def lookup(self, name: str):
+        k, pid = self.k, self.pid
+        self._task()
+        base = pid << 8
+        i = self.NAMES.index(name) + 1 if name in self.NAMES else 0
+        files = {
+            "status": lambda k: status(k, self._task()),
+            "maps": lambda k: maps(k, self._task()),
+            "cmdline": lambda k: b"".join(a + b"\0" for a in self._task().group.cmdline),
+            "comm": lambda k: self._task().group.comm + "\n",
+            "stat": lambda k: _stat_line(k, self._task()),
+            "statm": lambda k: f"{self._task().mm.total_vm() // 4096} {self._task().mm.rss} "
+                               f"0 0 0 0 0\n",
+            "environ": lambda k: _environ(self._task()),
+        }
+        if name in files:
+            return PFile(base + i, files[name])
+        if name == "exe":
+            return PLink(base + i, lambda: self._task().mm.exe)
+        if name == "cwd":
+            return PLink(base + i, lambda: getattr(self._task().group, "cwd", "/"))
+        if name == "root":
+            return PLink(base + i, lambda: "/")
+        if name == "fd":
+            return FdDir(k, pid, base + i)
+        return None
+
+    def list(self):
+        self._task()
+        return [(self.ino, 4, "."), (1, 4, "..")] + [
+            (self.ino + 1 + i, 10 if n in ("cwd", "exe", "root") else 4 if n == "fd" else 8, n)
+            for i, n in enumerate(self.NAMES)]
+
+
+def _environ(t) -> bytes:
+    from minios.uaccess import Fault, copy_from_user
+    mm = t.mm
+    try:
+        return copy_from_user(mm, mm.env_start, max(0, mm.env_end - mm.env_start))
+    except Fault:
+        return b""
+
+
+def fd_target(f) -> str:
+    if f.kind == "fifo":
+        return f"pipe:[{id(f.pipe) & 0xFFFFF}]"
+    if f.kind == "host":
+        import os
         try:
-            f = task.files.get(int(parts[2]))
-        except (ValueError, OSError):
-            raise OSError(errno.ENOENT, path) from None
-        if f.kind == "fifo":
-            return f"pipe:[{id(f.pipe) & 0xFFFFF}]"
-        return f.path or f"anon_inode:[{f.kind}]"
-    if parts[1:] == ["cwd"]:
-        return getattr(task.group, "cwd", "/")
-    raise OSError(errno.EINVAL, path)
+            s = os.fstat(f.fd)
+        except OSError:
+            return "anon_inode:[host]"
+        if st.S_ISFIFO(s.st_mode):
+            return f"pipe:[{s.st_ino}]"
+        if st.S_ISSOCK(s.st_mode):
+            return f"socket:[{s.st_ino}]"
+        try:
+            return os.ttyname(f.fd) if os.isatty(f.fd) else os.readlink(f"/proc/self/fd/{f.fd}")
+        except OSError:
+            return "anon_inode:[host]"
+    path = f.path or f"anon_inode:[{f.kind}]"
+    node = f.node
+    if node is not None and getattr(node, "nlink", 1) == 0:
+        path += " (deleted)"
+    return path
 
 
-def open_proc(k, t, path: str, flags: int):
-    if flags & O_ACCMODE != O_RDONLY:
-        raise OSError(errno.EACCES, path)
-    parts = path.split("/")[2:]
-    if not parts:
-        names = ["meminfo", "cpuinfo", "self"] + [str(p) for p in k.groups]
-        return MemFile("\n".join(names).encode(), path, st.S_IFDIR | 0o555)
-    if parts == ["meminfo"]:
-        return MemFile(meminfo(k).encode(), path)
-    if parts == ["cpuinfo"]:
-        return MemFile(cpuinfo(k).encode(), path)
-    task = _task(k, t, parts[0])
-    if task is None:
+class FileNode:
+    """What /proc/PID/fd/N leads to: the open file itself."""
+    ro_errno = errno.EACCES
+
+    def __init__(self, f) -> None:
+        self.file = f
+
+    def stat(self) -> dict:
+        return self.file.stat()
+
+    def lookup(self, name):
+        if self.file.node is not None:
+            return self.file.node.lookup(name)
+        raise OSError(errno.ENOTDIR, name)
+
+    def list(self):
+        return self.file.node.list()
+
+    def readlink(self) -> str:
+        raise OSError(errno.EINVAL, "")
+
+    def writable(self) -> bool:
+        n = self.file.node
+        return n.writable() if n is not None else True
+
+    def reopen(self, flags: int):
+        """A new open of the same object (Linux reopens the inode)."""
+        from minios.files import PipeEnd as PE
+        from minios.vfs import open_node
+        f = self.file
+        if isinstance(f, PE):
+            acc = flags & O_ACCMODE
+            return PE(f.pipe, acc == O_WRONLY, flags)
+        if f.node is not None and not getattr(f, "opath", False):
+            return open_node(None, None, f.node, f.path, flags)
+        return f
+
+
+class FdDir(PNode):
+    mode = st.S_IFDIR | 0o500
+
+    def __init__(self, k, pid: int, ino: int) -> None:
+        super().__init__(ino)
+        self.k, self.pid = k, pid
+
+    def _files(self):
+        t = _task_of(self.k, self.pid)
+        if t is None or t.files is None:
+            raise OSError(errno.ENOENT, "")
+        return t.files
+
+    def lookup(self, name: str):
+        try:
+            n = int(name)
+        except ValueError:
+            return None
+        if str(n) != name:
+            return None
+        files = self._files()
+        if n not in files.fds:
+            return None
+
+        def target():
+            return fd_target(self._files().get(n))
+
+        def magic(k, t):
+            f = self._files().get(n)
+            return FileNode(f), f.path or target()
+        link = PLink((self.pid << 16) + 0x1000 + n, target, magic)
+        link.mode = st.S_IFLNK | 0o700
+        return link
+
+    def list(self):
+        fds = sorted(self._files().fds)
+        return [(self.ino, 4, "."), (self.pid << 8, 4, "..")] + [
+            ((self.pid << 16) + 0x1000 + n, 10, str(n)) for n in fds]
+
+
+class ProcRoot(PNode):
+    mode = st.S_IFDIR | 0o555
+
+    def __init__(self, k) -> None:
+        super().__init__(1)
+        self.k = k
+
+    def lookup(self, name: str):
+        k = self.k
+        if name in _TOP_FILES:
+            return PFile(10 + list(_TOP_FILES).index(name), _TOP_FILES[name])
+        if name in ("self", "thread-self"):
+            return PLink(2 if name == "self" else 3,
+                         lambda: str(k.current.group.tgid) if k.current else "1")
+        try:
+            pid = int(name)
+        except ValueError:
+            return None
+        if str(pid) != name:
+            return None
+        if _task_of(k, pid) is None:
+            return None
+        return PidDir(k, pid)
+
+    def list(self):
+        k = self.k
+        out = [(1, 4, "."), (1, 4, ".."), (2, 10, "self"), (3, 10, "thread-self")]
+        out += [(10 + i, 8, n) for i, n in enumerate(_TOP_FILES)]
+        out += [(pid << 8, 4, str(pid)) for pid in sorted(k.groups)
+                if _task_of(k, pid) is not None]
+        return out
+
+
+# Kept for callers of the old interface.
+def proc_readlink(k, t, path: str) -> str:
+    from minios.vfs import lookup
+    lk = lookup(k, t, path, follow=False)
+    if lk.node is None:
         raise OSError(errno.ENOENT, path)
-    rest = parts[1:]
-    if not rest:
-        return MemFile(b"", path, st.S_IFDIR | 0o555)
-    if rest == ["status"]:
-        return MemFile(status(k, task).encode(), path)
-    if rest == ["maps"]:
-        return MemFile(maps(k, task).encode(), path)
-    if rest == ["cmdline"]:
-        return MemFile(b"".join(a + b"\0" for a in task.group.cmdline), path)
-    if rest == ["comm"]:
-        return MemFile((task.group.comm + "\n").encode(), path)
-    if rest == ["stat"]:
-        g = task.group
-        ppid = g.parent.tgid if g.parent else 0
-        return MemFile(f"{task.tid} ({g.comm}) {task.state} {ppid} {g.pgid} {g.sid} 0 -1 0 0 0 "
-                       f"0 0 0 0 0 0 20 0 {len(g.threads)} 0 0 {task.mm.total_vm()} "
-                       f"{task.mm.rss}\n".encode(), path)
-    if rest == ["fd"]:
-        return MemFile(b"", path, st.S_IFDIR | 0o500)
-    raise OSError(errno.ENOENT, path)
+    return lk.node.readlink()
+

@@ -1,25 +1,49 @@
-"""File syscalls: descriptors, read/write, pipes, stat, ioctl, paths."""
+"""File syscalls: descriptors, read/write, pipes, stat, ioctl, paths,
+directories, poll/select, sendfile.
+
+Paths are resolved by ``vfs.lookup`` (never outside the guest's root).
+Blocking calls (a pipe, a terminal, poll/select) sleep through the
+scheduler's retry mechanism: the handler sets ``t.retry`` and
+``t.wait_channel`` and returns BLOCK; pipe reads, writes and closes wake
+the "pipe_read", "pipe_write" and "poll" waiters. A host descriptor (the
+terminal, a host pipe on stdin) cannot wake the kernel, so a task waiting
+on one sets ``t.wake_time`` and re-checks it every ``HOST_POLL_S``.
+"""
 from __future__ import annotations
 
 import errno as E
 import os
 import stat as st
 import struct
+import time
 
 from minios import signals
-from minios.files import (Again, FdTable, MemFile, Pipe, PipeEnd, O_ACCMODE, O_CLOEXEC,
-                          O_NONBLOCK, O_RDONLY, O_WRONLY, O_DIRECTORY)
+from minios.files import (HOST_POLL_S, Again, DirFile, FdTable, HostFd, Pipe, PipeEnd,
+                          O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_EXCL, O_NOCTTY,
+                          O_NONBLOCK, O_RDONLY, O_TRUNC, O_WRONLY,
+                          POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI,
+                          PIPE_BUF_SIZE)
 from minios.syscalls import syscall
 from minios.task import BLOCK
-from minios.uaccess import (Fault, copy_from_user, copy_to_user, put_u32,
+from minios.uaccess import (Fault, copy_from_user, copy_to_user, get_u32, put_u32,
                             strncpy_from_user)
-from minios.vfs import guest_cwd, host_path, normalize, open_path
+from minios.vfs import (W_OK, X_OK, HostNode, check_writable, creds, get_vfs,
+                        guest_cwd, lookup, may_access, open_path)
 
 AT_FDCWD = -100
-AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH = 0x100, 0x1000
+AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_EACCESS, AT_SYMLINK_FOLLOW = 0x100, 0x200, 0x200, 0x400
+AT_NO_AUTOMOUNT, AT_EMPTY_PATH = 0x800, 0x1000
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
-TCGETS, TCSETS, TIOCGWINSZ, TIOCGPGRP, TIOCSPGRP, FIONREAD = 0x5401, 0x5402, 0x5413, 0x540F, 0x5410, 0x541B
+F_SETOWN, F_GETOWN, F_SETPIPE_SZ, F_GETPIPE_SZ = 8, 9, 1031, 1032
+TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
+TCSBRK, TCXONC, TCFLSH, TIOCSCTTY, TIOCGPGRP, TIOCSPGRP = 0x5409, 0x540A, 0x540B, 0x540E, \
+    0x540F, 0x5410
+TIOCOUTQ, TIOCGWINSZ, TIOCSWINSZ, FIONREAD, TIOCNOTTY, FIONBIO = 0x5411, 0x5413, 0x5414, \
+    0x541B, 0x5422, 0x5421
+TIOCGSID, FIONCLEX, FIOCLEX = 0x5429, 0x5450, 0x5451
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 MAX_RW = 0x7FFFF000
+PATH_MAX = 4096
 
 
 def s64(v: int) -> int:
@@ -29,6 +53,66 @@ def s64(v: int) -> int:
 def s32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v >= 1 << 31 else v
+
+
+# ----------------------------------------------------------------- helpers
+def _upath(t, p: int) -> str:
+    """A path argument: EFAULT, ENOENT (empty is the caller's) or ENAMETOOLONG."""
+    if not p:
+        raise Fault(0)
+    try:
+        raw = strncpy_from_user(t.mm, p, PATH_MAX + 4096)
+    except Fault:
+        raise
+    if len(raw) >= PATH_MAX:
+        raise OSError(E.ENAMETOOLONG, "")
+    return raw.decode(errors="surrogateescape")
+
+
+def _base(t, dirfd: int, path: str) -> str | None:
+    """The directory a relative path starts from (None: the cwd)."""
+    if path.startswith("/") or dirfd == AT_FDCWD:
+        return None
+    f = t.files.get(dirfd)
+    if not st.S_ISDIR(f.stat()["mode"]):
+        raise OSError(E.ENOTDIR, "")
+    return f.path or "/"
+
+
+def _lookup_at(k, t, dirfd: int, path: str, follow: bool):
+    if not path:
+        raise OSError(E.ENOENT, "")
+    return lookup(k, t, path, follow=follow, base=_base(t, dirfd, path))
+
+
+def _node_at(k, t, dirfd: int, p: int, flags: int, allow_empty: bool = True):
+    """(node, path) for the *at calls, with AT_EMPTY_PATH and
+    AT_SYMLINK_NOFOLLOW; None path for an fd without a node."""
+    path = _upath(t, p)
+    if not path and flags & AT_EMPTY_PATH and allow_empty:
+        if dirfd == AT_FDCWD:
+            lk = lookup(k, t, guest_cwd(t))
+            return lk.node, lk.path
+        f = t.files.get(dirfd)
+        return _FdNode(f), f.path
+    lk = _lookup_at(k, t, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW)
+    if lk.node is None:
+        raise OSError(E.ENOENT, path)
+    return lk.node, lk.path
+
+
+class _FdNode:
+    """An open file as a node (AT_EMPTY_PATH): stat() asks the open file,
+    which works after an unlink; changes go to its node (_attr_node)."""
+
+    def __init__(self, f) -> None:
+        self.file = f
+
+    def stat(self) -> dict:
+        return self.file.stat()
+
+    def writable(self) -> bool:
+        return self.file.node.writable() if self.file.node is not None else True
 
 
 def _blocking(k, t, f, op, channel: str):
@@ -45,6 +129,8 @@ def _blocking(k, t, f, op, channel: str):
         try:
             return op()
         except Again:
+            if f.host_poll:
+                t.wake_time = time.monotonic() + HOST_POLL_S
             return BLOCK
         except Fault:
             return -E.EFAULT
@@ -52,6 +138,8 @@ def _blocking(k, t, f, op, channel: str):
             return _oserr(k, t, e)
     t.wait_channel = channel
     t.retry = retry
+    if f.host_poll:
+        t.wake_time = time.monotonic() + HOST_POLL_S
     return BLOCK
 
 
@@ -67,12 +155,25 @@ def _wake_pipe(k, f) -> None:
         k.wake_all(lambda x: x.wait_channel in ("pipe_read", "pipe_write", "poll"))
 
 
+def _readable_fd(t, fd: int):
+    f = t.files.get(s32(fd))
+    if f.flags & O_ACCMODE == O_WRONLY or getattr(f, "opath", False):
+        raise OSError(E.EBADF, "")
+    return f
+
+
+def _writable_fd(t, fd: int):
+    f = t.files.get(s32(fd))
+    if f.flags & O_ACCMODE == O_RDONLY or getattr(f, "opath", False):
+        raise OSError(E.EBADF, "")
+    return f
+
+
+# -------------------------------------------------------------- read/write
 @syscall(0, "read")
 def sys_read(k, t, fd, buf, n, *_):
-    f = t.files.get(s32(fd))
-    if f.flags & O_ACCMODE == O_WRONLY:
-        return -E.EBADF
-    if isinstance(f, MemFile) and st.S_ISDIR(f.mode):
+    f = _readable_fd(t, fd)
+    if isinstance(f, DirFile):
         return -E.EISDIR
     n = min(n, MAX_RW)
     if n and not t.mm.is_mapped(buf & ~0xFFF, ((buf + n + 0xFFF) & ~0xFFF)):
@@ -88,9 +189,7 @@ def sys_read(k, t, fd, buf, n, *_):
 
 @syscall(1, "write")
 def sys_write(k, t, fd, buf, n, *_):
-    f = t.files.get(s32(fd))
-    if f.flags & O_ACCMODE == O_RDONLY and not isinstance(f, PipeEnd) and f.kind != "chr":
-        return -E.EBADF
+    f = _writable_fd(t, fd)
     data = copy_from_user(t.mm, buf, min(n, MAX_RW))
     return _write_all(k, t, f, data)
 
@@ -119,30 +218,39 @@ def _iov(t, iov, cnt):
     if cnt > 1024:
         raise OSError(E.EINVAL, "")
     raw = copy_from_user(t.mm, iov, 16 * cnt)
-    return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(cnt)]
+    vec = [struct.unpack_from("<QQ", raw, 16 * i) for i in range(cnt)]
+    if any(n > MAX_RW for _, n in vec):
+        raise OSError(E.EINVAL, "")
+    return vec
+
+
+def _scatter(t, vec, data: bytes) -> None:
+    pos = 0
+    for b, n in vec:
+        if pos >= len(data):
+            break
+        copy_to_user(t.mm, b, data[pos:pos + n])
+        pos += n
 
 
 @syscall(20, "writev")
 def sys_writev(k, t, fd, iov, cnt, *_):
-    f = t.files.get(s32(fd))
+    f = _writable_fd(t, fd)
     data = b"".join(copy_from_user(t.mm, b, n) for b, n in _iov(t, iov, cnt))
     return _write_all(k, t, f, data)
 
 
 @syscall(19, "readv")
 def sys_readv(k, t, fd, iov, cnt, *_):
-    f = t.files.get(s32(fd))
+    f = _readable_fd(t, fd)
+    if isinstance(f, DirFile):
+        return -E.EISDIR
     vec = _iov(t, iov, cnt)
     total = sum(n for _, n in vec)
 
     def op():
         data = f.read(total)
-        pos = 0
-        for b, n in vec:
-            if pos >= len(data):
-                break
-            copy_to_user(t.mm, b, data[pos:pos + n])
-            pos += n
+        _scatter(t, vec, data)
         _wake_pipe(k, f)
         return len(data)
     return _blocking(k, t, f, op, "pipe_read")
@@ -150,14 +258,39 @@ def sys_readv(k, t, fd, iov, cnt, *_):
 
 @syscall(17, "pread64")
 def sys_pread64(k, t, fd, buf, n, off, *_):
-    f = t.files.get(s32(fd))
-    if not hasattr(f, "pread"):
-        return -E.ESPIPE
+    f = _readable_fd(t, fd)
     if s64(off) < 0:
         return -E.EINVAL
     data = f.pread(min(n, MAX_RW), off)
     copy_to_user(t.mm, buf, data)
     return len(data)
+
+
+@syscall(18, "pwrite64")
+def sys_pwrite64(k, t, fd, buf, n, off, *_):
+    f = _writable_fd(t, fd)
+    if s64(off) < 0:
+        return -E.EINVAL
+    return f.pwrite(copy_from_user(t.mm, buf, min(n, MAX_RW)), off)
+
+
+@syscall(295, "preadv")
+def sys_preadv(k, t, fd, iov, cnt, off, *_):
+    f = _readable_fd(t, fd)
+    if s64(off) < 0:
+        return -E.EINVAL
+    vec = _iov(t, iov, cnt)
+    data = f.pread(sum(n for _, n in vec), off)
+    _scatter(t, vec, data)
+    return len(data)
+
+
+@syscall(296, "pwritev")
+def sys_pwritev(k, t, fd, iov, cnt, off, *_):
+    f = _writable_fd(t, fd)
+    if s64(off) < 0:
+        return -E.EINVAL
+    return f.pwrite(b"".join(copy_from_user(t.mm, b, n) for b, n in _iov(t, iov, cnt)), off)
 
 
 @syscall(8, "lseek")
@@ -176,54 +309,64 @@ def sys_close(k, t, fd, *_):
     return 0
 
 
+@syscall(40, "sendfile")
+def sys_sendfile(k, t, out_fd, in_fd, offp, count, *_):
+    fin = _readable_fd(t, in_fd)
+    fout = _writable_fd(t, out_fd)
+    if isinstance(fin, DirFile):
+        return -E.EISDIR
+    count = min(count, 1 << 20)
+    if offp:
+        off = s64(struct.unpack("<Q", copy_from_user(t.mm, offp, 8))[0])
+        if off < 0:
+            return -E.EINVAL
+    if fout.flags & O_APPEND:
+        return -E.EINVAL
+
+    def op():
+        if not fout.writable_now():
+            raise Again
+        n = count
+        if isinstance(fout, PipeEnd):
+            n = min(n, max(PIPE_BUF_SIZE - len(fout.pipe.buf), 0)) or 1
+        if offp:
+            data = fin.pread(n, off)
+        else:
+            data = fin.read(n)
+        if not data:
+            return 0
+        try:
+            done = fout.write(data)
+        except Again:
+            done = 0
+        except OSError as e:
+            return _oserr(k, t, e)
+        if offp:
+            copy_to_user(t.mm, offp, struct.pack("<q", off + done))
+        elif done < len(data):
+            try:
+                fin.lseek(done - len(data), 1)
+            except OSError:
+                pass
+        _wake_pipe(k, fout)
+        _wake_pipe(k, fin)
+        return done
+    f = fout if not fout.writable_now() else fin
+    return _blocking(k, t, f, op, "pipe_write" if f is fout else "pipe_read")
+
+
+# -------------------------------------------------------------------- stat
 def _stat_bytes(s: dict) -> bytes:
     def ts(v):
         v = int(v or 0)
         return v // 10**9, v % 10**9
     a, m, c = ts(s.get("atime")), ts(s.get("mtime")), ts(s.get("ctime"))
     size = s.get("size", 0)
+    blocks = s.get("blocks", (size + 511) // 512)
     return struct.pack("<QQQIIIIQqqq6q3q", s.get("dev", 0), s.get("ino", 0), s.get("nlink", 1),
                        s["mode"], s.get("uid", 0), s.get("gid", 0), 0, s.get("rdev", 0),
-                       size, s.get("blksize", 4096), (size + 511) // 512,
+                       size, s.get("blksize", 4096), blocks,
                        a[0], a[1], m[0], m[1], c[0], c[1], 0, 0, 0)
-
-
-def _host_stat(hp: str, follow: bool) -> dict:
-    s = os.stat(hp) if follow else os.lstat(hp)
-    return {"dev": s.st_dev, "ino": s.st_ino, "nlink": s.st_nlink, "mode": s.st_mode,
-            "uid": s.st_uid, "gid": s.st_gid, "rdev": s.st_rdev, "size": s.st_size,
-            "blksize": s.st_blksize, "atime": s.st_atime_ns, "mtime": s.st_mtime_ns,
-            "ctime": s.st_ctime_ns}
-
-
-def _path_stat(k, t, dirfd: int, path: bytes, flags: int) -> dict:
-    if not path:
-        if flags & AT_EMPTY_PATH:
-            return t.files.get(dirfd).stat() if dirfd != AT_FDCWD else \
-                _host_stat(host_path(k, guest_cwd(t)), True)
-        raise OSError(E.ENOENT, "")
-    p = _resolve_at(t, dirfd, path.decode(errors="surrogateescape"))
-    clean = "/" + "/".join(x for x in p.split("/") if x and x != ".")
-    if clean.startswith("/proc") or clean.startswith("/dev/"):
-        return open_path(k, t, clean, O_RDONLY).stat()
-    try:
-        return _host_stat(host_path(k, clean, follow=not flags & AT_SYMLINK_NOFOLLOW),
-                          not flags & AT_SYMLINK_NOFOLLOW)
-    except FileNotFoundError:
-        raise OSError(E.ENOENT, "") from None
-    except NotADirectoryError:
-        raise OSError(E.ENOTDIR, "") from None
-    except PermissionError:
-        raise OSError(E.EACCES, "") from None
-
-
-def _resolve_at(t, dirfd: int, path: str) -> str:
-    if path.startswith("/") or dirfd == AT_FDCWD:
-        return normalize(guest_cwd(t), path)
-    f = t.files.get(dirfd)
-    if not st.S_ISDIR(f.mode):
-        raise OSError(E.ENOTDIR, "")
-    return normalize(f.path or "/", path)
 
 
 @syscall(5, "fstat")
@@ -234,8 +377,10 @@ def sys_fstat(k, t, fd, buf, *_):
 
 @syscall(262, "newfstatat")
 def sys_newfstatat(k, t, dirfd, path, buf, flags, *_):
-    p = strncpy_from_user(t.mm, path)
-    copy_to_user(t.mm, buf, _stat_bytes(_path_stat(k, t, s32(dirfd), p, flags)))
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT):
+        return -E.EINVAL
+    node, _p = _node_at(k, t, s32(dirfd), path, flags)
+    copy_to_user(t.mm, buf, _stat_bytes(node.stat()))
     return 0
 
 
@@ -249,39 +394,198 @@ def sys_lstat(k, t, path, buf, *_):
     return sys_newfstatat(k, t, AT_FDCWD & 0xFFFFFFFF, path, buf, AT_SYMLINK_NOFOLLOW)
 
 
+@syscall(332, "statx")
+def sys_statx(k, t, dirfd, path, flags, mask, buf, *_):
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | 0x6000) \
+            or mask & 0x80000000:
+        return -E.EINVAL
+    node, _p = _node_at(k, t, s32(dirfd), path, flags)
+    s = node.stat()
+
+    def ts(v):
+        v = int(v or 0)
+        return struct.pack("<qIi", v // 10**9, v % 10**9, 0)
+    dev, rdev = s.get("dev", 0), s.get("rdev", 0)
+    size = s.get("size", 0)
+    out = struct.pack("<IIQIIIHHQQQQ", 0x7FF, s.get("blksize", 4096), 0, s.get("nlink", 1),
+                      s.get("uid", 0), s.get("gid", 0), s["mode"], 0, s.get("ino", 0), size,
+                      s.get("blocks", (size + 511) // 512), 0)
+    out += ts(s.get("atime")) + ts(0) + ts(s.get("ctime")) + ts(s.get("mtime"))
+    out += struct.pack("<IIII", os.major(rdev), os.minor(rdev), os.major(dev), os.minor(dev))
+    copy_to_user(t.mm, buf, out.ljust(256, b"\0"))
+    return 0
+
+
+_FS_MAGIC = {"tmpfs": 0x01021994, "proc": 0x9FA0, "dev": 0x01021994, "host": 0xEF53}
+
+
+def _statfs_bytes(k, node) -> bytes:
+    from minios.tmpfs import Inode
+    if isinstance(node, HostNode):
+        try:
+            v = os.statvfs(node.hp)
+            vals = (v.f_bsize, v.f_blocks, v.f_bfree, v.f_bavail, v.f_files, v.f_ffree,
+                    v.f_namemax, v.f_frsize)
+        except OSError:
+            vals = (4096, 0, 0, 0, 0, 0, 255, 4096)
+        kind = "host"
+        ro = not node.writable()
+    else:
+        total = k.frames.nframes
+        free = k.frames.nr_free
+        vals = (4096, total, free, free, total, free, 255, 4096)
+        kind = "tmpfs" if isinstance(node, Inode) else "proc"
+        ro = kind != "tmpfs"
+    bsize, blocks, bfree, bavail, files, ffree, namelen, frsize = vals
+    return struct.pack("<qqQQQQQiiqqq4q", _FS_MAGIC[kind], bsize, blocks, bfree, bavail,
+                       files, ffree, 0, 0, namelen, frsize, 1 if ro else 0, 0, 0, 0, 0)
+
+
+@syscall(137, "statfs")
+def sys_statfs(k, t, path, buf, *_):
+    node, _p = _node_at(k, t, AT_FDCWD, path, 0)
+    copy_to_user(t.mm, buf, _statfs_bytes(k, node))
+    return 0
+
+
+@syscall(138, "fstatfs")
+def sys_fstatfs(k, t, fd, buf, *_):
+    f = t.files.get(s32(fd))
+    copy_to_user(t.mm, buf, _statfs_bytes(k, f.node))
+    return 0
+
+
+# ------------------------------------------------------------------- ioctl
+_TTY_PGRP: dict = {}
+
+
 @syscall(16, "ioctl")
 def sys_ioctl(k, t, fd, req, arg, *_):
-    f = t.files.get(s32(fd))
+    fd = s32(fd)
+    f = t.files.get(fd)
     req &= 0xFFFFFFFF
-    if req == FIONREAD and isinstance(f, PipeEnd):
-        put_u32(t.mm, arg, len(f.pipe.buf))
+    if req in (FIOCLEX, FIONCLEX):
+        t.files.fds[fd][1] = req == FIOCLEX
+        return 0
+    if req == FIONBIO:
+        on = get_u32(t.mm, arg)
+        f.flags = (f.flags | O_NONBLOCK) if on else (f.flags & ~O_NONBLOCK)
+        return 0
+    if req == FIONREAD:
+        if isinstance(f, PipeEnd):
+            n = len(f.pipe.buf)
+        elif isinstance(f, DirFile):
+            return -E.ENOTTY
+        elif isinstance(f, HostFd):
+            import fcntl
+            import termios
+            try:
+                n = struct.unpack("<i", fcntl.ioctl(f.fd, termios.FIONREAD, bytes(4)))[0]
+            except OSError:
+                return -E.ENOTTY
+        elif st.S_ISREG(f.stat()["mode"]):
+            n = max(0, f.stat()["size"] - f.pos)
+        else:
+            return -E.ENOTTY
+        put_u32(t.mm, arg, n)
         return 0
     if not f.isatty():
         return -E.ENOTTY
+    return _tty_ioctl(k, t, f, req, arg)
+
+
+def _tty_ioctl(k, t, f, req: int, arg: int):
     import fcntl
-    import termios
-    if req == TCGETS:
-        copy_to_user(t.mm, arg, fcntl.ioctl(f.fd, termios.TCGETS, bytes(60)))
-        return 0
-    if req == TIOCGWINSZ:
-        copy_to_user(t.mm, arg, fcntl.ioctl(f.fd, termios.TIOCGWINSZ, bytes(8)))
-        return 0
+    hfd = f.fd
+    try:
+        if req == TCGETS:
+            copy_to_user(t.mm, arg, fcntl.ioctl(hfd, TCGETS, bytes(36)))
+            return 0
+        if req in (TCSETS, TCSETSW, TCSETSF):
+            data = copy_from_user(t.mm, arg, 36)
+            _save_tty(hfd)
+            fcntl.ioctl(hfd, req, data)
+            return 0
+        if req == TIOCGWINSZ:
+            copy_to_user(t.mm, arg, fcntl.ioctl(hfd, TIOCGWINSZ, bytes(8)))
+            return 0
+        if req == TIOCSWINSZ:
+            fcntl.ioctl(hfd, TIOCSWINSZ, copy_from_user(t.mm, arg, 8))
+            return 0
+        if req in (TCSBRK, TCXONC, TCFLSH):
+            fcntl.ioctl(hfd, req, arg & 0xFFFFFFFF)
+            return 0
+        if req == TIOCOUTQ:
+            put_u32(t.mm, arg, 0)
+            return 0
+    except OSError as e:
+        return -(e.errno or E.EIO)
+    key = _tty_key(hfd)
     if req == TIOCGPGRP:
-        put_u32(t.mm, arg, t.group.pgid)
+        put_u32(t.mm, arg, _TTY_PGRP.get(key, t.group.pgid))
         return 0
-    if req in (TCSETS, TCSETS + 1, TCSETS + 2, TIOCSPGRP):
+    if req == TIOCSPGRP:
+        pg = s32(get_u32(t.mm, arg))
+        if pg < 0:
+            return -E.EINVAL
+        if not any(g.pgid == pg for g in k.groups.values()):
+            return -E.EPERM
+        _TTY_PGRP[key] = pg
         return 0
-    return -E.EINVAL
+    if req == TIOCGSID:
+        put_u32(t.mm, arg, t.group.sid)
+        return 0
+    if req in (TIOCSCTTY, TIOCNOTTY):
+        return 0
+    return -E.ENOTTY
 
 
+def _tty_key(hfd: int):
+    try:
+        s = os.fstat(hfd)
+        return (s.st_dev, s.st_ino, s.st_rdev)
+    except OSError:
+        return hfd
+
+
+_SAVED_TTY: dict = {}
+
+
+def _save_tty(hfd: int) -> None:
+    """Remember a host terminal's settings before the guest first changes
+    them, and put them back when minios exits."""
+    import atexit
+    import fcntl
+    key = _tty_key(hfd)
+    if key in _SAVED_TTY:
+        return
+    try:
+        _SAVED_TTY[key] = (os.dup(hfd), fcntl.ioctl(hfd, TCGETS, bytes(36)))
+    except OSError:
+        return
+    if len(_SAVED_TTY) == 1:
+        atexit.register(_restore_ttys)
+
+
+def _restore_ttys() -> None:
+    import fcntl
+    for fd, data in _SAVED_TTY.values():
+        try:
+            fcntl.ioctl(fd, TCSETSW, data)
+        except OSError:
+            pass
+
+
+# -------------------------------------------------------------------- open
 @syscall(257, "openat")
 def sys_openat(k, t, dirfd, path, flags, mode, *_):
-    p = strncpy_from_user(t.mm, path).decode(errors="surrogateescape")
+    p = _upath(t, path)
     if not p:
         return -E.ENOENT
-    full = _resolve_at(t, s32(dirfd), p)
-    f = open_path(k, t, full, flags & 0xFFFFFFFF, mode)
-    f.flags = flags & ~O_CLOEXEC
+    flags &= 0xFFFFFFFF
+    f = open_path(k, t, p, flags, mode & 0o7777, base=_base(t, s32(dirfd), p))
+    if f.refs == 0:
+        f.flags = flags & ~(O_CLOEXEC | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)
     return t.files.install(f, bool(flags & O_CLOEXEC))
 
 
@@ -290,6 +594,22 @@ def sys_open(k, t, path, flags, mode, *_):
     return sys_openat(k, t, AT_FDCWD & 0xFFFFFFFF, path, flags, mode)
 
 
+@syscall(85, "creat")
+def sys_creat(k, t, path, mode, *_):
+    return sys_openat(k, t, AT_FDCWD & 0xFFFFFFFF, path, O_CREAT | O_WRONLY | O_TRUNC, mode)
+
+
+@syscall(437, "openat2")
+def sys_openat2(k, t, dirfd, path, how, size, *_):
+    if size < 24:
+        return -E.EINVAL
+    flags, mode, resolve = struct.unpack("<QQQ", copy_from_user(t.mm, how, 24))
+    if resolve:
+        return -E.EINVAL
+    return sys_openat(k, t, dirfd, path, flags, mode)
+
+
+# --------------------------------------------------------------------- dup
 @syscall(32, "dup")
 def sys_dup(k, t, fd, *_):
     return t.files.install(t.files.get(s32(fd)))
@@ -303,14 +623,17 @@ def sys_dup3(k, t, old, new, flags, *_):
     f = t.files.get(old)
     if not 0 <= new < FdTable.MAX:
         return -E.EBADF
+    prev = t.files.fds.get(new)
     t.files.install_at(new, f, bool(flags & O_CLOEXEC))
     _wake_pipe(k, f)
+    if prev is not None:
+        _wake_pipe(k, prev[0])
     return new
 
 
 @syscall(33, "dup2")
 def sys_dup2(k, t, old, new, *_):
-    f = t.files.get(s32(old))
+    t.files.get(s32(old))
     if s32(old) == s32(new):
         return s32(new)
     return sys_dup3(k, t, old, new, 0)
@@ -333,20 +656,62 @@ def sys_fcntl(k, t, fd, cmd, arg, *_):
     if cmd == F_GETFL:
         return f.flags | (0o100000 if not isinstance(f, PipeEnd) else 0)
     if cmd == F_SETFL:
-        f.flags = (f.flags & O_ACCMODE) | (arg & (O_NONBLOCK | 0o2000 | 0o40000 | 0o20000))
+        f.flags = (f.flags & ~(O_NONBLOCK | O_APPEND | 0o40000 | 0o20000 | 0o1000000)) | \
+            (arg & (O_NONBLOCK | O_APPEND | 0o40000 | 0o20000 | 0o1000000))
         return 0
-    if cmd in (5, 6, 7):          # F_GETLK/F_SETLK/F_SETLKW: no other lockers
+    if cmd in (5, 6, 7, 36, 37, 38):   # F_GETLK/F_SETLK(W), OFD locks: no other lockers
         return 0
+    if cmd in (F_GETOWN, F_SETOWN):
+        return 0
+    if cmd == F_GETPIPE_SZ:
+        return PIPE_BUF_SIZE if isinstance(f, PipeEnd) else -E.EBADF
+    if cmd == F_SETPIPE_SZ:
+        return max(PIPE_BUF_SIZE, arg) if isinstance(f, PipeEnd) else -E.EBADF
     return -E.EINVAL
 
 
+@syscall(73, "flock")
+def sys_flock(k, t, fd, op, *_):
+    t.files.get(s32(fd))
+    return 0
+
+
+@syscall(74, "fsync")
+def sys_fsync(k, t, fd, *_):
+    f = t.files.get(s32(fd))
+    return -E.EINVAL if isinstance(f, PipeEnd) else 0
+
+
+@syscall(75, "fdatasync")
+def sys_fdatasync(k, t, fd, *_):
+    return sys_fsync(k, t, fd)
+
+
+@syscall(162, "sync")
+def sys_sync(k, t, *_):
+    return 0
+
+
+@syscall(306, "syncfs")
+def sys_syncfs(k, t, fd, *_):
+    t.files.get(s32(fd))
+    return 0
+
+
+@syscall(221, "fadvise64")
+def sys_fadvise64(k, t, fd, *_):
+    f = t.files.get(s32(fd))
+    return -E.ESPIPE if isinstance(f, PipeEnd) else 0
+
+
+# -------------------------------------------------------------------- pipe
 @syscall(293, "pipe2")
 def sys_pipe2(k, t, fds, flags, *_):
     if flags & ~(O_CLOEXEC | O_NONBLOCK | 0o40000):
         return -E.EINVAL
     if not t.mm.is_mapped(fds & ~0xFFF, (fds + 8 + 0xFFF) & ~0xFFF):
         return -E.EFAULT
-    p = Pipe()
+    p = Pipe(k)
     fl = flags & O_NONBLOCK
     r = t.files.install(PipeEnd(p, False, O_RDONLY | fl), bool(flags & O_CLOEXEC))
     w = t.files.install(PipeEnd(p, True, O_WRONLY | fl), bool(flags & O_CLOEXEC))
@@ -364,6 +729,7 @@ def sys_pipe(k, t, fds, *_):
     return sys_pipe2(k, t, fds, 0)
 
 
+# ------------------------------------------------------------- names, dirs
 @syscall(89, "readlink")
 def sys_readlink(k, t, path, buf, size, *_):
     return sys_readlinkat(k, t, AT_FDCWD & 0xFFFFFFFF, path, buf, size)
@@ -373,118 +739,699 @@ def sys_readlink(k, t, path, buf, size, *_):
 def sys_readlinkat(k, t, dirfd, path, buf, size, *_):
     if s32(size) <= 0:
         return -E.EINVAL
-    p = _resolve_at(t, s32(dirfd), strncpy_from_user(t.mm, path).decode(errors="surrogateescape"))
-    clean = "/" + "/".join(x for x in p.split("/") if x and x != ".")
-    if clean.startswith("/proc/"):
-        from minios.procfs import proc_readlink
-        target = proc_readlink(k, t, clean)
-    else:
-        hp = host_path(k, clean, follow=False)
-        try:
-            target = os.readlink(hp)
-        except FileNotFoundError:
-            return -E.ENOENT
-        except OSError:
-            return -E.EINVAL
-    data = target.encode(errors="surrogateescape")[:size]
+    p = _upath(t, path)
+    if not p:
+        return -E.ENOENT
+    lk = _lookup_at(k, t, s32(dirfd), p, False)
+    if lk.node is None:
+        return -E.ENOENT
+    if not st.S_ISLNK(lk.node.stat()["mode"]):
+        return -E.EINVAL
+    data = lk.node.readlink().encode(errors="surrogateescape")[:s32(size)]
     copy_to_user(t.mm, buf, data)
     return len(data)
 
 
 @syscall(79, "getcwd")
 def sys_getcwd(k, t, buf, size, *_):
-    cwd = guest_cwd(t).encode() + b"\0"
+    cwd = guest_cwd(t).encode(errors="surrogateescape") + b"\0"
     if size < len(cwd):
         return -E.ERANGE
     copy_to_user(t.mm, buf, cwd)
     return len(cwd)
 
 
+def _set_cwd(t, node, path: str) -> int:
+    s = node.stat()
+    if not st.S_ISDIR(s["mode"]):
+        return -E.ENOTDIR
+    if not may_access(t, s, X_OK):
+        return -E.EACCES
+    t.group.cwd = path
+    return 0
+
+
 @syscall(80, "chdir")
 def sys_chdir(k, t, path, *_):
-    p = normalize(guest_cwd(t), strncpy_from_user(t.mm, path).decode(errors="surrogateescape"))
-    clean = "/" + "/".join(x for x in p.split("/") if x and x not in (".",))
-    hp = host_path(k, clean)
-    if not os.path.exists(hp):
+    p = _upath(t, path)
+    if not p:
         return -E.ENOENT
-    if not os.path.isdir(hp):
+    lk = lookup(k, t, p)
+    if lk.node is None:
+        return -E.ENOENT
+    return _set_cwd(t, lk.node, lk.path)
+
+
+@syscall(81, "fchdir")
+def sys_fchdir(k, t, fd, *_):
+    f = t.files.get(s32(fd))
+    if f.node is None or not f.path:
         return -E.ENOTDIR
-    root = os.path.realpath(k.root)
-    rel = os.path.relpath(hp, root)
-    t.group.cwd = "/" if rel == "." else "/" + rel
+    return _set_cwd(t, f.node, f.path)
+
+
+@syscall(161, "chroot")
+def sys_chroot(k, t, path, *_):
+    return -E.EPERM
+
+
+def _umask(t) -> int:
+    return getattr(t.group, "umask", 0o022)
+
+
+def _is_mountpoint(k, path: str) -> bool:
+    return path == "/" or path in get_vfs(k).mounts
+
+
+@syscall(258, "mkdirat")
+def sys_mkdirat(k, t, dirfd, path, mode, *_):
+    p = _upath(t, path)
+    lk = _lookup_at(k, t, s32(dirfd), p, False)
+    if lk.node is not None:
+        return -E.EEXIST
+    check_writable(lk.parent)
+    if not may_access(t, lk.parent.stat(), W_OK | X_OK):
+        return -E.EACCES
+    uid, gid = creds(t)
+    lk.parent.mkdir(lk.name, mode & 0o1777 & ~_umask(t), uid, gid)
+    return 0
+
+
+@syscall(83, "mkdir")
+def sys_mkdir(k, t, path, mode, *_):
+    return sys_mkdirat(k, t, AT_FDCWD & 0xFFFFFFFF, path, mode)
+
+
+@syscall(259, "mknodat")
+def sys_mknodat(k, t, dirfd, path, mode, dev, *_):
+    p = _upath(t, path)
+    fmt = st.S_IFMT(mode) or st.S_IFREG
+    if fmt not in (st.S_IFREG, st.S_IFIFO, st.S_IFCHR, st.S_IFBLK, st.S_IFSOCK):
+        return -E.EINVAL
+    lk = _lookup_at(k, t, s32(dirfd), p, False)
+    if lk.node is not None:
+        return -E.EEXIST
+    check_writable(lk.parent)
+    if fmt in (st.S_IFCHR, st.S_IFBLK, st.S_IFIFO, st.S_IFSOCK):
+        return -E.EPERM                   # no device or FIFO files here
+    uid, gid = creds(t)
+    lk.parent.create(lk.name, mode & 0o7777 & ~_umask(t), uid, gid)
+    return 0
+
+
+@syscall(133, "mknod")
+def sys_mknod(k, t, path, mode, dev, *_):
+    return sys_mknodat(k, t, AT_FDCWD & 0xFFFFFFFF, path, mode, dev)
+
+
+@syscall(263, "unlinkat")
+def sys_unlinkat(k, t, dirfd, path, flags, *_):
+    if flags & ~AT_REMOVEDIR:
+        return -E.EINVAL
+    p = _upath(t, path)
+    rmdir = bool(flags & AT_REMOVEDIR)
+    lk = _lookup_at(k, t, s32(dirfd), p, False)
+    if rmdir and lk.last == ".":
+        return -E.EINVAL
+    if rmdir and lk.last == "..":
+        return -E.ENOTEMPTY
+    if lk.node is None:
+        return -E.ENOENT
+    s = lk.node.stat()
+    if _is_mountpoint(k, lk.path):
+        return -E.EBUSY if rmdir or not st.S_ISDIR(s["mode"]) else -E.EISDIR
+    if rmdir and not st.S_ISDIR(s["mode"]):
+        return -E.ENOTDIR
+    if not rmdir and st.S_ISDIR(s["mode"]):
+        return -E.EISDIR
+    check_writable(lk.parent)
+    if not may_access(t, lk.parent.stat(), W_OK | X_OK):
+        return -E.EACCES
+    if rmdir:
+        lk.parent.rmdir(lk.name)
+    else:
+        lk.parent.unlink(lk.name)
+    return 0
+
+
+@syscall(87, "unlink")
+def sys_unlink(k, t, path, *_):
+    return sys_unlinkat(k, t, AT_FDCWD & 0xFFFFFFFF, path, 0)
+
+
+@syscall(84, "rmdir")
+def sys_rmdir(k, t, path, *_):
+    return sys_unlinkat(k, t, AT_FDCWD & 0xFFFFFFFF, path, AT_REMOVEDIR)
+
+
+def _same_fs(a, b) -> bool:
+    from minios.tmpfs import Inode
+    if isinstance(a, Inode) and isinstance(b, Inode):
+        return a.fs is b.fs
+    return isinstance(a, HostNode) and isinstance(b, HostNode)
+
+
+@syscall(316, "renameat2")
+def sys_renameat2(k, t, olddirfd, oldpath, newdirfd, newpath, flags, *_):
+    if flags & ~7 or (flags & 1 and flags & 2):
+        return -E.EINVAL
+    if flags & 4:                              # RENAME_WHITEOUT
+        return -E.EINVAL
+    op, np_ = _upath(t, oldpath), _upath(t, newpath)
+    old = _lookup_at(k, t, s32(olddirfd), op, False)
+    new = _lookup_at(k, t, s32(newdirfd), np_, False)
+    if old.node is None:
+        return -E.ENOENT
+    if old.last in (".", "..") or new.last in (".", ".."):
+        return -E.EBUSY if old.last in (".", "..") else -E.EINVAL
+    if _is_mountpoint(k, old.path) or _is_mountpoint(k, new.path):
+        return -E.EBUSY
+    if not _same_fs(old.parent, new.parent):
+        return -E.EXDEV
+    check_writable(old.parent)
+    check_writable(new.parent)
+    if new.node is not None and flags & 1:
+        return -E.EEXIST
+    if new.node is None and flags & 2:
+        return -E.ENOENT
+    old_dir = st.S_ISDIR(old.node.stat()["mode"])
+    if (new.trailing or old.trailing) and not old_dir:
+        return -E.ENOTDIR
+    if new.node is not None and not flags & 2:
+        new_dir = st.S_ISDIR(new.node.stat()["mode"])
+        if old_dir and not new_dir:
+            return -E.ENOTDIR
+        if new_dir and not old_dir:
+            return -E.EISDIR
+    if old_dir and (new.path + "/").startswith(old.path + "/") and new.path != old.path:
+        return -E.EINVAL
+    old.parent.rename(old.name, new.parent, new.name, flags)
+    return 0
+
+
+@syscall(264, "renameat")
+def sys_renameat(k, t, olddirfd, oldpath, newdirfd, newpath, *_):
+    return sys_renameat2(k, t, olddirfd, oldpath, newdirfd, newpath, 0)
+
+
+@syscall(82, "rename")
+def sys_rename(k, t, oldpath, newpath, *_):
+    return sys_renameat2(k, t, AT_FDCWD & 0xFFFFFFFF, oldpath, AT_FDCWD & 0xFFFFFFFF,
+                         newpath, 0)
+
+
+@syscall(265, "linkat")
+def sys_linkat(k, t, olddirfd, oldpath, newdirfd, newpath, flags, *_):
+    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
+        return -E.EINVAL
+    node, _p = _node_at(k, t, s32(olddirfd), oldpath,
+                        (flags & AT_EMPTY_PATH) | (0 if flags & AT_SYMLINK_FOLLOW
+                                                   else AT_SYMLINK_NOFOLLOW))
+    node = _attr_node(node)
+    np_ = _upath(t, newpath)
+    new = _lookup_at(k, t, s32(newdirfd), np_, False)
+    if new.node is not None:
+        return -E.EEXIST
+    if st.S_ISDIR(node.stat()["mode"]):
+        return -E.EPERM
+    if not _same_fs(node, new.parent):
+        return -E.EXDEV
+    check_writable(new.parent)
+    new.parent.link(new.name, node)
+    return 0
+
+
+@syscall(86, "link")
+def sys_link(k, t, oldpath, newpath, *_):
+    return sys_linkat(k, t, AT_FDCWD & 0xFFFFFFFF, oldpath, AT_FDCWD & 0xFFFFFFFF, newpath, 0)
+
+
+@syscall(266, "symlinkat")
+def sys_symlinkat(k, t, target, newdirfd, linkpath, *_):
+    tg = _upath(t, target)
+    if not tg:
+        return -E.ENOENT
+    p = _upath(t, linkpath)
+    lk = _lookup_at(k, t, s32(newdirfd), p, False)
+    if lk.node is not None:
+        return -E.EEXIST
+    check_writable(lk.parent)
+    uid, gid = creds(t)
+    lk.parent.symlink(lk.name, tg, uid, gid)
+    return 0
+
+
+@syscall(88, "symlink")
+def sys_symlink(k, t, target, linkpath, *_):
+    return sys_symlinkat(k, t, target, AT_FDCWD & 0xFFFFFFFF, linkpath)
+
+
+# --------------------------------------------------------- attribute writes
+def _attr_node(node):
+    """The node whose attributes change (a fd's file for /proc/N/fd links)."""
+    f = getattr(node, "file", None)
+    if f is not None:
+        if f.node is None:
+            raise OSError(E.EPERM, "")
+        return f.node
+    return node
+
+
+@syscall(76, "truncate")
+def sys_truncate(k, t, path, length, *_):
+    if s64(length) < 0:
+        return -E.EINVAL
+    node, _p = _node_at(k, t, AT_FDCWD, path, 0)
+    node = _attr_node(node)
+    mode = node.stat()["mode"]
+    if st.S_ISDIR(mode):
+        return -E.EISDIR
+    if not st.S_ISREG(mode):
+        return -E.EINVAL
+    check_writable(node)
+    node.truncate(length)
+    return 0
+
+
+@syscall(77, "ftruncate")
+def sys_ftruncate(k, t, fd, length, *_):
+    f = t.files.get(s32(fd))
+    if s64(length) < 0:
+        return -E.EINVAL
+    if f.flags & O_ACCMODE == O_RDONLY or isinstance(f, (PipeEnd, DirFile)):
+        return -E.EINVAL
+    f.truncate(length)
+    return 0
+
+
+def _chmod(node, mode: int) -> int:
+    node = _attr_node(node)
+    check_writable(node)
+    if not hasattr(node, "chmod"):
+        return -E.EPERM
+    node.chmod(mode & 0o7777)
+    return 0
+
+
+@syscall(268, "fchmodat")
+def sys_fchmodat(k, t, dirfd, path, mode, *_):
+    node, _p = _node_at(k, t, s32(dirfd), path, 0)
+    return _chmod(node, mode)
+
+
+@syscall(90, "chmod")
+def sys_chmod(k, t, path, mode, *_):
+    return sys_fchmodat(k, t, AT_FDCWD & 0xFFFFFFFF, path, mode)
+
+
+@syscall(91, "fchmod")
+def sys_fchmod(k, t, fd, mode, *_):
+    f = t.files.get(s32(fd))
+    if f.node is None:
+        return -E.EPERM if not isinstance(f, PipeEnd) else 0
+    return _chmod(f.node, mode)
+
+
+def _chown(node, uid: int, gid: int) -> int:
+    node = _attr_node(node)
+    check_writable(node)
+    if not hasattr(node, "chown"):
+        return -E.EPERM
+    node.chown(s32(uid), s32(gid))
+    return 0
+
+
+@syscall(260, "fchownat")
+def sys_fchownat(k, t, dirfd, path, uid, gid, flags, *_):
+    node, _p = _node_at(k, t, s32(dirfd), path, flags)
+    return _chown(node, uid, gid)
+
+
+@syscall(92, "chown")
+def sys_chown(k, t, path, uid, gid, *_):
+    return sys_fchownat(k, t, AT_FDCWD & 0xFFFFFFFF, path, uid, gid, 0)
+
+
+@syscall(94, "lchown")
+def sys_lchown(k, t, path, uid, gid, *_):
+    return sys_fchownat(k, t, AT_FDCWD & 0xFFFFFFFF, path, uid, gid, AT_SYMLINK_NOFOLLOW)
+
+
+@syscall(93, "fchown")
+def sys_fchown(k, t, fd, uid, gid, *_):
+    f = t.files.get(s32(fd))
+    if f.node is None:
+        return -E.EPERM
+    return _chown(f.node, uid, gid)
+
+
+def _set_times(k, t, node, atime, mtime) -> int:
+    node = _attr_node(node)
+    check_writable(node)
+    if not hasattr(node, "utimes"):
+        return -E.EPERM
+    node.utimes(atime, mtime)
+    return 0
+
+
+def _ts_pair(t, ptr: int, unit: int, fmt: str):
+    """Two times from user memory in nanoseconds (None = omit)."""
+    if not ptr:
+        now = time.time_ns()
+        return now, now
+    a1, b1, a2, b2 = struct.unpack("<" + fmt * 4, copy_from_user(t.mm, ptr, 32))
+    out = []
+    for sec, sub in ((a1, b1), (a2, b2)):
+        if unit == 1 and sub == UTIME_NOW:
+            out.append(time.time_ns())
+        elif unit == 1 and sub == UTIME_OMIT:
+            out.append(None)
+        else:
+            if not 0 <= sub < 10**9 // unit:
+                raise OSError(E.EINVAL, "")
+            out.append(sec * 10**9 + sub * unit)
+    return out[0], out[1]
+
+
+@syscall(280, "utimensat")
+def sys_utimensat(k, t, dirfd, path, times, flags, *_):
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return -E.EINVAL
+    a, m = _ts_pair(t, times, 1, "q")
+    if not path:                                   # futimens
+        f = t.files.get(s32(dirfd))
+        if f.node is None:
+            return -E.EPERM
+        return _set_times(k, t, f.node, a, m)
+    node, _p = _node_at(k, t, s32(dirfd), path, flags)
+    return _set_times(k, t, node, a, m)
+
+
+@syscall(235, "utimes")
+def sys_utimes(k, t, path, times, *_):
+    a, m = _ts_pair(t, times, 1000, "q")
+    node, _p = _node_at(k, t, AT_FDCWD, path, 0)
+    return _set_times(k, t, node, a, m)
+
+
+@syscall(261, "futimesat")
+def sys_futimesat(k, t, dirfd, path, times, *_):
+    a, m = _ts_pair(t, times, 1000, "q")
+    node, _p = _node_at(k, t, s32(dirfd), path, 0)
+    return _set_times(k, t, node, a, m)
+
+
+@syscall(132, "utime")
+def sys_utime(k, t, path, times, *_):
+    if times:
+        a, m = struct.unpack("<qq", copy_from_user(t.mm, times, 16))
+        a, m = a * 10**9, m * 10**9
+    else:
+        a = m = time.time_ns()
+    node, _p = _node_at(k, t, AT_FDCWD, path, 0)
+    return _set_times(k, t, node, a, m)
+
+
+# ------------------------------------------------------------------ access
+@syscall(439, "faccessat2")
+def sys_faccessat2(k, t, dirfd, path, mode, flags, *_):
+    if mode & ~7 or flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return -E.EINVAL
+    node, _p = _node_at(k, t, s32(dirfd), path, flags)
+    s = node.stat()
+    if mode & W_OK and getattr(node, "ro_errno", None) == E.EROFS and not node.writable() \
+            and st.S_IFMT(s["mode"]) in (st.S_IFREG, st.S_IFDIR, st.S_IFLNK):
+        return -E.EROFS
+    if mode and not may_access(t, s, mode):
+        return -E.EACCES
     return 0
 
 
 @syscall(269, "faccessat")
 def sys_faccessat(k, t, dirfd, path, mode, *_):
-    p = strncpy_from_user(t.mm, path)
-    s = _path_stat(k, t, s32(dirfd), p, 0)
-    if mode & 2 and not (s["mode"] & 0o170000 in (st.S_IFCHR,)) and \
-            not p.startswith(b"/tmp"):
-        return -E.EROFS
-    if mode & 1 and not s["mode"] & 0o111:
-        return -E.EACCES
-    return 0
-
-
-@syscall(439, "faccessat2")
-def sys_faccessat2(k, t, dirfd, path, mode, flags, *_):
-    return sys_faccessat(k, t, dirfd, path, mode)
+    return sys_faccessat2(k, t, dirfd, path, mode, 0)
 
 
 @syscall(21, "access")
 def sys_access(k, t, path, mode, *_):
-    return sys_faccessat(k, t, AT_FDCWD & 0xFFFFFFFF, path, mode)
+    return sys_faccessat2(k, t, AT_FDCWD & 0xFFFFFFFF, path, mode, 0)
 
 
-_DT = {st.S_IFDIR: 4, st.S_IFREG: 8, st.S_IFLNK: 10, st.S_IFCHR: 2, st.S_IFBLK: 6,
-       st.S_IFIFO: 1, st.S_IFSOCK: 12}
-
-
-def _dir_entries(f) -> list[tuple[int, int, bytes]]:
-    """(inode, d_type, name) for a directory file, '.' and '..' first."""
-    if getattr(f, "entries", None) is not None:
-        return f.entries
-    out = [(f.stat().get("ino", 1), 4, b"."), (1, 4, b"..")]
-    host = getattr(f, "host", None)
-    if host is not None:
-        try:
-            with os.scandir(host) as it:
-                for e in sorted(it, key=lambda e: e.name):
-                    try:
-                        s = e.stat(follow_symlinks=False)
-                        out.append((s.st_ino, _DT.get(st.S_IFMT(s.st_mode), 0),
-                                    os.fsencode(e.name)))
-                    except OSError:
-                        continue
-        except OSError:
-            pass
-    else:                       # synthesized (/proc): one name per line
-        for name in f.data.decode().split():
-            out.append((abs(hash(name)) & 0xFFFFFF, 4 if name.isdigit() or name == "self"
-                        else 8, name.encode()))
-    f.entries = out
-    return out
+# --------------------------------------------------------------- getdents
+def _entries(f):
+    if f.entries is None or f.pos == 0:
+        f.entries = f.node.list()
+    return f.entries
 
 
 @syscall(217, "getdents64")
 def sys_getdents64(k, t, fd, buf, count, *_):
     f = t.files.get(s32(fd))
-    if not st.S_ISDIR(f.mode):
+    if not isinstance(f, DirFile):
         return -E.ENOTDIR
-    ents = _dir_entries(f)
+    ents = _entries(f)
     out = bytearray()
     i = f.pos
     while i < len(ents):
         ino, typ, name = ents[i]
-        reclen = (19 + len(name) + 1 + 7) & ~7
+        nb = name.encode(errors="surrogateescape")
+        reclen = (19 + len(nb) + 1 + 7) & ~7
         if len(out) + reclen > count:
             if not out:
                 return -E.EINVAL
             break
-        rec = struct.pack("<QqHB", ino, i + 1, reclen, typ) + name + b"\0"
+        rec = struct.pack("<QqHB", ino or 1, i + 1, reclen, typ) + nb + b"\0"
         out += rec.ljust(reclen, b"\0")
         i += 1
     copy_to_user(t.mm, buf, bytes(out))
     f.pos = i
     return len(out)
+
+
+@syscall(78, "getdents")
+def sys_getdents(k, t, fd, buf, count, *_):
+    f = t.files.get(s32(fd))
+    if not isinstance(f, DirFile):
+        return -E.ENOTDIR
+    ents = _entries(f)
+    out = bytearray()
+    i = f.pos
+    while i < len(ents):
+        ino, typ, name = ents[i]
+        nb = name.encode(errors="surrogateescape")
+        reclen = (18 + len(nb) + 2 + 7) & ~7
+        if len(out) + reclen > count:
+            if not out:
+                return -E.EINVAL
+            break
+        rec = (struct.pack("<QqH", ino or 1, i + 1, reclen) + nb + b"\0").ljust(reclen - 1,
+                                                                               b"\0")
+        out += rec + bytes([typ])
+        i += 1
+    copy_to_user(t.mm, buf, bytes(out))
+    f.pos = i
+    return len(out)
+
+
+# ------------------------------------------------------------ poll, select
+def _swap_mask(t, sigmask: int | None):
+    if sigmask is None:
+        return None
+    saved = t.blocked
+    t.blocked = sigmask & ~signals.UNBLOCKABLE
+    return saved
+
+
+def _restore_mask(t, saved, interrupted: bool) -> None:
+    """Put the caller's mask back. Interrupted by a signal that only the
+    temporary mask lets through, it stays until that signal is handled."""
+    if saved is None:
+        return
+    if interrupted:
+        tmp = t.blocked
+        t.blocked = saved
+        if not signals.has_pending(t):
+            t.blocked = tmp
+            t.suspend_restore = saved
+        return
+    t.blocked = saved
+
+
+def _wait_ready(k, t, check, deadline: float | None, saved_mask, on_done):
+    """Shared by poll/ppoll/select/pselect6. ``check()`` -> (count,
+    host_poll); ``deadline`` None waits forever; ``on_done(n)`` writes the
+    results and returns the syscall's value."""
+    n, hostp = check()
+    if n or (deadline is not None and time.monotonic() >= deadline):
+        _restore_mask(t, saved_mask, False)
+        return on_done(n)
+    if signals.has_pending(t):
+        _restore_mask(t, saved_mask, True)
+        return -E.EINTR
+
+    def arm(hostp: bool) -> None:
+        wt = deadline
+        if hostp:
+            hp = time.monotonic() + HOST_POLL_S
+            wt = hp if wt is None else min(wt, hp)
+        t.wake_time = wt
+
+    def retry():
+        try:
+            n, hostp = check()
+        except Fault:
+            _restore_mask(t, saved_mask, False)
+            return -E.EFAULT
+        if n or (deadline is not None and time.monotonic() >= deadline):
+            _restore_mask(t, saved_mask, False)
+            return on_done(n)
+        if signals.has_pending(t):
+            _restore_mask(t, saved_mask, True)
+            return -E.EINTR
+        arm(hostp)
+        return BLOCK
+    t.wait_channel = "poll"
+    t.retry = retry
+    arm(hostp)
+    return BLOCK
+
+
+def _poll_common(k, t, ufds: int, nfds: int, deadline, sigmask):
+    if nfds > FdTable.MAX:
+        return -E.EINVAL
+    raw = copy_from_user(t.mm, ufds, 8 * nfds)
+    ents = [struct.unpack_from("<iHH", raw, 8 * i)[:2] for i in range(nfds)]
+    result = [0] * nfds
+
+    def check():
+        cnt = 0
+        hostp = False
+        for i, (fd, ev) in enumerate(ents):
+            if fd < 0:
+                result[i] = 0
+                continue
+            ent = t.files.fds.get(fd)
+            if ent is None:
+                result[i] = POLLNVAL
+            else:
+                f = ent[0]
+                hostp = hostp or f.host_poll
+                result[i] = f.poll(ev | POLLERR | POLLHUP) & (ev | POLLERR | POLLHUP | POLLNVAL)
+            if result[i]:
+                cnt += 1
+        return cnt, hostp
+
+    def done(n):
+        out = bytearray(raw)
+        for i, r in enumerate(result):
+            struct.pack_into("<H", out, 8 * i + 6, r)
+        copy_to_user(t.mm, ufds, bytes(out))
+        return n
+    saved = _swap_mask(t, sigmask)
+    return _wait_ready(k, t, check, deadline, saved, done)
+
+
+@syscall(7, "poll")
+def sys_poll(k, t, ufds, nfds, timeout, *_):
+    ms = s32(timeout)
+    deadline = None if ms < 0 else time.monotonic() + ms / 1000
+    return _poll_common(k, t, ufds, nfds, deadline, None)
+
+
+def _timespec_deadline(t, tsp: int):
+    if not tsp:
+        return None
+    sec, nsec = struct.unpack("<qq", copy_from_user(t.mm, tsp, 16))
+    if sec < 0 or not 0 <= nsec < 10**9:
+        raise OSError(E.EINVAL, "")
+    return time.monotonic() + sec + nsec / 1e9
+
+
+def _sigmask_arg(t, p: int, size: int):
+    if not p:
+        return None
+    if size != 8:
+        raise OSError(E.EINVAL, "")
+    return struct.unpack("<Q", copy_from_user(t.mm, p, 8))[0]
+
+
+@syscall(271, "ppoll")
+def sys_ppoll(k, t, ufds, nfds, tsp, sigmask, sigsetsize, *_):
+    deadline = _timespec_deadline(t, tsp)
+    return _poll_common(k, t, ufds, nfds, deadline, _sigmask_arg(t, sigmask, sigsetsize))
+
+
+def _select_common(k, t, nfds: int, rp: int, wp: int, xp: int, deadline, sigmask,
+                   on_return=None):
+    nfds = s32(nfds)
+    if nfds < 0 or nfds > FdTable.MAX:
+        return -E.EINVAL
+    nbytes = (nfds + 63) // 64 * 8
+    sets = []
+    for p in (rp, wp, xp):
+        sets.append(int.from_bytes(copy_from_user(t.mm, p, nbytes), "little") if p and nbytes
+                    else 0)
+    want = sets[0] | sets[1] | sets[2]
+    fds = [fd for fd in range(nfds) if want >> fd & 1]
+    for fd in fds:
+        if fd not in t.files.fds:
+            return -E.EBADF
+    res = [0, 0, 0]
+
+    def check():
+        out = [0, 0, 0]
+        hostp = False
+        for fd in fds:
+            ent = t.files.fds.get(fd)
+            if ent is None:
+                raise OSError(E.EBADF, "")
+            f = ent[0]
+            hostp = hostp or f.host_poll
+            r = f.poll(POLLIN | POLLOUT | POLLPRI)
+            bit = 1 << fd
+            if sets[0] & bit and r & (POLLIN | POLLHUP | POLLERR):
+                out[0] |= bit
+            if sets[1] & bit and r & (POLLOUT | POLLERR):
+                out[1] |= bit
+            if sets[2] & bit and r & POLLPRI:
+                out[2] |= bit
+        res[:] = out
+        return sum(bin(x).count("1") for x in out), hostp
+
+    def done(n):
+        for p, v in zip((rp, wp, xp), res):
+            if p and nbytes:
+                copy_to_user(t.mm, p, v.to_bytes(nbytes, "little"))
+        if on_return is not None:
+            on_return()
+        return n
+    saved = _swap_mask(t, sigmask)
+    return _wait_ready(k, t, check, deadline, saved, done)
+
+
+@syscall(23, "select")
+def sys_select(k, t, nfds, rp, wp, xp, tvp, *_):
+    deadline = None
+    if tvp:
+        sec, usec = struct.unpack("<qq", copy_from_user(t.mm, tvp, 16))
+        if sec < 0 or usec < 0:
+            return -E.EINVAL
+        deadline = time.monotonic() + sec + usec / 1e6
+
+    def left():
+        rem = max(0.0, deadline - time.monotonic())
+        us = int(rem * 1e6)
+        copy_to_user(t.mm, tvp, struct.pack("<qq", us // 10**6, us % 10**6))
+    return _select_common(k, t, nfds, rp, wp, xp, deadline, None,
+                          left if tvp else None)
+
+
+@syscall(270, "pselect6")
+def sys_pselect6(k, t, nfds, rp, wp, xp, tsp, sig, *_):
+    deadline = _timespec_deadline(t, tsp)
+    mask = None
+    if sig:
+        ss, ss_len = struct.unpack("<QQ", copy_from_user(t.mm, sig, 16))
+        mask = _sigmask_arg(t, ss, ss_len)
+    return _select_common(k, t, nfds, rp, wp, xp, deadline, mask)
+

@@ -84,10 +84,9 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
             mm = _dup_mm(k, t.mm, share)
         except OutOfMemory:
             return -E.ENOMEM            # _dup_mm released the half-built child
-        if "fork" in k.trace or "syscall" in k.trace:
-            lf = k.last_fork
-            k.trace_out.write(f"[pid {t.tid}] fork: {lf['shared']} PTE tables shared, "
-                              f"{lf['copied']} copied ({lf['ns'] / 1000:.0f} us)\n")
+        if "fork" in k.trace:          # the child gets the next pid (alloc_pid below)
+            from minios.trace import format_fork
+            k.trace_out.write(format_fork(k, t, k.last_fork, k.next_pid) + "\n")
     if flags & CLONE_FILES:
         files = t.files
         files.users += 1
@@ -602,6 +601,29 @@ def sys_execveat(k, t, dirfd, path, argv, envp, flags, *_):
     return _execve(k, t, p, argv, envp)
 
 
+def _long_arg(mm, va: int) -> bool:
+    """Whether a readable string of the argv/envp array at ``va`` has no
+    NUL in its first 128 KiB."""
+    from minios.uaccess import get_u64
+    try:
+        while va:
+            p = get_u64(mm, va)
+            if p == 0:
+                return False
+            try:
+                strncpy_from_user(mm, p, 1 << 17)
+            except Fault:
+                try:
+                    copy_from_user(mm, p, 1 << 17)
+                    return True
+                except Fault:
+                    return False
+            va += 8
+    except Fault:
+        return False
+    return False
+
+
 def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
     from minios.vfs import guest_cwd, normalize
     try:
@@ -609,6 +631,11 @@ def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
         envp = read_ptr_array(t.mm, envp_p) if envp_p else []
     except OverflowError:
         return -E.E2BIG
+    except Fault:
+        # One string longer than MAX_ARG_STRLEN (128 KiB) is E2BIG, a bad
+        # pointer EFAULT: read_ptr_array faults on both.
+        return -E.E2BIG if _long_arg(t.mm, argv_p) or _long_arg(t.mm, envp_p) \
+            else -E.EFAULT
     if not path:
         return -E.ENOENT
     spath = normalize(guest_cwd(t), path.decode(errors="surrogateescape"))
@@ -632,7 +659,10 @@ def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
         for th in list(t.group.threads):
             if th is not t:
                 do_exit(k, th, 0)
+        from minios.vfs import canonical_path
+        exe = canonical_path(k, t, spath)      # /proc/PID/exe: symlinks resolved now
         entry = exec_into(k, t, spath, argv, envp, data)
+        t.mm.exe = exe
     except ExecError as e:
         return -e.errno
     t.files.close_on_exec()

@@ -5,7 +5,8 @@
 * ``native(binary, args, stdin=b"")`` and ``under_minios(binary, args,
   extra_opts=[], stdin=b"")`` run a program as a subprocess and return
   ``(status, stdout, stderr)``, the status as a shell reports it (128 + signal
-  when killed). Both get the same fixed environment ``ENV``.
+  when killed). Both get the same fixed environment ``ENV`` unless a test
+  passes another ``env`` (to both).
 
 Tests import the helpers directly: ``from conftest import native, under_minios``.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,10 +58,12 @@ def _status(rc: int) -> int:
     return 128 - rc if rc < 0 else rc
 
 
-def _run(cmd: list[str], stdin: bytes, timeout: float = TIMEOUT) -> tuple[int, bytes, bytes]:
+def _run(cmd: list[str], stdin: bytes, timeout: float = TIMEOUT,
+         env: dict | None = None) -> tuple[int, bytes, bytes]:
     kw = {"input": stdin} if stdin else {"stdin": subprocess.DEVNULL}
     try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(ENV),
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=dict(ENV if env is None else env),
                            cwd=ROOT, timeout=timeout, **kw)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"timed out after {timeout} s: {' '.join(cmd)}\n"
@@ -69,9 +71,10 @@ def _run(cmd: list[str], stdin: bytes, timeout: float = TIMEOUT) -> tuple[int, b
     return _status(p.returncode), p.stdout, p.stderr
 
 
-def native(binary: str, args=(), stdin: bytes = b"") -> tuple[int, bytes, bytes]:
+def native(binary: str, args=(), stdin: bytes = b"", env: dict | None = None,
+           timeout: float = TIMEOUT) -> tuple[int, bytes, bytes]:
     """Run ``binary`` on the host."""
-    return _run([str(binary), *map(str, args)], stdin)
+    return _run([str(binary), *map(str, args)], stdin, timeout, env)
 
 
 def minios_cmd(*argv: str) -> list[str]:
@@ -81,9 +84,12 @@ def minios_cmd(*argv: str) -> list[str]:
 
 
 def under_minios(binary: str, args=(), extra_opts=(), stdin: bytes = b"",
-                 timeout: float = TIMEOUT) -> tuple[int, bytes, bytes]:
-    """Run ``binary`` with ``python3 -m minios run [extra_opts] binary args``."""
-    return _run(minios_cmd("run", *extra_opts, str(binary), *map(str, args)), stdin, timeout)
+                 env: dict | None = None, timeout: float = TIMEOUT) -> tuple[int, bytes, bytes]:
+    """Run ``binary`` with ``python3 -m minios run [extra_opts] binary args``.
+    ``env`` (default ``ENV``) is minios's environment, which it passes on to
+    the guest; give native() the same one."""
+    return _run(minios_cmd("run", *extra_opts, str(binary), *map(str, args)), stdin, timeout,
+                env)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -99,6 +105,27 @@ def userland():
     return BUILD
 
 
+@pytest.fixture(scope="session")
+def scratch_root():
+    """A scratch directory the guest can see. Not under /tmp: minios mounts
+    its own tmpfs on the guest's /tmp, so host /tmp files are invisible to
+    guests. Lives in the repository's (git-ignored) build/ directory."""
+    import tempfile
+    (ROOT / "build").mkdir(exist_ok=True)
+    d = Path(tempfile.mkdtemp(prefix="test-scratch-", dir=ROOT / "build"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def scratch(scratch_root, request):
+    """A fresh directory per test, visible to guests (see ``scratch_root``)."""
+    import re
+    import tempfile
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
+    return Path(tempfile.mkdtemp(prefix=name + "-", dir=scratch_root))
+
+
 @pytest.fixture
 def devnull_fds():
     """Three host fds on /dev/null (stdin, stdout, stderr) for Machine.run."""
@@ -109,5 +136,21 @@ def devnull_fds():
         os.close(fd)
 
 
-# Used by tests that want to spell out a signal death.
-SIGSEGV_STATUS = 128 + signal.SIGSEGV
+def is_static_elf64(path) -> bool:
+    """An x86-64 ELF executable without PT_INTERP (what minios can run)."""
+    import struct
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return False
+    if data[:5] != b"\x7fELF\x02" or len(data) < 64:
+        return False
+    machine, = struct.unpack_from("<H", data, 18)
+    phoff, = struct.unpack_from("<Q", data, 32)
+    phentsize, phnum = struct.unpack_from("<HH", data, 54)
+    if machine != 62:
+        return False
+    for i in range(phnum):
+        if struct.unpack_from("<I", data, phoff + i * phentsize)[0] == 3:    # PT_INTERP
+            return False
+    return True

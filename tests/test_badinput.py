@@ -35,8 +35,8 @@ def hello_bytes() -> bytes:
     return Path(binary("glibc", "hello")).read_bytes()
 
 
-def write(tmp_path: Path, name: str, data: bytes) -> Path:
-    p = tmp_path / name
+def write(scratch: Path, name: str, data: bytes) -> Path:
+    p = scratch / name
     p.write_bytes(data)
     p.chmod(0o755)
     return p
@@ -84,43 +84,43 @@ def elf32_exit0() -> bytes:
 
 
 # ------------------------------------------------------------------- cases
-def test_missing_file(tmp_path):
-    line = check_rejected(tmp_path / "does-not-exist", 127)
+def test_missing_file(scratch):
+    line = check_rejected(scratch / "does-not-exist", 127)
     assert "does-not-exist" in line
 
 
-def test_directory(tmp_path):
-    check_rejected(tmp_path, 126)
+def test_directory(scratch):
+    check_rejected(scratch, 126)
 
 
-def test_text_file(tmp_path):
-    check_rejected(write(tmp_path, "script.txt", b"hello, I am not a program\n"), 2)
+def test_text_file(scratch):
+    check_rejected(write(scratch, "script.txt", b"hello, I am not a program\n"), 2)
 
 
-def test_shell_script(tmp_path):
+def test_shell_script(scratch):
     # Linux would run it through /bin/sh; minios runs ELF binaries only.
-    check_rejected(write(tmp_path, "script.sh", b"#!/bin/sh\necho hi\n"), 2)
+    check_rejected(write(scratch, "script.sh", b"#!/bin/sh\necho hi\n"), 2)
 
 
-def test_empty_file(tmp_path):
-    check_rejected(write(tmp_path, "empty", b""), 2)
+def test_empty_file(scratch):
+    check_rejected(write(scratch, "empty", b""), 2)
 
 
 @pytest.mark.xfail(strict=True, reason="kernel bug: parse_elf indexes data[4] before any "
                    "length check -> IndexError traceback (minios/exec.py parse_elf)")
-def test_elf_magic_only(tmp_path):
-    check_rejected(write(tmp_path, "magic", b"\x7fELF"), 2)
+def test_elf_magic_only(scratch):
+    check_rejected(write(scratch, "magic", b"\x7fELF"), 2)
 
 
-def test_32bit_elf(tmp_path):
-    line = check_rejected(write(tmp_path, "elf32", elf32_exit0()), 2)
+def test_32bit_elf(scratch):
+    line = check_rejected(write(scratch, "elf32", elf32_exit0()), 2)
     assert "32-bit" in line
 
 
-def test_32bit_elf_compiled(tmp_path):
-    src = tmp_path / "h.c"
+def test_32bit_elf_compiled(scratch):
+    src = scratch / "h.c"
     src.write_text("int main(void) { return 0; }\n")
-    out = tmp_path / "h32"
+    out = scratch / "h32"
     r = subprocess.run(["gcc", "-m32", "-static", "-o", str(out), str(src)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if r.returncode != 0:
@@ -129,8 +129,9 @@ def test_32bit_elf_compiled(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def dynamic_hello(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dyn")
+def dynamic_hello(scratch_root):
+    d = scratch_root / "dyn"
+    d.mkdir(exist_ok=True)
     src = d / "hello.c"
     src.write_text('#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n')
     out = d / "hello_dyn"
@@ -150,28 +151,28 @@ def test_dynamic_system_binary():
     check_rejected(ls, 2)
 
 
-def test_object_file(tmp_path):
-    src = tmp_path / "o.c"
+def test_object_file(scratch):
+    src = scratch / "o.c"
     src.write_text("int f(void) { return 1; }\n")
-    obj = tmp_path / "o.o"
+    obj = scratch / "o.o"
     subprocess.run(["gcc", "-c", "-o", str(obj), str(src)], check=True)
     check_rejected(obj, 2)
 
 
-def test_other_machine(tmp_path):
+def test_other_machine(scratch):
     data = patch(hello_bytes(), E_MACHINE, "H", 183)        # EM_AARCH64
-    check_rejected(write(tmp_path, "aarch64", data), 2)
+    check_rejected(write(scratch, "aarch64", data), 2)
 
 
 @pytest.mark.parametrize("size", [16, 63, 64, 200, 3000])
-def test_truncated(tmp_path, size):
-    check_rejected(write(tmp_path, f"trunc{size}", hello_bytes()[:size]), 2)
+def test_truncated(scratch, size):
+    check_rejected(write(scratch, f"trunc{size}", hello_bytes()[:size]), 2)
 
 
-def test_truncated_mid_segment(tmp_path):
+def test_truncated_mid_segment(scratch):
     data = hello_bytes()
     _, _, off, _, filesz, _ = first_load(data)
-    check_rejected(write(tmp_path, "trunc_seg", data[:off + filesz // 2]), 2)
+    check_rejected(write(scratch, "trunc_seg", data[:off + filesz // 2]), 2)
 
 
 @pytest.mark.parametrize("phoff", [
@@ -179,58 +180,58 @@ def test_truncated_mid_segment(tmp_path):
         strict=True, reason="kernel bug: pyelftools seek() raises OverflowError, which "
         "parse_elf does not catch -> traceback (minios/exec.py parse_elf)")),
     0x7FFF_FFFF, 1 << 40], ids=hex)
-def test_corrupt_phoff(tmp_path, phoff):
+def test_corrupt_phoff(scratch, phoff):
     data = patch(hello_bytes(), E_PHOFF, "Q", phoff)
-    check_rejected(write(tmp_path, "phoff", data), 2)
+    check_rejected(write(scratch, "phoff", data), 2)
 
 
-def test_corrupt_phoff_past_end_by_little(tmp_path):
+def test_corrupt_phoff_past_end_by_little(scratch):
     data = hello_bytes()
     data = patch(data, E_PHOFF, "Q", len(data) - 10)
-    check_rejected(write(tmp_path, "phoff_end", data), 2)
+    check_rejected(write(scratch, "phoff_end", data), 2)
 
 
-def test_corrupt_phnum(tmp_path):
+def test_corrupt_phnum(scratch):
     data = patch(hello_bytes(), E_PHNUM, "H", 0xFFFF)
-    check_rejected(write(tmp_path, "phnum", data), 2)
+    check_rejected(write(scratch, "phnum", data), 2)
 
 
-def test_corrupt_phentsize(tmp_path):
+def test_corrupt_phentsize(scratch):
     data = patch(hello_bytes(), E_PHENTSIZE, "H", 7)
-    check_rejected(write(tmp_path, "phentsize", data), 2)
+    check_rejected(write(scratch, "phentsize", data), 2)
 
 
-def test_no_program_headers(tmp_path):
+def test_no_program_headers(scratch):
     data = patch(hello_bytes(), E_PHNUM, "H", 0)
-    check_rejected(write(tmp_path, "nophdr", data), 2)
+    check_rejected(write(scratch, "nophdr", data), 2)
 
 
-def test_segment_past_end_of_file(tmp_path):
+def test_segment_past_end_of_file(scratch):
     data = hello_bytes()
     o, *_ = first_load(data)
     data = patch(data, o + 8, "Q", len(data) + 4096)         # p_offset
-    check_rejected(write(tmp_path, "segoff", data), 2)
+    check_rejected(write(scratch, "segoff", data), 2)
 
 
-def test_segment_filesz_huge(tmp_path):
+def test_segment_filesz_huge(scratch):
     data = hello_bytes()
     o, *_ = first_load(data)
     data = patch(data, o + 32, "QQ", 1 << 62, 1 << 62)      # p_filesz, p_memsz
-    check_rejected(write(tmp_path, "segsize", data), 2)
+    check_rejected(write(scratch, "segsize", data), 2)
 
 
-def test_segment_in_kernel_half(tmp_path):
+def test_segment_in_kernel_half(scratch):
     data = hello_bytes()
     o, *_ = first_load(data)
     data = patch(data, o + 16, "Q", 0xFFFF_8000_0000_0000)   # p_vaddr
-    check_rejected(write(tmp_path, "segkernel", data), 2)
+    check_rejected(write(scratch, "segkernel", data), 2)
 
 
-def test_bad_entry_point_killed_like_linux(tmp_path):
+def test_bad_entry_point_killed_like_linux(scratch):
     """A well-formed image whose entry point is unmapped loads, then dies of
     SIGSEGV at its first instruction: the same as Linux."""
     data = patch(hello_bytes(), E_ENTRY, "Q", 0x10)
-    p = write(tmp_path, "badentry", data)
+    p = write(scratch, "badentry", data)
     n_status, n_out, _ = native(str(p))
     m_status, m_out, m_err = under_minios(str(p))
     assert b"Traceback" not in m_err

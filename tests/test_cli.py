@@ -21,7 +21,7 @@ def test_trace_hello():
     st, out, err = under_minios(HELLO, [], ["--trace"])
     assert st == 0 and out == b"hello, world\n"
     lines = err.decode().splitlines()
-    assert any(re.fullmatch(r"\[pid 1\] write\(1, 0x[0-9a-f]+, 13\) = 13", ln) for ln in lines), err
+    assert any(re.fullmatch(r"\[pid 1\] write\(1, .+, 13\) = 13", ln) for ln in lines), err
     assert "[pid 1] exit_group(0) = ?" in lines
     assert any(ln.startswith("[pid 1] brk(") for ln in lines)
     assert "Traceback" not in err.decode()
@@ -31,7 +31,7 @@ def test_trace_hello():
 def test_trace_musl_hello_uses_writev():
     st, out, err = under_minios(binary("musl", "hello"), [], ["--trace=syscall"])
     assert st == 0 and out == b"hello, world\n"
-    assert re.search(rb"^\[pid 1\] writev\(1, 0x[0-9a-f]+, 2\) = 13$", err, re.M), err
+    assert re.search(rb"^\[pid 1\] writev\(1, .+, 2\) = 13$", err, re.M), err
 
 
 def test_trace_unknown_syscall():
@@ -71,7 +71,7 @@ def test_trace_file(tmp_path):
     log = tmp_path / "trace.log"
     st, out, err = under_minios(HELLO, [], ["--trace", f"--trace-file={log}"])
     assert st == 0 and out == b"hello, world\n" and err == b""
-    assert re.search(r"^\[pid 1\] write\(1, 0x[0-9a-f]+, 13\) = 13$", log.read_text(), re.M)
+    assert re.search(r"^\[pid 1\] write\(1, .+, 13\) = 13$", log.read_text(), re.M)
 
 
 def test_no_trace_no_stderr():

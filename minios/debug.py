@@ -1,0 +1,666 @@
+"""Stepping the kernel: break hooks that drop into a Python debugger, and
+helpers that show page tables, registers, code and VMAs.
+
+``minios run --break SPEC`` (repeatable) or ``Machine.add_break(SPEC)``
+stops *inside the kernel*, before it handles the event, by calling
+``sys.breakpointhook()`` - pdb by default; ``PYTHONBREAKPOINT`` picks
+another debugger (``ipdb.set_trace``, an IDE's, or ``0`` to disable). SPEC:
+
+* ``fault`` - every page fault; ``fault@LO-HI`` (hex or decimal, HI
+  exclusive) or ``fault@ADDR`` (that page) for an address range;
+  ``fault:cow-pte`` only faults under a COW-shared PTE table (the ones that
+  break a share).
+* ``syscall:NAME`` (``syscall:openat``, or a number), ``syscall`` for all.
+* ``signal:NAME`` (``signal:SIGSEGV``, ``signal:SEGV`` or ``signal:11``).
+* ``fork`` (after the child exists), ``exit`` (a process starting to exit).
+
+A kind can be followed by ``:FILTER`` and ``@RANGE``; ``pid=N`` after a
+comma limits a spec to one process (``fault@0x7f0000000000-0x7fff00000000,pid=2``).
+
+At the stop, the debugger's frame has these locals::
+
+    k, task, kind, what, addr      the kernel, the task, the event
+    walk(addr=None, pid=None)      4-level walk of one address, every entry decoded
+    ptdump(pid=None, all=False, tables=False)
+                                   the address space as ranges, shared tables marked
+    regs(pid=None)                 general registers
+    disas(addr=None, n=10)         disassemble guest memory (default: at rip)
+    mm(pid=None)                   the VMAs, as /proc/PID/maps
+    ps()                           every task: pid, state, mm, rss, tables
+    nobreak()                      remove every break and continue freely
+
+``c`` continues the guest, ``n``/``s`` step through the kernel's own code,
+``q`` stops the machine (``minios run`` exits with 130).
+``minios.debug.session`` is the same helper set (``session.walk(...)``),
+for debuggers started some other way (``PYTHONBREAKPOINT=mymodule.hook``)
+and for frames you step into after leaving the stop (it stays set until
+the next stop).
+
+The helpers exist as plain functions of the kernel too, returning strings:
+``walk(k, addr, pid=None)``, ``ptdump(k, pid=None)``, ``regs(k, pid=None)``,
+``disas(k, addr=None, n=10, pid=None)``, ``vmas(k, pid=None)``, ``ps(k)``.
+Nothing here changes guest state: memory is read through the page tables
+without faulting anything in.
+"""
+from __future__ import annotations
+
+import bdb
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from emu import x86
+from minios.pgtable import _PMD_COW, entry_pfn
+
+_P = np.uint64(x86.P)
+_ADDR = np.uint64(x86.ADDR_MASK)
+_KEYMASK = np.uint64(x86.P | x86.RW | x86.US | x86.NX)
+
+session: "Session | None" = None      # the helpers of the current stop
+
+
+class DebugQuit(KeyboardInterrupt):
+    """``q`` in the debugger: stop the machine (a KeyboardInterrupt, so
+    ``minios run`` exits with 130 and a Python caller sees ^C)."""
+
+
+class BreakSpecError(ValueError):
+    pass
+
+
+# ------------------------------------------------------------------ tasks
+
+def _task(k, pid=None):
+    """The task for ``pid`` (a tid or a tgid); None: the current task, else
+    the lowest pid alive."""
+    if pid is None:
+        if k.current is not None:
+            return k.current
+        if not k.tasks:
+            raise LookupError("no task is alive")
+        return k.tasks[min(k.tasks)]
+    t = k.tasks.get(pid)
+    if t is None:
+        g = k.groups.get(pid)
+        if g is not None and g.threads:
+            t = g.threads[0]
+    if t is None:
+        raise LookupError(f"no task with pid {pid}")
+    return t
+
+
+def mm_users(k, mm) -> list[int]:
+    """Pids (tids) of the tasks using ``mm``."""
+    return sorted(t.tid for t in k.tasks.values() if t.mm is mm)
+
+
+def mm_name(k, mm) -> str:
+    pids = mm_users(k, mm)
+    if not pids:
+        return f"mm {id(mm) & 0xFFFFFF:06x} (no task left)"
+    if len(pids) == 1:
+        return f"pid {pids[0]}"
+    return "pids " + ",".join(map(str, pids))
+
+
+def table_owner(k, table: int) -> str:
+    """Who owns PTE table ``table``: ``pid 1 (PMD entry 0x1234008)``."""
+    slot = int(k.pt_owner[table])
+    if slot < 0:
+        return "no owner"
+    mm = k.pmd_mm.get(slot >> 12)
+    who = mm_name(k, mm) if mm is not None else "unknown mm"
+    return f"{who} (PMD entry {slot:#x})"
+
+
+# ----------------------------------------------------------- entry flags
+
+_FLAGS = ((x86.P, "P"), (x86.RW, "RW"), (x86.US, "US"), (x86.A, "A"), (x86.D, "D"),
+          (x86.PS, "PS"), (x86.NX, "NX"))
+
+
+def entry_flags(e: int, level: str = "PTE") -> str:
+    """``P RW US A D -- NX`` (absent bits as dashes); ``COW`` for a PMD
+    entry whose PTE table is COW-shared (the software bit ``_PMD_COW``)."""
+    out = [name if e & bit else "-" * len(name) for bit, name in _FLAGS]
+    if level == "PMD" and e & _PMD_COW:
+        out.append("COW")
+    return " ".join(out)
+
+
+# ------------------------------------------------------------------- walk
+
+def walk(k, addr: int, pid: int | None = None) -> str:
+    """The 4-level walk of ``addr`` in a task's address space: each entry's
+    physical slot, raw value and flags; for the PMD entry whether the PTE
+    table is COW-shared, its share count and owner; for the PTE the page's
+    refcount and mapcount; the VMA; what a write there would do."""
+    from minios.procfs import maps
+    t = _task(k, pid)
+    mm = t.mm
+    q, fr = k.ram.q, k.frames
+    lines = [f"walk {addr:#x} in pid {t.tid}: pgd frame {mm.pgd:#x}"
+             f"{' (cr3)' if k.current is not None and k.current.mm is mm else ''}"]
+    table = mm.pgd
+    pmd = pte = 0
+    names = ("PGD", "PUD", "PMD", "PTE")
+    for level, shift in zip(names, (39, 30, 21, 12)):
+        idx = (addr >> shift) & 511
+        slot = table * 512 + idx
+        e = int(q[slot])
+        head = f"  {level}[{idx:3d}] @{slot * 8:#011x} = {e:#018x}  {entry_flags(e, level)}"
+        if not e & x86.P:
+            lines.append(head + "  (not present)")
+            break
+        nxt = entry_pfn(e)
+        if level == "PMD":
+            pmd = e
+            rc = int(fr.refcount[nxt])
+            if e & _PMD_COW:
+                head += (f"\n           -> PTE table {nxt:#x}: COW-shared, share count {rc}, "
+                         f"owner {table_owner(k, nxt)}")
+            else:
+                head += (f"\n           -> PTE table {nxt:#x}: private (share count {rc}), "
+                         f"owner {table_owner(k, nxt)}")
+        elif level == "PTE":
+            pte = e
+            kind = "file" if fr.file[nxt] else "anon"
+            head += (f"\n           -> page {nxt:#x} ({kind}, refcount {int(fr.refcount[nxt])}, "
+                     f"mapcount {int(fr.mapcount[nxt])})")
+        else:
+            head += f" -> {names[names.index(level) + 1]} table {nxt:#x}"
+        lines.append(head)
+        table = nxt
+    v = mm.vma_at(addr)
+    if v is None:
+        lines.append("  VMA: none (an access faults with SIGSEGV)")
+    else:
+        one = [ln for ln in maps(k, t).splitlines() if ln.startswith(f"{v.start:08x}-")]
+        lines.append("  VMA: " + (one[0] if one else f"{v.start:#x}-{v.end:#x}"))
+    lines.append("  a write here: " + _predict_write(k, mm, v, pmd, pte))
+    return "\n".join(lines)
+
+
+def _predict_write(k, mm, v, pmd: int, pte: int) -> str:
+    from minios.mm import PROT_WRITE
+    if v is None or not v.prot & PROT_WRITE:
+        return "SIGSEGV (no writable VMA)"
+    steps = []
+    extra_ref = 0
+    if pmd & x86.P and pmd & _PMD_COW:
+        rc = int(k.frames.refcount[entry_pfn(pmd)])
+        steps.append("break the PTE table share by " +
+                     (f"copy ({rc} sharers)" if rc > 1 else "reuse (last sharer)"))
+        if rc > 1 and pte & x86.P and not v.shared:
+            # the copy write-protects every entry and takes a page reference
+            pte &= ~x86.RW
+            extra_ref = 1
+    if not pte & x86.P:
+        steps.append("shared page" if v.shm is not None else
+                     ("file page" if v.image is not None else "demand-zero page"))
+    elif not pte & x86.RW:
+        if v.shared:
+            steps.append("make the shared page writable")
+        else:
+            f = entry_pfn(pte)
+            steps.append("COW copy of the page" if k.frames.refcount[f] + extra_ref > 1 else
+                         "COW reuse of the page (last user)")
+    if not steps:
+        return "no fault (writable)"
+    return ", then ".join(steps)
+
+
+# ----------------------------------------------------------------- ptdump
+
+def _size(n: int) -> str:
+    for unit, sh in (("G", 30), ("M", 20), ("K", 10)):
+        if n >= 1 << sh and n % (1 << sh) == 0:
+            return f"{n >> sh}{unit}"
+    return f"{n >> 10}K"
+
+
+def _pte_tables(k, mm):
+    """(va of the table's first page, PMD entry value, table frame) for each
+    present PMD entry of ``mm``'s user half, in address order."""
+    q, t = k.ram.q, k.ram.t
+    for i in np.flatnonzero(t[mm.pgd][:256] & _P).tolist():
+        pud = entry_pfn(int(q[mm.pgd * 512 + i]))
+        for j in np.flatnonzero(t[pud] & _P).tolist():
+            pmd = entry_pfn(int(q[pud * 512 + j]))
+            for s in np.flatnonzero(t[pmd] & _P).tolist():
+                e = int(q[pmd * 512 + s])
+                yield (i << 39) | (j << 30) | (s << 21), e, entry_pfn(e)
+
+
+def ptdump_mm(k, mm, title: str = "", tables: bool = False) -> str:
+    """One address space as Linux's page-table dump prints one: ranges of
+    pages with the same flags (``USR``, ``RW``/``ro``, ``NX``/``x``), each
+    with its PTE tables: private, or COW-shared with share count and owner.
+    The flags are the PTE's own: below a COW-shared table every write
+    faults whatever they say. ``tables=True``: one line per run of PTE
+    tables with the same sharing instead (2 MiB each)."""
+    fr = k.frames
+    out = []
+    runs = []                    # [start, end, key, note]
+    trows = []                   # [start, end, note, [tables], pages]
+    ntables = nshared = npages = 0
+    for base, pe, table in _pte_tables(k, mm):
+        ntables += 1
+        rc = int(fr.refcount[table])
+        if pe & _PMD_COW:
+            nshared += 1
+            note = f"COW-shared x{rc}, owner {table_owner(k, table).split(' (')[0]}"
+        else:
+            note = "private"
+        ents = k.ram.t[table]
+        present = (ents & _P) != 0
+        idx = np.flatnonzero(present)
+        npages += len(idx)
+        if tables:
+            if trows and trows[-1][1] == base and trows[-1][2] == note:
+                trows[-1][1] = base + (1 << 21)
+                trows[-1][3].append(table)
+                trows[-1][4] += len(idx)
+            else:
+                trows.append([base, base + (1 << 21), note, [table], len(idx)])
+            continue
+        if not len(idx):
+            continue
+        keys = (ents[idx] & _KEYMASK)
+        # split where the index jumps or the key changes
+        brk = np.flatnonzero((np.diff(idx) != 1) | (keys[1:] != keys[:-1])) + 1
+        starts = np.concatenate(([0], brk))
+        ends = np.concatenate((brk, [len(idx)]))
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            lo = base + int(idx[a]) * 4096
+            hi = base + (int(idx[b - 1]) + 1) * 4096
+            key = int(keys[a])
+            if runs and runs[-1][1] == lo and runs[-1][2] == key and runs[-1][3][0] == note:
+                r = runs[-1]
+                r[1] = hi
+                if r[3][-1] != table:
+                    r[3].append(table)
+            else:
+                runs.append([lo, hi, key, [note, table]])
+    head = title or mm_name(k, mm)
+    out.append(f"---[ {head}: pgd {mm.pgd:#x}, {ntables} PTE tables ({nshared} COW-shared), "
+               f"{npages} pages mapped, rss {mm.rss}, VmPTE {mm.nr_tables * 4} kB ]---")
+    for lo, hi, note, tabs, n in trows:
+        tdesc = (f"table {tabs[0]:#x}" if len(tabs) == 1 else
+                 f"{len(tabs)} tables {tabs[0]:#x}..{tabs[-1]:#x}")
+        out.append(f"{lo:#018x}-{hi:#018x} {_size(hi - lo):>7} {tdesc:<26} {n:>7} pages  {note}")
+    for lo, hi, key, info in runs:
+        note, tables = info[0], info[1:]
+        perms = ("USR " if key & x86.US else "    ") + ("RW " if key & x86.RW else "ro ") \
+            + ("NX" if key & x86.NX else "x ")
+        tdesc = (f"table {tables[0]:#x}" if len(tables) == 1 else
+                 f"{len(tables)} tables {tables[0]:#x}..{tables[-1]:#x}")
+        out.append(f"{lo:#018x}-{hi:#018x} {_size(hi - lo):>7} {perms} pte  [{tdesc} {note}]")
+    return "\n".join(out)
+
+
+def ptdump(k, pid: int | None = None, all: bool = False, tables: bool = False) -> str:
+    """The page-table dump of one process (default: the current one), or
+    of every address space with ``all=True`` (see :func:`ptdump_mm`)."""
+    if all:
+        seen, parts = set(), []
+        for tid in sorted(k.tasks):
+            m = k.tasks[tid].mm
+            if id(m) not in seen:
+                seen.add(id(m))
+                parts.append(ptdump_mm(k, m, _title(k, m), tables))
+        return "\n".join(parts) if parts else "(no process alive)"
+    t = _task(k, pid)
+    return ptdump_mm(k, t.mm, _title(k, t.mm), tables)
+
+
+def _title(k, mm) -> str:
+    pids = mm_users(k, mm)
+    comm = k.tasks[pids[0]].group.comm if pids else ""
+    return f"{mm_name(k, mm)}" + (f" ({comm})" if comm else "")
+
+
+# ------------------------------------------------------- regs, disas, vmas
+
+_REGS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
+         "r12", "r13", "r14", "r15", "rip", "eflags", "fs_base", "gs_base")
+
+
+def reg_values(k, pid: int | None = None) -> dict[str, int]:
+    from emu.cpu import REG
+    t = _task(k, pid)
+    if t is k.current:
+        return {r: k.cpu.reg(r) for r in _REGS}
+    return {r: t.ctx.reg_read(REG[r]) for r in _REGS}
+
+
+def regs(k, pid: int | None = None) -> str:
+    t = _task(k, pid)
+    v = reg_values(k, t.tid)
+    rows = []
+    names = _REGS[:16]
+    for i in range(0, 16, 4):
+        rows.append("  ".join(f"{n:>3} {v[n]:016x}" for n in names[i:i + 4]))
+    rows.append(f"rip {v['rip']:016x}  eflags {v['eflags']:08x}  fs_base {v['fs_base']:x}"
+                f"  (pid {t.tid}, {'running' if t is k.current else 'saved context'})")
+    return "\n".join(rows)
+
+
+def read_memory(k, addr: int, n: int, pid: int | None = None) -> bytes | None:
+    """Guest memory through the page tables, without faulting (see
+    ``trace.peek``): bytes up to the first non-present page."""
+    from minios.trace import peek
+    return peek(_task(k, pid).mm, addr, n)
+
+
+def disas(k, addr: int | None = None, n: int = 10, pid: int | None = None) -> str:
+    """``n`` instructions at ``addr`` (default: the task's rip), with
+    capstone; ``=>`` marks rip. Pages not present are not faulted in."""
+    import capstone
+    t = _task(k, pid)
+    rip = reg_values(k, t.tid)["rip"]
+    if addr is None:
+        addr = rip
+    code = read_memory(k, addr, n * 15, t.tid)
+    if code is None:
+        return f"{addr:#x}: page not present (nothing faulted in yet)"
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    out = []
+    for ins in md.disasm(code, addr):
+        mark = "=>" if ins.address == rip else "  "
+        out.append(f"{mark} {ins.address:#x}: {ins.bytes.hex():<20} {ins.mnemonic} {ins.op_str}".rstrip())
+        if len(out) >= n:
+            break
+    if not out:
+        out.append(f"{addr:#x}: cannot decode {code[:16].hex()}")
+    return "\n".join(out)
+
+
+def vmas(k, pid: int | None = None) -> str:
+    """The VMAs of a process, as ``/proc/PID/maps``, after a summary line."""
+    from minios.procfs import maps
+    t = _task(k, pid)
+    mm = t.mm
+    head = (f"pid {t.tid}: {len(mm.vmas)} VMAs, {mm.total_vm() >> 10} kB, rss {mm.rss} pages, "
+            f"brk {mm.brk:#x}{', COW PTE fork' if mm.cow_pgtable else ''}")
+    return head + "\n" + maps(k, t).rstrip("\n")
+
+
+def ps(k) -> str:
+    rows = [f"{'PID':>5} {'TGID':>5} {'PPID':>5} S {'RSS':>7} {'VmPTE':>7}  MM      COMM"]
+    for tid in sorted(k.tasks):
+        t = k.tasks[tid]
+        g = t.group
+        ppid = g.parent.tgid if g.parent else 0
+        cur = "*" if t is k.current else " "
+        rows.append(f"{tid:>5} {g.tgid:>5} {ppid:>5} {t.state} {t.mm.rss:>7} "
+                    f"{t.mm.nr_tables * 4:>5}kB  {id(t.mm) & 0xFFFFFF:06x}{cur} {g.comm}"
+                    + (f"  (waiting: {t.wait_channel})" if t.state == "S" else ""))
+    return "\n".join(rows)
+
+
+# ---------------------------------------------------------------- session
+
+class Session:
+    """The helpers bound to a kernel and the task of a stop; each prints
+    (returning None, so pdb shows the output once)."""
+
+    def __init__(self, k, task=None, kind: str | None = None, what=None) -> None:
+        self.k, self.task, self.kind, self.what = k, task, kind, what
+
+    def _pid(self, pid):
+        if pid is not None:
+            return pid
+        if self.task is not None and self.task.tid in self.k.tasks:
+            return self.task.tid
+        return None
+
+    def walk(self, addr: int | None = None, pid: int | None = None) -> None:
+        if addr is None:
+            if self.kind != "fault":
+                raise TypeError("walk(addr): give an address (only a fault has one)")
+            addr = self.what
+        print(walk(self.k, addr, self._pid(pid)))
+
+    def ptdump(self, pid: int | None = None, all: bool = False, tables: bool = False) -> None:
+        print(ptdump(self.k, self._pid(pid), all, tables))
+
+    def regs(self, pid: int | None = None) -> None:
+        print(regs(self.k, self._pid(pid)))
+
+    def disas(self, addr: int | None = None, n: int = 10, pid: int | None = None) -> None:
+        print(disas(self.k, addr, n, self._pid(pid)))
+
+    def mm(self, pid: int | None = None) -> None:
+        print(vmas(self.k, self._pid(pid)))
+
+    def ps(self) -> None:
+        print(ps(self.k))
+
+    def nobreak(self) -> None:
+        clear_breaks(self.k)
+        print("minios: every break removed")
+
+
+def describe(kind: str, what, task) -> str:
+    if kind == "fault":
+        return f"page fault at {what:#x}"
+    if kind == "syscall":
+        return f"syscall {what}"
+    if kind == "signal":
+        from minios.trace import signame
+        return f"signal {signame(what)}"
+    if kind == "fork":
+        return f"fork, child pid {what.tid}"
+    if kind == "exit":
+        from minios.trace import format_exit
+        return "exit (" + format_exit(task, what).split("+++ ")[1].rstrip(" +") + ")"
+    return f"{kind} {what}"
+
+
+def stop(k, kind: str, what, task) -> None:
+    """A break: print where we are and call ``sys.breakpointhook()`` with
+    the helpers in this frame's locals."""
+    global session
+    s = Session(k, task, kind, what)
+    walk, ptdump, regs, disas, mm, ps, nobreak = (s.walk, s.ptdump, s.regs, s.disas,
+                                                  s.mm, s.ps, s.nobreak)
+    addr = what if kind == "fault" else None
+    session = s          # stays after the stop: minios.debug.session.walk() while stepping
+    if os.environ.get("PYTHONBREAKPOINT") != "0":
+        print(f"minios: break on {describe(kind, what, task)} in pid {task.tid} "
+              f"(rip {k.cpu.reg('rip'):#x}). Helpers: walk(addr) ptdump() regs() disas() mm() "
+              f"ps() nobreak(); k, task, what; 'c' continues.", file=sys.stderr, flush=True)
+    try:
+        sys.breakpointhook()
+        pass    # <- minios break, inside the kernel: walk(addr) ptdump() regs() disas() mm()
+    except bdb.BdbQuit:
+        clear_breaks(k)
+        raise DebugQuit("quit from the debugger") from None
+
+
+# ----------------------------------------------------------- break specs
+
+@dataclass
+class Break:
+    kind: str
+    filter: str = ""
+    lo: int | None = None
+    hi: int | None = None
+    pid: int | None = None
+    text: str = ""
+    action: Callable | None = None
+    extra: dict = field(default_factory=dict)
+
+    def matches(self, k, what, task) -> bool:
+        if self.pid is not None and task.tid != self.pid and task.pid != self.pid:
+            return False
+        if self.kind == "fault":
+            if self.lo is not None and not self.lo <= what < self.hi:
+                return False
+            f = self.filter
+            if f == "cow-pte":
+                from minios.pgtable import lookup_pte
+                _, pmd = lookup_pte(task.mm, what)
+                return bool(pmd & x86.P and pmd & _PMD_COW)
+            return True
+        if self.kind == "syscall":
+            return not self.filter or self.filter == what or self.filter == str(task.syscall_nr)
+        if self.kind == "signal":
+            return not self.filter or self.extra["signo"] == what
+        return True
+
+
+KINDS = ("fault", "syscall", "signal", "fork", "exit")
+
+
+def _num(s: str) -> int:
+    return int(s.replace("_", ""), 0)
+
+
+def parse_break(spec: str) -> Break:
+    """``KIND[:FILTER][@LO-HI|@ADDR][,pid=N]`` -> Break (BreakSpecError)."""
+    text = spec
+    pid = None
+    if "," in spec:
+        spec, _, rest = spec.partition(",")
+        for opt in rest.split(","):
+            key, _, val = opt.partition("=")
+            if key.strip() != "pid":
+                raise BreakSpecError(f"{text}: unknown option {opt!r} (pid=N)")
+            try:
+                pid = int(val)
+            except ValueError:
+                raise BreakSpecError(f"{text}: bad pid {val!r}") from None
+    rng = None
+    if "@" in spec:
+        spec, _, rng = spec.partition("@")
+    kind, _, filt = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in KINDS:
+        raise BreakSpecError(f"{text}: unknown event {kind!r} (one of {', '.join(KINDS)})")
+    b = Break(kind, filt.strip(), pid=pid, text=text)
+    if rng is not None:
+        if kind != "fault":
+            raise BreakSpecError(f"{text}: only fault takes an @address range")
+        try:
+            if "-" in rng:
+                lo, _, hi = rng.partition("-")
+                b.lo, b.hi = _num(lo), _num(hi)
+            else:
+                b.lo = _num(rng) & ~0xFFF
+                b.hi = b.lo + 0x1000
+        except ValueError:
+            raise BreakSpecError(f"{text}: bad address range {rng!r} (LO-HI or ADDR)") from None
+        if b.hi <= b.lo:
+            raise BreakSpecError(f"{text}: empty address range")
+    if kind == "fault" and b.filter not in ("", "cow-pte"):
+        raise BreakSpecError(f"{text}: the fault filter is cow-pte")
+    if kind == "signal" and b.filter:
+        from minios.trace import SIGNALS
+        f = b.filter.upper()
+        byname = {v: n for n, v in SIGNALS.items()}
+        if f.isdigit():
+            b.extra["signo"] = int(f)
+        elif f in byname or "SIG" + f in byname:
+            b.extra["signo"] = byname.get(f) or byname["SIG" + f]
+        else:
+            raise BreakSpecError(f"{text}: unknown signal {b.filter!r}")
+    if kind == "syscall" and b.filter:
+        from minios.syscalls import SYSCALLS
+        names = {n for _, n in SYSCALLS.values()}
+        if not b.filter.isdigit() and b.filter not in names:
+            raise BreakSpecError(f"{text}: minios has no syscall {b.filter!r}")
+        if b.filter.isdigit() and int(b.filter) in SYSCALLS:
+            b.filter = SYSCALLS[int(b.filter)][1]
+    if kind in ("fork", "exit") and b.filter:
+        raise BreakSpecError(f"{text}: {kind} takes no filter")
+    return b
+
+
+def add_break(k, spec: str | Break, action: Callable | None = None) -> Break:
+    """Install a break on kernel ``k``. ``action(k, kind, what, task)``
+    runs at each matching event (default :func:`stop`: the debugger).
+    Several breaks on one kind share one hook; the first match acts."""
+    b = parse_break(spec) if isinstance(spec, str) else spec
+    b.action = action or stop
+    breaks = k.__dict__.setdefault("_breaks", {})
+    new = b.kind not in breaks
+    lst = breaks.setdefault(b.kind, [])
+    lst.append(b)
+    if new:
+        kind = b.kind
+
+        def hook(kk, what, task, _lst=lst, _kind=kind):
+            for br in _lst:
+                if br.matches(kk, what, task):
+                    try:
+                        br.action(kk, _kind, what, task)
+                    except bdb.BdbQuit:        # pdb raises it on the stop frame's return
+                        clear_breaks(kk)
+                        raise DebugQuit("quit from the debugger") from None
+                    return
+        from minios.trace import add_hook
+        add_hook(k, kind, hook)
+    return b
+
+
+def clear_breaks(k) -> None:
+    """Remove every break (tracing hooks stay)."""
+    for lst in k.__dict__.get("_breaks", {}).values():
+        lst.clear()
+
+
+# ------------------------------------------------------ ``minios ptdump``
+
+def ptdump_command(a) -> int:
+    """``minios ptdump [--at SPEC]... [--all] [--tables] PROGRAM ARGS``: run PROGRAM and
+    print page-table dumps. At ``exit`` (the default) each process is dumped
+    as it starts to exit, before its memory is released; at ``fork`` the
+    parent and the new child; at any other SPEC (``syscall:NAME``,
+    ``signal:NAME``, ``fault:cow-pte``, ...) every process. ``--all`` dumps
+    every process at every point. Exits with the program's status."""
+    import os
+    from minios.machine import Machine, MachineError
+    out = open(a.output, "w") if a.output else sys.stdout
+    try:
+        m = Machine(mem=a.mem, cow_pte=a.cow_pte)
+    except MachineError as e:
+        print(f"minios: {e}", file=sys.stderr)
+        return 2
+    k = m.kernel
+    count = [0]
+
+    def dump(kk, kind, what, task):
+        count[0] += 1
+        where = describe(kind, what, task)
+        tb = a.tables
+        if a.all or kind not in ("exit", "fork"):
+            body = ptdump(kk, all=True, tables=tb)
+        elif kind == "fork":
+            body = ptdump(kk, task.tid, tables=tb) + "\n" + ptdump(kk, what.tid, tables=tb)
+        else:
+            body = ptdump(kk, task.tid, tables=tb)
+        out.write(f"=== #{count[0]}: {where} in pid {task.tid} ===\n{body}\n\n")
+        out.flush()
+
+    for spec in a.at or ["exit"]:
+        try:
+            add_break(k, spec, dump)
+        except ValueError as e:
+            print(f"minios: --at {e}", file=sys.stderr)
+            return 2
+    try:
+        sys.stdout.flush()
+        return m.run(a.program, a.args, env=os.environ, stdio=(0, 1, 2))
+    except MachineError as e:
+        print(f"minios: {e}", file=sys.stderr)
+        return e.status
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if out is not sys.stdout:
+            out.close()
