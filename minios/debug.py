@@ -20,7 +20,8 @@ comma limits a spec to one process (``fault@0x7f0000000000-0x7fff00000000,pid=2`
 At the stop, the debugger's frame has these locals::
 
     k, task, kind, what, addr      the kernel, the task, the event
-    walk(addr=None, pid=None)      4-level walk of one address, every entry decoded
+    walk(addr=None, pid=None)      4-level walk of one address (default: the
+                                   faulting address, else rip), every entry decoded
     ptdump(pid=None, all=False, tables=False)
                                    the address space as ranges, shared tables marked
     regs(pid=None)                 general registers
@@ -419,10 +420,9 @@ class Session:
         return None
 
     def walk(self, addr: int | None = None, pid: int | None = None) -> None:
-        if addr is None:
-            if self.kind != "fault":
-                raise TypeError("walk(addr): give an address (only a fault has one)")
-            addr = self.what
+        if addr is None:                  # the faulting address, else the task's rip
+            addr = self.what if self.kind == "fault" else \
+                reg_values(self.k, self._pid(pid))["rip"]
         print(walk(self.k, addr, self._pid(pid)))
 
     def ptdump(self, pid: int | None = None, all: bool = False, tables: bool = False) -> None:
@@ -466,9 +466,9 @@ def stop(k, kind: str, what, task) -> None:
     the helpers in this frame's locals."""
     global session
     s = Session(k, task, kind, what)
-    walk, ptdump, regs, disas, mm, ps, nobreak = (s.walk, s.ptdump, s.regs, s.disas,
+    walk, ptdump, regs, disas, mm, ps, nobreak = (s.walk, s.ptdump, s.regs, s.disas,  # noqa: F841
                                                   s.mm, s.ps, s.nobreak)
-    addr = what if kind == "fault" else None
+    addr = what if kind == "fault" else None                                          # noqa: F841
     session = s          # stays after the stop: minios.debug.session.walk() while stepping
     if os.environ.get("PYTHONBREAKPOINT") != "0":
         print(f"minios: break on {describe(kind, what, task)} in pid {task.tid} "

@@ -175,7 +175,10 @@ def do_signal(k: "Kernel", t: "Task") -> None:
             if sig in _STOP:
                 _do_stop(k, t, sig)
                 return
-            do_group_exit(k, t, sig | (0x80 if sig in _CORE else 0))
+            # The core flag says a core was written: minios writes none, and
+            # Linux writes none either when RLIMIT_CORE is 0 (the default).
+            core = sig in _CORE and t.group.rlimits.get(4, (0, 0))[0] != 0
+            do_group_exit(k, t, sig | (0x80 if core else 0))
             return
         if act.handler == SIG_IGN:
             continue

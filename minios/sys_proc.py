@@ -347,6 +347,10 @@ def sys_waitid(k, t, idtype, id_, infop, options, rusage, *_):
     return _do_wait(k, t, match, options, report)
 
 
+_SA_KNOWN = 0x1 | 0x2 | 0x4 | 0x800 | 0x04000000 | 0x08000000 | 0x10000000 | 0x40000000 \
+    | 0x80000000
+
+
 def _sig_ok(sig: int) -> bool:
     return 0 <= sig <= 64
 
@@ -410,7 +414,8 @@ def sys_rt_sigaction(k, t, sig, act, oact, size, *_):
     new = None
     if act:
         h, fl, rest, mask = struct.unpack("<4Q", copy_from_user(t.mm, act, 32))
-        new = SigAction(h, fl, rest, mask & ~signals.UNBLOCKABLE)
+        # Unknown sa_flags bits are dropped, as Linux >= 5.11 does.
+        new = SigAction(h, fl & _SA_KNOWN, rest, mask & ~signals.UNBLOCKABLE)
     if oact:
         copy_to_user(t.mm, oact, struct.pack("<4Q", a.handler, a.flags, a.restorer, a.mask))
     if new is not None:

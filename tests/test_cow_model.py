@@ -50,7 +50,7 @@ ZERO = bytes(PAGE)
 PROT_NONE, PROT_READ, PROT_RW = 0, 1, 3
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANON = 0x01, 0x02, 0x10, 0x20
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
-MADV_DONTNEED = 4
+MADV_DONTNEED, MADV_DONTFORK, MADV_DOFORK = 4, 10, 11
 ENOMEM = 12
 MAX_MMS = 6
 
@@ -63,9 +63,10 @@ def task(mm):
 
 
 class Proc:
-    """Model of one address space: page number -> (prot, backing) where
-    backing is None (private anonymous) or (store id, page index in store);
-    ``priv``: contents of private pages that are not all zero."""
+    """Model of one address space: page number -> (prot, backing, dontfork)
+    where backing is None (private anonymous) or (store id, page index in
+    store) and dontfork is MADV_DONTFORK's mark; ``priv``: contents of
+    private pages that are not all zero."""
 
     def __init__(self, mm):
         self.mm = mm
@@ -74,8 +75,8 @@ class Proc:
 
     def fork(self, mm) -> "Proc":
         c = Proc(mm)
-        c.pages = dict(self.pages)
-        c.priv = dict(self.priv)
+        c.pages = {pg: e for pg, e in self.pages.items() if not e[2]}
+        c.priv = {pg: d for pg, d in self.priv.items() if pg in c.pages}
         return c
 
 
@@ -90,13 +91,13 @@ class CowModel(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ helpers
     def expected(self, p: Proc, pg: int) -> bytes:
-        prot, back = p.pages[pg]
+        prot, back, _ = p.pages[pg]
         if back is None:
             return p.priv.get(pg, ZERO)
         return self.stores[back[0]].get(back[1], ZERO)
 
     def store(self, p: Proc, pg: int, data: bytes) -> None:
-        _, back = p.pages[pg]
+        _, back, _ = p.pages[pg]
         if back is None:
             p.priv[pg] = data
         else:
@@ -114,7 +115,7 @@ class CowModel(RuleBasedStateMachine):
             self.next_store += 1
             self.stores[sid] = {}
         for i, pg in enumerate(range(lo, hi)):
-            p.pages[pg] = (PROT_RW, (sid, i) if shared else None)
+            p.pages[pg] = (PROT_RW, (sid, i) if shared else None, False)
 
     def new_proc(self) -> Proc:
         mm = MM(self.k)
@@ -242,7 +243,7 @@ class CowModel(RuleBasedStateMachine):
             return
         assert r == 0
         for pg in range(lo, lo + n):
-            p.pages[pg] = (prot, p.pages[pg][1])
+            p.pages[pg] = (prot, *p.pages[pg][1:])
 
     @rule(data=st.data())
     def madvise_dontneed(self, data):
@@ -256,6 +257,21 @@ class CowModel(RuleBasedStateMachine):
         for pg in range(lo, lo + n):
             if p.pages[pg][1] is None:          # private: reads back zero
                 p.priv.pop(pg, None)            # shared: keeps its data
+
+    @rule(data=st.data(), dontfork=st.booleans())
+    def madvise_dontfork(self, data, dontfork):
+        """MADV_DONTFORK / MADV_DOFORK: forks then copy the PTE tables
+        holding such pages entry by entry instead of sharing them."""
+        p = data.draw(st.sampled_from(self.procs), label="proc")
+        lo, n = self.pick_range(data, p)
+        r = sys_madvise(self.k, task(p.mm), lo * PAGE, n * PAGE,
+                        MADV_DONTFORK if dontfork else MADV_DOFORK)
+        if not all(pg in p.pages for pg in range(lo, lo + n)):
+            assert r == -ENOMEM
+            return
+        assert r == 0
+        for pg in range(lo, lo + n):
+            p.pages[pg] = (*p.pages[pg][:2], dontfork)
 
     @rule(data=st.data(), mode=st.sampled_from(["shrink", "grow", "fixed"]))
     def mremap(self, data, mode):
@@ -304,10 +320,10 @@ class CowModel(RuleBasedStateMachine):
                 p.pages[dest + i] = ent
                 if content is not None:
                     p.priv[dest + i] = content
-        prot = moved[-1][0][0]
+        prot, _, dontfork = moved[-1][0]
         for pg in range(dest + old_n, dest + new_n):
             assert pg not in p.pages, f"mremap grew over a live mapping at page {pg:#x}"
-            p.pages[pg] = (prot, None)
+            p.pages[pg] = (prot, None, dontfork)
 
     @rule(data=st.data())
     def read(self, data):
@@ -348,7 +364,7 @@ class CowModel(RuleBasedStateMachine):
                 covered.update(range(v.start // PAGE, v.end // PAGE))
             assert covered == set(p.pages), "VMAs differ from the model"
             written = set(p.priv)
-            written.update(pg for pg, (prot, back) in p.pages.items()
+            written.update(pg for pg, (prot, back, _) in p.pages.items()
                            if back is not None and back[1] in self.stores[back[0]])
             mapped = sorted(p.pages)
             written.update(rng.sample(mapped, min(16, len(mapped))))
@@ -570,3 +586,18 @@ def test_mremap_of_file_mapping_after_fork_keeps_other_side(share):
     assert copy_from_user(child, dest, len(data)) == data
     assert copy_from_user(parent, start, len(data)) == data
     _release_all(k)
+
+
+@pytest.mark.xfail(strict=True, reason="kernel bug (not COW-specific): brk growth extends "
+                   "the last [heap] VMA whatever its protection, so after mprotect(PROT_READ) "
+                   "of the top heap page the new heap memory is read-only (Linux: RW)")
+def test_brk_growth_is_writable_after_mprotect_of_heap_top():
+    from minios.sys_mm import sys_brk
+    k = Kernel(mem=128 << 20)
+    mm = MM(k)
+    t = task(mm)
+    mm.start_brk = mm.brk = 0x600000
+    assert sys_brk(k, t, 0x610000) == 0x610000
+    assert sys_mprotect(k, t, 0x60F000, PAGE, PROT_READ) == 0
+    assert sys_brk(k, t, 0x620000) == 0x620000
+    copy_to_user(mm, 0x618000, b"heap")

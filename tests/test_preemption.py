@@ -178,8 +178,8 @@ def test_fork_then_spin_does_not_starve_child(progs):
     try:
         p = subprocess.run(minios_cmd("run", progs["starve"]), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=dict(ENV),
-                           cwd=ROOT, timeout=15)
+                           cwd=ROOT, timeout=8)
     except subprocess.TimeoutExpired:
-        raise AssertionError("minios did not finish in 15 s: the child never ran") from None
+        raise AssertionError("minios did not finish in 8 s: the child never ran") from None
     assert (p.returncode, p.stdout) == (-15, b"child ran\n") or \
         (128 - p.returncode if p.returncode < 0 else p.returncode, p.stdout) == n[:2]

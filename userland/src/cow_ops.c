@@ -29,6 +29,8 @@
  *   f  vfork inside a COW-forked child; threads in a COW-forked child
  *   g  MAP_SHARED stays shared across the fork, MAP_PRIVATE does not, also
  *      when both kinds share one 2 MiB table
+ *   h  1 MiB of initialized .data (file-backed pages) and 1 MiB of .bss,
+ *      partly touched before the fork, the rest first touched after it
  * Children report through their exit status (0 = ok) or a pipe; only the
  * original process prints. Exit status 0 when every check passed.
  */
@@ -221,6 +223,41 @@ static void xpipe(int p[2])
     }
 }
 
+static void read_full(int fd, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            _exit(91);
+        got += r;
+    }
+}
+
+static void write_full(int fd, const void *buf, size_t n)
+{
+    size_t put = 0;
+    while (put < n) {
+        ssize_t r = write(fd, (const char *)buf + put, n - put);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            _exit(92);
+        put += r;
+    }
+}
+
+/* the contents of page ``page`` filled with ``seed`` */
+static const void *pattern(uint32_t seed, int page)
+{
+    static uint64_t buf[WORDS];
+    for (int j = 0; j < (int)WORDS; j++)
+        buf[j] = word(seed, page, j);
+    return buf;
+}
+
 /* child exit code from a mismatch count */
 static int code(int bad)
 {
@@ -366,6 +403,47 @@ static void scenario_a(void)
     c = reap(pid);
     bad += verify(&ra);
     report("a4 alternate pages", bad, c);
+
+    /* a5: the kernel writes into COW-shared pages (read() from a pipe):
+     * the child reads into the even pages, then the parent into the odd */
+    int q[2], self[2];
+    xpipe(p);
+    xpipe(q);
+    xpipe(self);
+    bad = touch_all(&ra);
+    pid = xfork();
+    if (pid == 0) {
+        close(p[1]);
+        close(q[0]);
+        for (int k = 0; k < ra.n; k += 2) {
+            read_full(p[0], ra.base + (size_t)ra.idx[k] * PG, PG);
+            ra.seed[k] = 10;
+        }
+        int b = verify(&ra);
+        put_byte(q[1], 1);
+        get_byte(p[0]);                         /* the parent has read */
+        b += verify(&ra);
+        _exit(code(b));
+    }
+    close(p[0]);
+    close(q[1]);
+    for (int k = 0; k < ra.n; k += 2)
+        write_full(p[1], pattern(10, ra.idx[k]), PG);
+    get_byte(q[0]);
+    bad += verify(&ra);
+    for (int k = 1; k < ra.n; k += 2) {
+        write_full(self[1], pattern(11, ra.idx[k]), PG);
+        read_full(self[0], ra.base + (size_t)ra.idx[k] * PG, PG);
+        ra.seed[k] = 11;
+    }
+    put_byte(p[1], 1);
+    c = reap(pid);
+    bad += verify(&ra);
+    report("a5 read() into shared pages", bad, c);
+    close(p[1]);
+    close(q[0]);
+    close(self[0]);
+    close(self[1]);
     region_free(&ra);
 }
 
@@ -888,6 +966,66 @@ static void scenario_g(void)
     region_free(&rv);
 }
 
+/* --------------------------------------------------------------- scenario h */
+
+/* 1 MiB of initialized data (file-backed, private) and 1 MiB of bss: pages
+ * first touched after the fork come from the file / demand-zero through PTE
+ * tables that are still shared. */
+#define HWORDS (1 << 17)
+#define HINIT 0x0123456789ABCDEFULL
+static uint64_t hdata[HWORDS] = { [0 ... HWORDS - 1] = HINIT };
+static uint64_t hbss[HWORDS];
+
+/* mismatching pages: page i of hdata/hbss must hold the pattern of seed
+ * dmark[i]/bmark[i] (the last write this process saw), else the initial value */
+static int h_verify(const uint32_t *dmark, const uint32_t *bmark)
+{
+    int bad = 0;
+    for (int i = 0; i < HWORDS / (int)WORDS; i++) {
+        const volatile uint64_t *d = &hdata[i * WORDS], *b = &hbss[i * WORDS];
+        for (int j = 0; j < (int)WORDS; j += 61) {
+            uint64_t wd = dmark[i] ? word(dmark[i], i, j) : HINIT;
+            uint64_t wb = bmark[i] ? word(bmark[i], i, j) : 0;
+            if (d[j] != wd || b[j] != wb) {
+                bad++;
+                break;
+            }
+        }
+    }
+    return bad;
+}
+
+static void h_write(uint32_t *dmark, uint32_t *bmark, uint32_t seed, int mod, int rem)
+{
+    for (int i = 0; i < HWORDS / (int)WORDS; i++)
+        if (i % mod == rem) {
+            for (int j = 0; j < (int)WORDS; j += 61) {
+                hdata[i * WORDS + j] = word(seed, i, j);
+                hbss[i * WORDS + j] = word(seed, i, j);
+            }
+            dmark[i] = bmark[i] = seed;
+        }
+}
+
+static uint32_t hdm[HWORDS / WORDS], hbm[HWORDS / WORDS];
+
+static void scenario_h(void)
+{
+    /* the parent touches only every third page before the fork */
+    h_write(hdm, hbm, 120, 3, 0);
+    pid_t pid = xfork();
+    if (pid == 0) {
+        int b = h_verify(hdm, hbm);             /* faults in untouched pages */
+        h_write(hdm, hbm, 121, 2, 0);
+        b += h_verify(hdm, hbm);
+        _exit(code(b));
+    }
+    h_write(hdm, hbm, 122, 5, 1);
+    int c = reap(pid);
+    int bad = h_verify(hdm, hbm);
+    report("h file-backed .data and .bss", bad, c);
+}
+
 /* --------------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -902,6 +1040,7 @@ int main(int argc, char **argv)
     scenario_e(argc > 1 ? argv[1] : NULL);
     scenario_f();
     scenario_g();
+    scenario_h();
     if (failures)
         printf("FAILED: %d checks\n", failures);
     else
