@@ -177,13 +177,18 @@ def do_signal(k: "Kernel", t: "Task") -> None:
                 return
             # The core flag says a core was written: minios writes none, and
             # Linux writes none either when RLIMIT_CORE is 0 (the default).
-            core = sig in _CORE and t.group.rlimits.get(4, (0, 0))[0] != 0
+            core = sig in _CORE and _core_limit(t) != 0
             do_group_exit(k, t, sig | (0x80 if core else 0))
             return
         if act.handler == SIG_IGN:
             continue
         _setup_frame(k, t, sig, info, act)
         return
+
+
+def _core_limit(t) -> int:
+    from minios.sys_misc import DEFAULT_RLIMITS
+    return t.group.rlimits.get(4, DEFAULT_RLIMITS[4])[0]
 
 
 def _do_stop(k: "Kernel", t: "Task", sig: int) -> None:

@@ -20,6 +20,22 @@ DEFAULT_RLIMITS = {0: (RLIM_INFINITY,) * 2, 1: (RLIM_INFINITY,) * 2, 2: (RLIM_IN
                    12: (819200, 819200), 13: (0, 0), 14: (0, 0), 15: (RLIM_INFINITY,) * 2}
 
 
+def _inherit_host_limits() -> None:
+    """pid 1 inherits the limits of whoever started minios, as a program
+    started from a shell does (RLIMIT_CORE decides the core flag, say)."""
+    import resource
+    for res in (3, 4, 7):            # STACK, CORE, NOFILE
+        try:
+            cur, mx = resource.getrlimit(res)
+        except (ValueError, OSError):
+            continue
+        conv = [RLIM_INFINITY if v == resource.RLIM_INFINITY else v for v in (cur, mx)]
+        DEFAULT_RLIMITS[res] = tuple(conv)
+
+
+_inherit_host_limits()
+
+
 @syscall(158, "arch_prctl")
 def sys_arch_prctl(k, t, code, addr, *_):
     if code == ARCH_SET_FS:
