@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import ctypes
 import struct
-import threading
-import time
 from typing import Callable
 
 from unicorn import Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL
@@ -116,9 +114,6 @@ class CPU:
         self._xctx = uc.context_save()      # scratch context for the trap path
         self._in_trap = False
         self._code_flushes: list = []
-        self._watchdog: threading.Thread | None = None
-        self._run_gen = 0
-        self._armed = False
         self._build_firmware()
         uc.hook_add(UC_HOOK_INTR, self._hook_intr)
         uc.hook_add(UC_HOOK_INSN, self._hook_syscall, None, 1, 0, X.UC_X86_INS_SYSCALL)
@@ -348,35 +343,18 @@ class CPU:
         return new
 
     # -------------------------------------------------------------------- run
-    def run(self, slice_us: int = 0) -> None:
-        """Execute from the current RIP until a hook stops us, or, with
-        ``slice_us``, until a run has lasted one to two slices.
+    def run(self, count: int = 0) -> None:
+        """Execute from the current RIP until a hook stops the CPU or, with
+        ``count``, after that many instructions.
 
-        Unicorn's own ``timeout`` starts a timer thread per emu_start
-        (~400 us each, measured), so a single watchdog thread does it: it
-        wakes every slice and stops a run it already saw running."""
+        Preemption is by instruction count, never by ``emu_stop`` from
+        another thread (Unicorn's ``timeout`` does that): an asynchronous
+        stop can land inside a read-modify-write instruction, which then
+        runs twice on resume (measured: ``add [mem], 1`` and ``lock xadd``
+        lose their atomicity). ``count`` costs ~10x speed, so the kernel
+        asks for it only while another task is waiting for the CPU."""
         rip = self._one["rip"].read()[0]
-        if slice_us:
-            if self._watchdog is None:
-                self._start_watchdog(slice_us)
-            self._run_gen += 1
-            self._armed = True
-        try:
-            self.uc.emu_start(rip, 0)
-        finally:
-            self._armed = False
-
-    def _start_watchdog(self, slice_us: int) -> None:
-        def loop() -> None:
-            seen = -1
-            while True:
-                time.sleep(slice_us / 1e6)
-                gen = self._run_gen
-                if self._armed and gen == seen:
-                    self.uc.emu_stop()
-                seen = gen
-        self._watchdog = threading.Thread(target=loop, name="minios-slice", daemon=True)
-        self._watchdog.start()
+        self.uc.emu_start(rip, 0, count=count)
 
     def stop(self) -> None:
         self.uc.emu_stop()

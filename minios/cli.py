@@ -29,12 +29,25 @@ def _trace_set(s: str | None) -> set[str]:
     return {x.strip() for x in s.split(",") if x.strip()}
 
 
+def guest_environ() -> dict[str, str]:
+    """The environment the guest should see: ours, minus what Python itself
+    added at start-up (PEP 538 sets LC_CTYPE=C.UTF-8 when no locale is set)."""
+    env = dict(os.environ)
+    # Coercion leaves exactly this trace; a user who set only LC_CTYPE=C.UTF-8
+    # by hand loses it too (a documented limitation).
+    if env.get("LC_CTYPE") == "C.UTF-8" and not env.get("LANG") and not env.get("LC_ALL") \
+            and env.get("PYTHONCOERCECLOCALE") != "0":
+        env.pop("LC_CTYPE")
+    return env
+
+
 def cmd_run(a) -> int:
     from minios.machine import Machine, MachineError
     trace_file = open(a.trace_file, "w") if a.trace_file else None
     try:
         m = Machine(mem=a.mem, cow_pte=a.cow_pte, trace=_trace_set(a.trace),
-                    trace_file=trace_file, check=a.check, root=a.root, rw=tuple(a.rw))
+                    trace_file=trace_file, check=a.check, root=a.root, rw=tuple(a.rw),
+                    gdb=a.gdb, gdb_follow=a.gdb_follow)
     except MachineError as e:
         print(f"minios: {e}", file=sys.stderr)
         return 2
@@ -45,7 +58,7 @@ def cmd_run(a) -> int:
             print(f"minios: --break {e}", file=sys.stderr)
             return 2
     try:
-        return m.run(a.program, a.args, env=os.environ, stdio=(0, 1, 2))
+        return m.run(a.program, a.args, env=guest_environ(), stdio=(0, 1, 2))
     except MachineError as e:
         print(f"minios: {e}", file=sys.stderr)
         return e.status
@@ -93,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop in the kernel (pdb, or $PYTHONBREAKPOINT) at: fault, "
                    "fault@LO-HI, fault:cow-pte, syscall:NAME, signal:NAME, fork, exit "
                    "(repeatable; see minios/debug.py)")
+    r.add_argument("--gdb", metavar="HOST:PORT",
+                   help="wait for gdb (target remote HOST:PORT) before the first instruction "
+                   "(see minios/gdbstub.py)")
+    r.add_argument("--gdb-follow", choices=("parent", "child"), default="parent",
+                   help="after a fork, keep debugging the parent (default) or the child")
     r.add_argument("program")
     r.add_argument("args", nargs=argparse.REMAINDER)
     r.set_defaults(fn=cmd_run)
@@ -127,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         while i < len(argv) and argv[i].startswith("-"):
             if argv[i] == "--trace":
                 argv[i] = "--trace=syscall,fault,signal,fork"
-            elif argv[i] in ("--mem", "--trace-file", "--cow-pte", "--root", "--break", "--rw"):
+            elif argv[i] in ("--mem", "--trace-file", "--cow-pte", "--root", "--break", "--rw",
+                             "--gdb", "--gdb-follow"):
                 i += 1
             i += 1
     a = p.parse_args(argv)

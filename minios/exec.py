@@ -43,6 +43,8 @@ def parse_elf(data: bytes, path: str):
     """Validate a static x86-64 executable; returns (ELFFile, pie)."""
     if data[:4] != b"\x7fELF":
         raise ExecError(errno.ENOEXEC, f"{path}: not an ELF file")
+    if len(data) < 64:
+        raise ExecError(errno.ENOEXEC, f"{path}: truncated ELF (no complete header)")
     if data[4] != 2:
         raise ExecError(errno.ENOEXEC, f"{path}: 32-bit ELF is not supported (x86-64 only)")
     try:
@@ -54,8 +56,9 @@ def parse_elf(data: bytes, path: str):
         segs = list(elf.iter_segments())
     except ELFError as e:
         raise ExecError(errno.ENOEXEC, f"{path}: corrupt ELF: {e}") from None
-    except (struct.error, ValueError, IndexError) as e:
-        raise ExecError(errno.ENOEXEC, f"{path}: truncated or corrupt ELF ({e})") from None
+    except (struct.error, ValueError, IndexError, OverflowError, KeyError, TypeError) as e:
+        raise ExecError(errno.ENOEXEC, f"{path}: truncated or corrupt ELF "
+                        f"({type(e).__name__}: {e})") from None
     for s in segs:
         if s["p_type"] == "PT_INTERP":
             interp = data[s["p_offset"]:s["p_offset"] + s["p_filesz"]].rstrip(b"\0")

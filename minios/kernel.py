@@ -29,7 +29,7 @@ from minios.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, STOPPED,
 from minios.uaccess import Fault
 
 QUANTUM = 64                 # syscalls before a running task yields
-SLICE_US = 20_000            # timer slice for tasks that do not make syscalls
+SLICE_INSNS = 2_000_000      # instruction slice while other tasks wait
 
 
 class Kernel:
@@ -63,6 +63,8 @@ class Kernel:
         self.boot_free = self.frames.nr_free
         self.boot_time = time.time()
         self.need_resched = False
+        self.sliced = False          # the current run has an instruction slice
+        self.rearm = False           # ... and must get one: someone is waiting
         self.quantum = QUANTUM
         self.init_status: int | None = None
         self.futexes: dict = collections.defaultdict(list)
@@ -131,7 +133,18 @@ class Kernel:
         if t.state == BLOCKED:
             t.state = RUNNING
             t.wake_time = None
-            self.runq.append(t)
+            self.make_runnable(t)
+
+    def make_runnable(self, t: Task) -> None:
+        """Queue ``t``. If the running task has no instruction slice (it
+        started alone), stop it at the end of this syscall and restart it,
+        first in line, with a slice: otherwise a task that now spins
+        without syscalls would starve ``t``."""
+        self.runq.append(t)
+        cur = self.current
+        if cur is not None and cur is not t and cur.state == RUNNING and not self.sliced:
+            self.need_resched = True
+            self.rearm = True
 
     def wake_all(self, pred: Callable[[Task], bool]) -> None:
         for t in list(self.tasks.values()):
@@ -194,12 +207,17 @@ class Kernel:
                     continue
             self.need_resched = False
             self.quantum = QUANTUM
+            self.sliced = bool(self.runq)
+            self.rearm = False
             try:
-                cpu.run(SLICE_US if self.runq else 0)
+                cpu.run(SLICE_INSNS if self.sliced else 0)
             except Exception as e:            # a kernel bug, never the guest's
                 self._internal_error(t, e)
             if t.state == RUNNING:
-                self.runq.append(t)
+                if self.rearm:
+                    self.runq.appendleft(t)
+                else:
+                    self.runq.append(t)
             if self.check and self.checker:
                 self.checker(self)
         if self.init_status is None:

@@ -34,7 +34,7 @@ class MachineError(Exception):
 class Machine:
     def __init__(self, mem: int = 4 << 30, cow_pte: str = "flag", trace=None,
                  trace_file=None, check: bool = False, root: str = "/",
-                 rw: tuple = ()) -> None:
+                 rw: tuple = (), gdb: str | None = None, gdb_follow: str = "parent") -> None:
         from emu.cpu import Trap
         from minios.kernel import Kernel
         if isinstance(trace, str):              # "syscall,fault" as on the command line
@@ -59,6 +59,16 @@ class Machine:
         if self.kernel.trace:
             from minios.trace import install
             install(self.kernel)
+        # gdb="HOST:PORT": a GDB remote stub (minios.gdbstub) that stops the
+        # program before its first instruction until gdb connects.
+        self.gdb_stub = None
+        if gdb:
+            from minios.gdbstub import GdbStub, parse_address
+            try:
+                host, port = parse_address(gdb)
+                self.gdb_stub = GdbStub(self.kernel, host, port, gdb_follow)
+            except (ValueError, OSError) as e:
+                raise MachineError(f"--gdb {gdb}: {e}") from None
 
     # ------------------------------------------------------ tracing, debugging
     def add_break(self, spec: str, action=None):
@@ -109,10 +119,18 @@ class Machine:
         try:
             parse_elf(data, program)
             k.boot_exe = (path, path)    # read from the host even if /tmp hides it
-            k.spawn(path, argv, envp, stdio).mm.exe = os.path.realpath(path)
+            task = k.spawn(path, argv, envp, stdio)
+            task.mm.exe = os.path.realpath(path)
+            from minios.vfs import HostNode, lookup
+            try:                         # start in the host's cwd when the guest sees it
+                lk = lookup(k, task, os.getcwd())
+                if isinstance(lk.node, HostNode):
+                    task.group.cwd = lk.path
+            except OSError:
+                pass
         except ExecError as e:
             raise MachineError(str(e), 126 if e.errno == errno.EACCES else 2) from None
-        return k.run()
+        return self._run_kernel()
 
     def _run_in_root(self, program: str, args, env, stdio) -> int:
         """With --root, ``program`` is a path in the guest's tree (relative
@@ -135,7 +153,14 @@ class Machine:
                 raise MachineError(f"{program}: No such file or directory (in the guest's "
                                    f"root {k.root})", status) from None
             raise MachineError(str(e), status) from None
-        return k.run()
+        return self._run_kernel()
+
+    def _run_kernel(self) -> int:
+        try:
+            return self.kernel.run()
+        finally:
+            if self.gdb_stub is not None:
+                self.gdb_stub.finish()      # the exit reply if gdb has not had it
 
     def meminfo(self) -> dict[str, int]:
         from minios.procfs import meminfo

@@ -96,7 +96,7 @@ def _mounts(k) -> str:
     from minios.vfs import get_vfs
     v = get_vfs(k)
     root_opts = "rw" if "/" in v.host.rw else "ro"
-    lines = [f"rootfs / rootfs {root_opts} 0 0"]
+    lines = [f"hostfs / hostfs {root_opts} 0 0"]
     lines += [f"hostfs {d} hostfs rw 0 0" for d in v.host.rw if d != "/"]
     lines += ["devfs /dev devtmpfs ro 0 0", "proc /proc proc rw 0 0", "tmpfs /tmp tmpfs rw 0 0"]
     return "\n".join(lines) + "\n"
@@ -225,23 +225,42 @@ def _environ(t) -> bytes:
         return b""
 
 
-def fd_target(f) -> str:
+def _host_fd_target(k, f) -> str:
+    """What a host descriptor handed to the guest looks like from inside:
+    pipes and sockets by inode, terminals and /dev files by name, files
+    under the root by their guest path; nothing else of the host is named."""
+    import os
+    try:
+        s = os.fstat(f.fd)
+    except OSError:
+        return "anon_inode:[host]"
+    if st.S_ISFIFO(s.st_mode):
+        return f"pipe:[{s.st_ino}]"
+    if st.S_ISSOCK(s.st_mode):
+        return f"socket:[{s.st_ino}]"
+    try:
+        if os.isatty(f.fd):
+            name = os.ttyname(f.fd)
+            return name if name.startswith("/dev/pts/") else "/dev/tty"
+        real = os.readlink(f"/proc/self/fd/{f.fd}")
+    except OSError:
+        return "anon_inode:[host]"
+    if real in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"):
+        return real
+    from minios.vfs import get_vfs
+    root = get_vfs(k).host.root.rstrip("/")
+    if root == "":
+        return real
+    if real.startswith(root + "/"):
+        return real[len(root):]
+    return f"anon_inode:[host:{s.st_ino}]"
+
+
+def fd_target(f, k=None) -> str:
     if f.kind == "fifo":
         return f"pipe:[{id(f.pipe) & 0xFFFFF}]"
     if f.kind == "host":
-        import os
-        try:
-            s = os.fstat(f.fd)
-        except OSError:
-            return "anon_inode:[host]"
-        if st.S_ISFIFO(s.st_mode):
-            return f"pipe:[{s.st_ino}]"
-        if st.S_ISSOCK(s.st_mode):
-            return f"socket:[{s.st_ino}]"
-        try:
-            return os.ttyname(f.fd) if os.isatty(f.fd) else os.readlink(f"/proc/self/fd/{f.fd}")
-        except OSError:
-            return "anon_inode:[host]"
+        return _host_fd_target(k, f)
     path = f.path or f"anon_inode:[{f.kind}]"
     node = f.node
     if node is not None and getattr(node, "nlink", 1) == 0:
@@ -312,13 +331,14 @@ class FdDir(PNode):
             return None
 
         def target():
-            return fd_target(self._files().get(n))
+            return fd_target(self._files().get(n), self.k)
 
         def magic(k, t):
             f = self._files().get(n)
             return FileNode(f), f.path or target()
         link = PLink((self.pid << 16) + 0x1000 + n, target, magic)
-        link.mode = st.S_IFLNK | 0o700
+        acc = files.get(n).flags & 3
+        link.mode = st.S_IFLNK | (0o500 if acc == 0 else 0o300 if acc == 1 else 0o700)
         return link
 
     def list(self):

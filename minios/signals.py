@@ -116,7 +116,7 @@ def _continue(k: "Kernel", group) -> None:
         for t in group.threads:
             if t.state == STOPPED:
                 t.state = RUNNING
-                k.runq.append(t)
+                k.make_runnable(t)
         _notify_parent(k, group, CLD_CONTINUED, SIGCONT)
 
 

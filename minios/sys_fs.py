@@ -430,12 +430,16 @@ def _statfs_bytes(k, node) -> bytes:
             vals = (4096, 0, 0, 0, 0, 0, 255, 4096)
         kind = "host"
         ro = not node.writable()
-    else:
-        total = k.frames.nframes
-        free = k.frames.nr_free
+    elif isinstance(node, Inode):
+        total = node.fs.limit // 4096
+        free = max(0, node.fs.limit - node.fs.used) // 4096
         vals = (4096, total, free, free, total, free, 255, 4096)
-        kind = "tmpfs" if isinstance(node, Inode) else "proc"
-        ro = kind != "tmpfs"
+        kind = "tmpfs"
+        ro = False
+    else:
+        vals = (4096, 0, 0, 0, 0, 0, 255, 4096)
+        kind = "proc"
+        ro = True
     bsize, blocks, bfree, bavail, files, ffree, namelen, frsize = vals
     return struct.pack("<qqQQQQQiiqqq4q", _FS_MAGIC[kind], bsize, blocks, bfree, bavail,
                        files, ffree, 0, 0, namelen, frsize, 1 if ro else 0, 0, 0, 0, 0)

@@ -130,7 +130,7 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
         put_u32(mm, child_tid, tid)
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = child_tid
-    k.runq.append(child)
+    k.make_runnable(child)
     k.stats["forks"] += 1
     if k.hooks:
         k._break("fork", child, t)

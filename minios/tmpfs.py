@@ -125,6 +125,8 @@ class Inode:
         del self.children[name]
         node.nlink -= 1
         node.ctime = _now()
+        if node.nlink == 0 and st.S_ISREG(node.mode):
+            node.fs.used -= len(node.data)     # (open descriptors keep the bytes)
         self._touch_dir()
 
     def rmdir(self, name: str) -> None:
@@ -197,6 +199,7 @@ class Inode:
             raise OSError(errno.EISDIR, "")
         if not st.S_ISREG(self.mode):
             raise OSError(errno.EINVAL, "")
+        self._grow(size)
         if size < len(self.data):
             del self.data[size:]
         else:
@@ -227,7 +230,18 @@ class Inode:
         self.atime = _now()
         return bytes(self.data[off:off + n])
 
+    def _grow(self, new_size: int) -> None:
+        """Account for the file becoming ``new_size`` bytes (ENOSPC past the
+        file system's limit, like tmpfs's size=)."""
+        delta = new_size - len(self.data)
+        if delta > 0 and self.fs.used + delta > self.fs.limit:
+            raise OSError(errno.ENOSPC, "")
+        self.fs.used += delta
+
     def pwrite(self, data: bytes, off: int) -> int:
+        end = off + len(data)
+        if end > len(self.data):
+            self._grow(end)
         if off > len(self.data):
             self.data.extend(bytes(off - len(self.data)))
         self.data[off:off + len(data)] = data
@@ -243,8 +257,10 @@ class TmpFS:
 
     _devs = 0x30
 
-    def __init__(self, mode: int = 0o1777) -> None:
+    def __init__(self, mode: int = 0o1777, limit: int = 1 << 30) -> None:
         TmpFS._devs += 1
+        self.limit = limit              # bytes of file data (ENOSPC past it)
+        self.used = 0
         self.dev = TmpFS._devs
         self._ino = 1
         self.root = Inode(self, st.S_IFDIR | mode, os.getuid(), os.getgid())

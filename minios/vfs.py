@@ -391,7 +391,8 @@ class VFS:
         self.host = HostFS(root, ())
         self.mounts: dict[str, object] = {}
         self.root = HostNode(self.host, "/", self)
-        self.tmpfs = TmpFS()
+        ram = getattr(getattr(kernel, "ram", None), "size", 2 << 30)
+        self.tmpfs = TmpFS(limit=ram // 2)      # Linux's default tmpfs size
         self.mounts = {"/tmp": self.tmpfs.root, "/dev": DevDir(), "/proc": ProcRoot(kernel)}
         self.host.rw = [self.guest_rw_path(d) for d in rw]
 

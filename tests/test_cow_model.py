@@ -1,7 +1,8 @@
 """Kernel-level model test of copy-on-write PTE tables (no guest code).
 
 A hypothesis state machine drives several address spaces (``MM`` objects)
-through the real syscall handlers (mmap/munmap/mprotect/madvise/mremap), the
+through the real syscall handlers (mmap private/shared, munmap, mprotect,
+madvise DONTNEED/DONTFORK/DOFORK, mremap shrink/grow/move), the
 real fork (``_dup_mm``, sharing PTE tables or copying them), the real exit
 (``mm_release``), and reads/writes user memory with ``copy_to_user`` /
 ``copy_from_user``, which go through the same fault handler as the CPU
@@ -15,7 +16,9 @@ The arena is 6.5 MiB starting 768 KiB into a PTE table just below the 1 GiB
 line, so it spans four PTE tables (first and last partial) and two PMD tables.
 
 Also: directed out-of-memory tests (a frame allocation failing during a COW
-PTE-table break or page copy must leave the kernel consistent).
+PTE-table break, a page copy, a range operation or a fork must leave the
+kernel consistent), and xfail(strict) reproductions of kernel bugs found
+while writing these tests.
 """
 from __future__ import annotations
 
@@ -27,12 +30,12 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition,
                                  rule)
 
+from emu import x86
 from minios.check import check_invariants
 from minios.exit import mm_release
 from minios.fault import handle_mm_fault
 from minios.frames import OutOfMemory
 from minios.kernel import Kernel
-from emu import x86
 from minios.mm import MM
 from minios.pgtable import entry_pfn, lookup_pte
 from minios.sys_mm import sys_madvise, sys_mmap, sys_mprotect, sys_mremap, sys_munmap
@@ -70,7 +73,7 @@ class Proc:
 
     def __init__(self, mm):
         self.mm = mm
-        self.pages: dict[int, tuple[int, tuple | None]] = {}
+        self.pages: dict[int, tuple[int, tuple | None, bool]] = {}
         self.priv: dict[int, bytes] = {}
 
     def fork(self, mm) -> "Proc":

@@ -119,12 +119,12 @@ def progs(scratch_root):
     return out
 
 
-def run_api(path: str, slice_us: int, monkeypatch) -> tuple[int, bytes]:
-    """Run under a Machine in this process with a short time slice, so that
-    preemption happens hundreds of times."""
+def run_api(path: str, slice_insns: int, monkeypatch) -> tuple[int, bytes]:
+    """Run under a Machine in this process with a short instruction slice,
+    so that preemption happens hundreds of times."""
     import minios.kernel
     from minios.machine import Machine
-    monkeypatch.setattr(minios.kernel, "SLICE_US", slice_us)
+    monkeypatch.setattr(minios.kernel, "SLICE_INSNS", slice_insns)
     r, w = os.pipe()
     null = os.open(os.devnull, os.O_RDWR)
     try:
@@ -138,7 +138,7 @@ def run_api(path: str, slice_us: int, monkeypatch) -> tuple[int, bytes]:
 
 def test_preempted_arithmetic_is_exact(progs, monkeypatch):
     n = native(progs["spin_result"])
-    m = run_api(progs["spin_result"], 200, monkeypatch)
+    m = run_api(progs["spin_result"], 20_000, monkeypatch)
     assert m == (n[0], n[1])
 
 
@@ -151,27 +151,20 @@ REPLAY_BUG = (
     "Cf. unicorn-engine/unicorn#1565")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=REPLAY_BUG)
 def test_preempted_rmw_runs_once(progs, monkeypatch):
     n = native(progs["rmw"])
     assert n[1] == b"child cnt=3000000\nparent cnt=3000000\n"
-    m = run_api(progs["rmw"], 200, monkeypatch)
+    m = run_api(progs["rmw"], 20_000, monkeypatch)
     assert m == (n[0], n[1])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=REPLAY_BUG)
 def test_preempted_atomics_are_exact(progs, monkeypatch):
     n = native(progs["atomic"])
     assert n == (0, b"atomic 1200000 (expected 1200000)\n", b"")
-    m = run_api(progs["atomic"], 200, monkeypatch)
+    m = run_api(progs["atomic"], 20_000, monkeypatch)
     assert m == (n[0], n[1])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "kernel bug: Kernel.run passes no time slice when the run queue is empty when a "
-    "task starts running (cpu.run(SLICE_US if self.runq else 0)); a task that then "
-    "forks/clones and spins without syscalls is never preempted, so the child never "
-    "runs: native exits 143 (child kills parent), minios hangs"))
 def test_fork_then_spin_does_not_starve_child(progs):
     n = native(progs["starve"], timeout=30)
     assert n[:2] == (143, b"child ran\n")

@@ -235,3 +235,17 @@ def test_proc_fd_listing_and_links(scratch):
     m = under_minios(bb, ["sh", "-c", script], env=dict(ENV, PATH="/bin:/usr/bin"))
     # 4 is ls's own descriptor on the directory, as on Linux
     assert m[1].decode() == f"0 1 2 3 4 \n{scratch}/f\nviapipe\ndata\n1\n", m[2]
+
+
+def test_tmpfs_is_bounded():
+    """tmpfs holds at most half the guest's RAM: past it, ENOSPC; rm frees."""
+    bb = shutil.which("busybox")
+    if bb is None:
+        pytest.skip("no busybox")
+    script = ("dd if=/dev/zero of=/tmp/big bs=1M count=100 2>/dev/null; echo $?; "
+              "df /tmp | tail -n 1; rm /tmp/big; df /tmp | tail -n 1")
+    m = under_minios(bb, ["sh", "-c", script], ["--mem=128M"], env=dict(ENV, PATH="/bin"))
+    lines = m[1].decode().splitlines()
+    assert lines[0] == "1", m
+    assert lines[1].split()[1:5] == ["65536", "65536", "0", "100%"], lines
+    assert lines[2].split()[1:5] == ["65536", "0", "65536", "0%"], lines

@@ -17,7 +17,8 @@
  * Scenarios:
  *   a  write after fork in the parent only, the child only, both; the first
  *      write is a tight loop right after the fork on pages read (and written)
- *      just before it, so a stale writable TLB entry would leak the write
+ *      just before it, so a stale writable TLB entry would leak the write;
+ *      and the kernel writing into shared pages (read() from a pipe)
  *   b  a chain and a binary tree of forks 3 levels deep, writes at each level
  *   c  the sharer exits first; the table owner exits first; the parent unmaps
  *      and remaps everything while the child still reads its old contents
@@ -288,7 +289,7 @@ static void report(const char *name, int parent_bad, int child_code)
     if (parent_bad || child_code)
         failures++;
     if (child_code < 0)
-        printf("%s: parent %s\n", name, okstr(parent_bad));
+        printf("%s: parent %s, child BAD (no report)\n", name, okstr(parent_bad));
     else if (child_code == 0)
         printf("%s: parent %s, child ok\n", name, okstr(parent_bad));
     else

@@ -4,8 +4,9 @@
  *
  *   gdb_target            compute, print "total=N", exit 7
  *   gdb_target segv       write to address 16 in crash() -> SIGSEGV (139)
- *   gdb_target fork       fork; the child prints and exits 5, the parent
- *                         waits, prints the child's status and exits 6
+ *   gdb_target fork       fork; the child sets counter to 5, prints and exits
+ *                         5; the parent waits, adds 1 to counter (42 -> 43),
+ *                         prints and exits 6
  *
  * The line markers (LINE_*) are looked up by the tests with grep. */
 #include <stdio.h>
@@ -32,7 +33,8 @@ static void crash(void)
 static int in_child(void)
 {
     int v = add(2, 3);          /* LINE_CHILD */
-    printf("child v=%d\n", v);
+    counter = v;                /* LINE_CHILD_WATCH */
+    printf("child v=%d counter=%d\n", v, counter);
     return v;
 }
 
@@ -52,7 +54,8 @@ int main(int argc, char **argv)
             return in_child();
         int status = 0;
         waitpid(pid, &status, 0);
-        printf("parent: child exited %d\n", WEXITSTATUS(status));
+        counter += 1;           /* LINE_PARENT_WATCH */
+        printf("parent: child exited %d, counter=%d\n", WEXITSTATUS(status), counter);
         return 6;
     }
     printf("total=%ld\n", total);
