@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import ctypes
 import struct
+import threading
+import time
 from typing import Callable
 
 from unicorn import Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL
@@ -114,6 +116,10 @@ class CPU:
         self._xctx = uc.context_save()      # scratch context for the trap path
         self._in_trap = False
         self._code_flushes: list = []
+        self._watchdog = None
+        self._run_gen = 0
+        self._armed = False
+        self.async_stops = 0        # watchdog stops (see run())
         self._build_firmware()
         uc.hook_add(UC_HOOK_INTR, self._hook_intr)
         uc.hook_add(UC_HOOK_INSN, self._hook_syscall, None, 1, 0, X.UC_X86_INS_SYSCALL)
@@ -343,18 +349,42 @@ class CPU:
         return new
 
     # -------------------------------------------------------------------- run
-    def run(self, count: int = 0) -> None:
+    def run(self, slice_us: int = 0) -> None:
         """Execute from the current RIP until a hook stops the CPU or, with
-        ``count``, after that many instructions.
+        ``slice_us``, until a run has lasted one to two slices.
 
-        Preemption is by instruction count, never by ``emu_stop`` from
-        another thread (Unicorn's ``timeout`` does that): an asynchronous
-        stop can land inside a read-modify-write instruction, which then
-        runs twice on resume (measured: ``add [mem], 1`` and ``lock xadd``
-        lose their atomicity). ``count`` costs ~10x speed, so the kernel
-        asks for it only while another task is waiting for the CPU."""
+        Measured hazards decide the design. Unicorn's ``timeout`` starts a
+        timer thread per emu_start (~400 us each). ``count`` is 10x slower,
+        and after a counted run a later ``count=0`` run can keep stopping
+        at its first instruction (the count hook stays armed). And any
+        ``emu_stop`` from another thread can land inside a read-modify-
+        write instruction, which then runs again on resume. So one watchdog
+        thread stops only a run it has seen running for a whole slice: the
+        kernel arms it only while another task waits, with a long slice, so
+        it fires only for guests that spin without syscalls."""
         rip = self._one["rip"].read()[0]
-        self.uc.emu_start(rip, 0, count=count)
+        if slice_us:
+            if self._watchdog is None:
+                self._start_watchdog(slice_us)
+            self._run_gen += 1
+            self._armed = True
+        try:
+            self.uc.emu_start(rip, 0)
+        finally:
+            self._armed = False
+
+    def _start_watchdog(self, slice_us: int) -> None:
+        def loop() -> None:
+            seen = -1
+            while True:
+                time.sleep(slice_us / 1e6)
+                gen = self._run_gen
+                if self._armed and gen == seen:
+                    self.uc.emu_stop()
+                    self.async_stops += 1
+                seen = gen
+        self._watchdog = threading.Thread(target=loop, name="minios-slice", daemon=True)
+        self._watchdog.start()
 
     def stop(self) -> None:
         self.uc.emu_stop()

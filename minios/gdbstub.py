@@ -663,9 +663,8 @@ class GdbStub:
         for _ in range(8):
             rip = cpu.reg("rip")
             faults = k.stats["page_faults"]
-            self._whit = None
             self._run_one(rip)
-            if self._whit is not None:
+            if self._whit is not None and self._whit[0] is t:
                 self._fixup_watch(t)
                 return
             if self.pending is not None or not self.active:

@@ -29,7 +29,7 @@ from minios.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, STOPPED,
 from minios.uaccess import Fault
 
 QUANTUM = 64                 # syscalls before a running task yields
-SLICE_INSNS = 2_000_000      # instruction slice while other tasks wait
+SLICE_US = 200_000           # a task spinning without syscalls yields after this
 
 
 class Kernel:
@@ -210,7 +210,7 @@ class Kernel:
             self.sliced = bool(self.runq)
             self.rearm = False
             try:
-                cpu.run(SLICE_INSNS if self.sliced else 0)
+                cpu.run(SLICE_US if self.sliced else 0)
             except Exception as e:            # a kernel bug, never the guest's
                 self._internal_error(t, e)
             if t.state == RUNNING:

@@ -176,7 +176,9 @@ def sys_read(k, t, fd, buf, n, *_):
     if isinstance(f, DirFile):
         return -E.EISDIR
     n = min(n, MAX_RW)
-    if n and not t.mm.is_mapped(buf & ~0xFFF, ((buf + n + 0xFFF) & ~0xFFF)):
+    if n == 0:
+        return 0
+    if not t.mm.is_mapped(buf & ~0xFFF, ((buf + n + 0xFFF) & ~0xFFF)):
         return -E.EFAULT
 
     def op():
