@@ -64,6 +64,14 @@ def zap_range(mm: "MM", start: int, end: int) -> None:
     k.cpu.flush_tlb()
 
 
+def break_range(mm: "MM", start: int, end: int) -> None:
+    """Unshare every PTE table over [start, end) now, so a later change of
+    the range cannot fail half-way for lack of memory."""
+    for lo, _hi, _ in _chunks(start, end):
+        if _has_table(mm, lo) is not None:
+            pte_table_for_write(mm, lo, create=False)
+
+
 def change_protection(mm: "MM", vma: "VMA", start: int, end: int) -> None:
     """Make the present PTEs in [start, end) follow ``vma.prot``. Private
     writable pages are left read-only: the write fault decides between reuse
@@ -90,6 +98,13 @@ def move_range(mm: "MM", old: int, new: int, length: int) -> None:
     Entries move with their references, so nothing is copied or counted."""
     k = mm.kernel
     q = k.ram.q
+    # Every allocation first (breaking shared source tables, creating the
+    # destination ones), so OutOfMemory cannot strike with a page in flight.
+    for lo, hi, _ in _chunks(old, old + length):
+        if _has_table(mm, lo) is not None:
+            pte_table_for_write(mm, lo, create=False)
+            for dlo, _h, _w in _chunks(new + (lo - old), new + (hi - old)):
+                pte_table_for_write(mm, dlo)
     for off in range(0, length, PAGE_SIZE):
         slot = _has_table(mm, old + off)
         if slot is None:

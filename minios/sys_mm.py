@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from emu.ram import PAGE_SIZE
 from minios.errno import EINVAL, ENOMEM, EBADF, EACCES, EFAULT
-from minios.memory import (change_protection, move_range, unmap_vmas, zap_range,
+from minios.memory import (break_range, change_protection, move_range, unmap_vmas, zap_range,
                            valid_user_range)
 from minios.mm import (VMA, FileImage, SharedObject, PROT_READ, PROT_WRITE, PROT_EXEC,
                        page_down, page_up)
@@ -28,7 +28,7 @@ def sys_brk(k, t, addr, *_):
         if mm.overlapping(old_end, new_end) or new_end >= TASK_SIZE:
             return mm.brk
         heap = mm.vma_at(old_end - 1) if old_end > mm.start_brk else None
-        if heap is not None and heap.name == "[heap]":
+        if heap is not None and heap.name == "[heap]" and heap.prot == PROT_READ | PROT_WRITE:
             heap.end = new_end
         else:
             mm.insert_vma(VMA(old_end, new_end, PROT_READ | PROT_WRITE, name="[heap]"))
@@ -117,6 +117,7 @@ def sys_mprotect(k, t, addr, length, prot, *_):
     for v in mm.overlapping(addr, end):
         if v.image is not None and v.shared and prot & PROT_WRITE:
             return -EACCES
+    break_range(mm, addr, end)          # may fail: nothing changed yet
     mm.split_at(addr)
     mm.split_at(end)
     for v in mm.overlapping(addr, end):
@@ -163,6 +164,8 @@ def sys_mremap(k, t, old, old_len, new_len, flags, new_addr, *_):
     if flags & MREMAP_FIXED:
         if new_addr & (PAGE_SIZE - 1):
             return -EINVAL
+        if new_addr < old + old_len and old < new_addr + page_up(new_len):
+            return -EINVAL                    # source and target overlap
         unmap_vmas(mm, new_addr, new_addr + new_len)
         return _move(mm, vma, old, old_len, new_len, new_addr)
     if new_len <= old_len:
@@ -188,8 +191,9 @@ def _move(mm, vma, old, old_len, new_len, dest):
     move_range(mm, old, dest, old_len)
     mm.remove_vma(src)
     src.end = dest + new_len
-    if src.image is not None:
-        src.image.end = dest + (src.image.end - src.start)
+    if src.image is not None:                # a fork may share the old one
+        im = src.image
+        src.image = FileImage(im.data, im.offset, dest + (im.end - src.start), im.path)
     src.start = dest
     mm.insert_vma(src)
     return dest

@@ -506,9 +506,6 @@ def test_oom_during_range_op(op, limit):
     _release_all(k)
 
 
-@pytest.mark.xfail(strict=True, reason="kernel bug: mremap move under OOM loses pages "
-                   "(memory.move_range clears the source PTE before allocating the "
-                   "destination table; the frame is leaked and the data lost)")
 @pytest.mark.parametrize("limit", [1, 2])
 def test_oom_during_mremap_move(limit):
     k, parent, child, pages = _cow_pair()
@@ -558,8 +555,6 @@ def test_oom_during_fork_of_sharer(share):
     _release_all(k)
 
 
-@pytest.mark.xfail(strict=True, reason="kernel bug: mremap(MREMAP_FIXED) onto a range "
-                   "overlapping the source succeeds (Linux: EINVAL) and loses data")
 def test_mremap_fixed_overlap_einval():
     k = Kernel(mem=128 << 20, cow_pte="always")
     mm = MM(k)
@@ -570,9 +565,6 @@ def test_mremap_fixed_overlap_einval():
     assert r == -22
 
 
-@pytest.mark.xfail(strict=True, reason="kernel bug: _dup_mm copies VMAs shallowly, so parent "
-                   "and child share one FileImage; sys_mremap's _move rewrites image.end in "
-                   "place, and the other process's not-yet-faulted file pages then read zeros")
 @pytest.mark.parametrize("share", [True, False])
 def test_mremap_of_file_mapping_after_fork_keeps_other_side(share):
     from minios.mm import VMA, FileImage
@@ -591,9 +583,6 @@ def test_mremap_of_file_mapping_after_fork_keeps_other_side(share):
     _release_all(k)
 
 
-@pytest.mark.xfail(strict=True, reason="kernel bug (not COW-specific): brk growth extends "
-                   "the last [heap] VMA whatever its protection, so after mprotect(PROT_READ) "
-                   "of the top heap page the new heap memory is read-only (Linux: RW)")
 def test_brk_growth_is_writable_after_mprotect_of_heap_top():
     from minios.sys_mm import sys_brk
     k = Kernel(mem=128 << 20)
@@ -606,10 +595,6 @@ def test_brk_growth_is_writable_after_mprotect_of_heap_top():
     copy_to_user(mm, 0x618000, b"heap")
 
 
-@pytest.mark.xfail(strict=True, reason="kernel bug: sys_mprotect sets vma.prot before "
-                   "change_protection breaks the shared PTE table; when the break fails "
-                   "(OutOfMemory -> -ENOMEM) the VMA says PROT_NONE but the PTEs stay "
-                   "user-readable")
 def test_mprotect_none_failing_on_oom_leaves_no_readable_pte():
     k, parent, child, pages = _cow_pair()
     k.frames.limit = 0
