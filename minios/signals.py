@@ -178,12 +178,27 @@ def do_signal(k: "Kernel", t: "Task") -> None:
             # The core flag says a core was written: minios writes none, and
             # Linux writes none either when RLIMIT_CORE is 0 (the default).
             core = sig in _CORE and _core_limit(t) != 0
+            if "trapno" in info:
+                _report_fault(k, t, sig, info)
             do_group_exit(k, t, sig | (0x80 if core else 0))
             return
         if act.handler == SIG_IGN:
             continue
         _setup_frame(k, t, sig, info, act)
         return
+
+
+def _report_fault(k: "Kernel", t: "Task", sig: int, info: dict) -> None:
+    """One line on stderr for a process a fault kills (Linux logs a similar
+    'segfault at ... ip ...' line to the kernel log)."""
+    import sys
+    fault = getattr(t.group, "fault", None)
+    ip = fault[2] if fault else 0
+    vec = info.get("trapno", 0)
+    why = x86.pf_reason(info.get("err", 0)) if vec == x86.PF else x86.VECTOR_NAMES.get(vec, str(vec))
+    print(f"minios: pid {t.tid} ({t.group.comm}): {NAMES.get(sig, sig)} at "
+          f"{info.get('addr', 0):#x} ip {ip:#x} ({why})", file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _core_limit(t) -> int:
