@@ -34,9 +34,6 @@ def printenv(scratch_root):
     return str(out)
 
 
-@pytest.mark.xfail(strict=True, reason="minios bug (cli.cmd_run passes os.environ): Python's "
-                   "PEP 538 C-locale coercion adds LC_CTYPE=C.UTF-8 to the minios process's "
-                   "environment when no locale is set, and the guest inherits it")
 def test_cli_environment_exact(printenv):
     n = native(printenv, ["a", "b c"])
     m = under_minios(printenv, ["a", "b c"])
