@@ -76,6 +76,9 @@ def _raw(fn) -> "ctypes._CFuncPtr":
 _READ_BATCH = _raw(uclib.uc_reg_read_batch)
 _WRITE_BATCH = _raw(uclib.uc_reg_write_batch)
 _CTX_WRITE_BATCH = _raw(uclib.uc_context_reg_write_batch)
+_CTX_PROTO = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+_CTX_SAVE = _CTX_PROTO(ctypes.cast(uclib.uc_context_save, ctypes.c_void_p).value)
+_CTX_RESTORE = _CTX_PROTO(ctypes.cast(uclib.uc_context_restore, ctypes.c_void_p).value)
 
 
 class _Batch:
@@ -114,6 +117,11 @@ class CPU:
         self._out = _Batch(self._uch, _SYSCALL_OUT)
         self._one = {name: _Batch(self._uch, (name,)) for name in REG}
         self._xctx = uc.context_save()      # scratch context for the trap path
+        blob = self._xctx.context
+        blob = blob.value if hasattr(blob, "value") else blob
+        uch = self._uch.value if hasattr(self._uch, "value") else self._uch
+        self._xargs = (uch, blob, ctypes.c_int32.from_address(blob + _ERROR_CODE),
+                       ctypes.c_int32.from_address(blob + _OLD_EXCEPTION))
         self._in_trap = False
         self._code_flushes: list = []
         self._watchdog = None
@@ -251,13 +259,13 @@ class CPU:
             self._reset_exception(uc)
 
     def _reset_exception(self, uc) -> int:
-        """Return the error code and clear old_exception (see module doc)."""
-        ctx = self._xctx
-        uc.context_update(ctx)
-        blob = ctx.context.value if hasattr(ctx.context, "value") else ctx.context
-        err = ctypes.c_int32.from_address(blob + _ERROR_CODE).value & 0xFFFF_FFFF
-        ctypes.c_int32.from_address(blob + _OLD_EXCEPTION).value = -1
-        uc.context_restore(ctx)
+        """Return the error code and clear old_exception (see module doc).
+        Raw calls: this runs on every page fault."""
+        h, blob, err_p, old_p = self._xargs
+        _CTX_SAVE(h, blob)
+        err = err_p.value & 0xFFFF_FFFF
+        old_p.value = -1
+        _CTX_RESTORE(h, blob)
         return err
 
     def _hook_syscall(self, uc, _data) -> None:
