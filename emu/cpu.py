@@ -204,7 +204,7 @@ class CPU:
                 ram.q[pte + 1] = (_TEST_DATA * PAGE_SIZE) | x86.P | x86.US
             elif cr2 == 0x401000:
                 ram.q[pte + 1] |= x86.RW         # upgrade: no flush needed
-                self.flush_code(_TEST_CODE * PAGE_SIZE, (_TEST_CODE + 1) * PAGE_SIZE)
+                self.flush_code()
             elif cr2 == 0x402000:
                 ram.q[pte + 2] = (_TEST_DATA * PAGE_SIZE) | x86.P | x86.US
             elif cr2 == 0x403000 and not err & x86.PF_P:
@@ -307,8 +307,11 @@ class CPU:
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
 
     def flush_code(self, lo: int | None = None, hi: int | None = None) -> None:
-        """Drop translated code (keyed by physical address) after rewriting it.
-        Inside a trap hook the flush is deferred to the end of the hook."""
+        """Drop translated code after rewriting it: all of it, or the blocks
+        of the VIRTUAL range [lo, hi) (Unicorn translates it through the
+        current tables; an unmapped address leaves a fault pending, so pass
+        only mapped ranges). Inside a trap hook the flush is deferred to
+        the end of the hook, which then resets the exception state."""
         if self._in_trap:
             self._code_flushes.append((lo, hi))
         else:

@@ -94,7 +94,13 @@ def do_fault(mm: "MM", vma: "VMA", table: int, va: int, write: bool) -> None:
         k.trace_fault_note = "demand-zero"
     set_pte(mm, table, va, (f << PAGE_SHIFT) | _pte_flags(vma, write))
     if vma.prot & PROT_EXEC:
-        k.cpu.flush_code(f * PAGE_SIZE, (f + 1) * PAGE_SIZE)
+        # Translated code is keyed by physical page, and we wrote the bytes
+        # behind the CPU's back: a frame that ever held code may have stale
+        # translations. (Unicorn's ranged flush takes *virtual* addresses,
+        # so the whole cache goes; fresh frames need nothing.)
+        if fr.had_code[f]:
+            k.cpu.flush_code()
+        fr.had_code[f] = True
 
 
 def do_wp_page(mm: "MM", vma: "VMA", table: int, va: int, pte: int) -> None:

@@ -35,6 +35,7 @@ class FrameAllocator:
         self.mapcount = np.zeros(self.nframes, dtype=np.int32)
         self.kind = np.zeros(self.nframes, dtype=np.uint8)
         self.file = np.zeros(self.nframes, dtype=bool)     # filled from a file (Mapped)
+        self.had_code = np.zeros(self.nframes, dtype=bool)  # ever mapped executable
         self.kind[:reserved] = RESERVED
         self.reserved = reserved
         self._next = reserved            # frames above this were never used

@@ -268,18 +268,20 @@ def test_single_steps_match_the_cpu_trace():
     addresses as a Unicorn code hook on an undebugged run (which sees a
     faulting instruction twice: before and after the fault is resolved)."""
     n = 600
-    # The reference runs in a subprocess too, so that the guest gets the
-    # very same environment (Python may add LC_CTYPE to it).
+    # The reference runs in a subprocess too, with the environment the
+    # command line gives the guest (Python may add LC_CTYPE to its own).
     code = (
         "import os, sys\n"
         "from unicorn import UC_HOOK_CODE\n"
+        "from minios import cli\n"
         "from minios.machine import Machine\n"
+        "env = getattr(cli, 'guest_environ', lambda: os.environ)()\n"
         "m = Machine(mem=256 << 20)\n"
         "ref = []\n"
         f"m.kernel.cpu.uc.hook_add(UC_HOOK_CODE, lambda uc, a, s, d: "
         f"ref.append(a) if len(ref) < {3 * n} else None)\n"
         "fd = os.open(os.devnull, os.O_WRONLY)\n"
-        f"st = m.run({PROG!r}, [], env=os.environ, stdio=(0, fd, 2))\n"
+        f"st = m.run({PROG!r}, [], env=env, stdio=(0, fd, 2))\n"
         "print(st, *ref)\n")
     p = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, env=dict(ENV),
                        cwd=ROOT, timeout=TIMEOUT, check=True)
