@@ -244,11 +244,17 @@ def _setup_frame(k: "Kernel", t: "Task", sig: int, info: dict, act) -> None:
     fault = t.group.__dict__.get("fault") if "trapno" in info else None
     mc = struct.pack("<18Q", *[regs[n] for n in _GREGS])
     mc += struct.pack("<4H", 0x33, 0, 0, 0x2B)
-    mc += struct.pack("<4Q", info.get("err", 0), info.get("trapno", 0), t.blocked,
+    # The mask sigreturn restores: the caller's own one when a temporary
+    # mask (rt_sigsuspend, ppoll, pselect6) let this signal in.
+    restore_mask = getattr(t, "suspend_restore", None)
+    t.suspend_restore = None
+    if restore_mask is None:
+        restore_mask = t.blocked
+    mc += struct.pack("<4Q", info.get("err", 0), info.get("trapno", 0), restore_mask,
                       info.get("addr", 0))
     mc += struct.pack("<Q", 0) + bytes(64)              # no fpstate: kept in-kernel
     uc = struct.pack("<QQQiiQ", 0, 0, ss_sp, ss_flags, 0, ss_size) + mc \
-        + struct.pack("<Q", t.blocked)
+        + struct.pack("<Q", restore_mask)
     data = struct.pack("<Q", act.restorer) + uc + _siginfo(sig, info)
     try:
         copy_to_user(t.mm, frame, data)

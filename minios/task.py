@@ -79,7 +79,7 @@ class Task:
         self.robust_list = 0
         self.vfork_parent: "Task | None" = None
         self.sigctx: list = []              # saved FPU contexts per frame
-        self.saved_mask: int | None = None  # rt_sigsuspend's mask to restore
+        self.suspend_restore: int | None = None  # caller's mask under a temporary one
         self.syscall_nr = -1
         self.futex_woken = False
         self.exit_code = 0

@@ -106,10 +106,6 @@ def test_poll_select_match_native(vfs_check):
         [x for x in _lines(n[1]) if not x.startswith(skip)]
 
 
-@pytest.mark.xfail(strict=True, reason="kernel bug (signals.py): a signal that interrupts "
-                   "ppoll/pselect6/rt_sigsuspend is handled with the temporary mask in the "
-                   "frame's uc_sigmask, and t.suspend_restore is never read, so the caller's "
-                   "mask is not restored after the handler (native: 1, minios: 0)")
 def test_ppoll_mask_restored(vfs_check):
     m = under_minios(vfs_check, ["wait"])
     assert "mask restored: 1" in _lines(m[1])
