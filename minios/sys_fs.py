@@ -1190,8 +1190,20 @@ def _entries(f):
     return f.entries
 
 
-@syscall(217, "getdents64")
-def sys_getdents64(k, t, fd, buf, count, *_):
+def _dirent64(ino: int, off: int, typ: int, nb: bytes) -> bytes:
+    reclen = (19 + len(nb) + 1 + 7) & ~7
+    return (struct.pack("<QqHB", ino, off, reclen, typ) + nb + b"\0").ljust(reclen, b"\0")
+
+
+def _dirent(ino: int, off: int, typ: int, nb: bytes) -> bytes:
+    """The old linux_dirent: d_type is the record's last byte."""
+    reclen = (18 + len(nb) + 2 + 7) & ~7
+    return (struct.pack("<QqH", ino, off, reclen) + nb + b"\0").ljust(reclen - 1, b"\0") \
+        + bytes([typ])
+
+
+def _getdents(t, fd: int, buf: int, count: int, record) -> int:
+    """Fill ``buf`` with whole records from the directory's position on."""
     f = t.files.get(s32(fd))
     if not isinstance(f, DirFile):
         return -E.ENOTDIR
@@ -1200,43 +1212,26 @@ def sys_getdents64(k, t, fd, buf, count, *_):
     i = f.pos
     while i < len(ents):
         ino, typ, name = ents[i]
-        nb = name.encode(errors="surrogateescape")
-        reclen = (19 + len(nb) + 1 + 7) & ~7
-        if len(out) + reclen > count:
+        rec = record(ino or 1, i + 1, typ, name.encode(errors="surrogateescape"))
+        if len(out) + len(rec) > count:
             if not out:
                 return -E.EINVAL
             break
-        rec = struct.pack("<QqHB", ino or 1, i + 1, reclen, typ) + nb + b"\0"
-        out += rec.ljust(reclen, b"\0")
+        out += rec
         i += 1
     copy_to_user(t.mm, buf, bytes(out))
     f.pos = i
     return len(out)
+
+
+@syscall(217, "getdents64")
+def sys_getdents64(k, t, fd, buf, count, *_):
+    return _getdents(t, fd, buf, count, _dirent64)
 
 
 @syscall(78, "getdents")
 def sys_getdents(k, t, fd, buf, count, *_):
-    f = t.files.get(s32(fd))
-    if not isinstance(f, DirFile):
-        return -E.ENOTDIR
-    ents = _entries(f)
-    out = bytearray()
-    i = f.pos
-    while i < len(ents):
-        ino, typ, name = ents[i]
-        nb = name.encode(errors="surrogateescape")
-        reclen = (18 + len(nb) + 2 + 7) & ~7
-        if len(out) + reclen > count:
-            if not out:
-                return -E.EINVAL
-            break
-        rec = (struct.pack("<QqH", ino or 1, i + 1, reclen) + nb + b"\0").ljust(reclen - 1,
-                                                                               b"\0")
-        out += rec + bytes([typ])
-        i += 1
-    copy_to_user(t.mm, buf, bytes(out))
-    f.pos = i
-    return len(out)
+    return _getdents(t, fd, buf, count, _dirent)
 
 
 # ------------------------------------------------------------ poll, select
