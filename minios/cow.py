@@ -71,20 +71,13 @@ def find_sharer(kernel, table: int) -> int | None:
     return int(pmds[hit[0][0]]) * PAGE_SIZE + int(hit[0][1]) * 8
 
 
-def _move_owner(kernel, table: int, old: "MM") -> None:
-    """``old`` stops owning ``table``; a remaining sharer takes over."""
-    n = _count_present(kernel, table)
-    old.rss -= n
-    old.nr_tables -= 1
-    old.nr_ptes -= 1
+def _move_owner(kernel, table: int) -> None:
+    """The current owner stops owning ``table``; a remaining
+    sharer takes over its RSS and page-table bytes."""
     slot = find_sharer(kernel, table)
     if slot is None:             # cannot happen while refcount > 0
         raise AssertionError(f"shared PTE table {table} has no sharer left")
-    new = _pmd_mm(kernel, slot)
-    kernel.pt_owner[table] = slot
-    new.rss += n
-    new.nr_tables += 1
-    new.nr_ptes += 1
+    _move_owner_to(kernel, table, slot)
 
 
 def break_cow_pte(mm: "MM", slot: int) -> int:
@@ -117,7 +110,7 @@ def break_cow_pte(mm: "MM", slot: int) -> int:
     mm.nr_ptes += 1
     mm.rss += len(frames)
     if was_owner:
-        _move_owner(k, table, mm)
+        _move_owner(k, table)
     k.cpu.flush_tlb()                          # entries were downgraded
     k.stats["cow_pte_copy"] += 1
     k.trace_fault_note = "PTE table share broken by copy"
@@ -148,7 +141,7 @@ def drop_pte_table(mm: "MM", slot: int) -> None:
     if fr.refcount[table] > 1:
         fr.refcount[table] -= 1
         if k.pt_owner[table] == slot:
-            _move_owner(k, table, mm)
+            _move_owner(k, table)
         return
     block = k.ram.t[table]
     frames = _pfns(block[(block & _P) != 0])
