@@ -301,8 +301,13 @@ static int waits(void)
     FD_ZERO(&r); FD_SET(p[0], &r);
     tv.tv_sec = 0; tv.tv_usec = 50000;
     R("select timeout", select(p[0] + 1, &r, NULL, NULL, &tv));
-    FD_ZERO(&r); FD_SET(77, &r);
-    R("select bad fd", select(78, &r, NULL, NULL, &tv));
+    /* A descriptor just closed is certainly not open, whatever the
+     * environment that started us left open (a fixed number was not). */
+    int bad[2];
+    pipe(bad);
+    close(bad[0]); close(bad[1]);
+    FD_ZERO(&r); FD_SET(bad[1], &r);
+    R("select bad fd", select(bad[1] + 1, &r, NULL, NULL, &tv));
     struct timespec ts = { 0, 50000000 };
     FD_ZERO(&r); FD_SET(p[0], &r);
     R("pselect6 timeout", pselect(p[0] + 1, &r, NULL, NULL, &ts, NULL));
