@@ -28,7 +28,7 @@ from typing import Callable
 
 from unicorn import Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL
 from unicorn import UC_HOOK_INTR, UC_HOOK_INSN
-from unicorn.unicorn_const import UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE
+from unicorn.unicorn_const import UC_CTL_TLB_FLUSH, UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE
 from unicorn import x86_const as X
 from unicorn.unicorn_py3.unicorn import uclib
 
@@ -79,6 +79,17 @@ _CTX_WRITE_BATCH = _raw(uclib.uc_context_reg_write_batch)
 _CTX_PROTO = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 _CTX_SAVE = _CTX_PROTO(ctypes.cast(uclib.uc_context_save, ctypes.c_void_p).value)
 _CTX_RESTORE = _CTX_PROTO(ctypes.cast(uclib.uc_context_restore, ctypes.c_void_p).value)
+# uc_ctl(uc, code) with no variadic arguments: a TLB or translation flush.
+_CTL0 = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int)(
+    ctypes.cast(uclib.uc_ctl, ctypes.c_void_p).value)
+_CTL_TLB_FLUSH = (UC_CTL_IO_WRITE << 30) | UC_CTL_TLB_FLUSH
+_CTL_TB_FLUSH = (UC_CTL_IO_WRITE << 30) | UC_CTL_TB_FLUSH
+_POOL_MAX = 256
+
+
+def _ctx_ptr(ctx) -> int:
+    p = ctx.context
+    return p.value if hasattr(p, "value") else p
 
 
 class _Batch:
@@ -123,6 +134,8 @@ class CPU:
         self._xargs = (uch, blob, ctypes.c_int32.from_address(blob + _ERROR_CODE),
                        ctypes.c_int32.from_address(blob + _OLD_EXCEPTION))
         self._in_trap = False
+        self._h = uch
+        self._ctx_pool: list = []       # contexts of exited tasks, for reuse
         self._code_flushes: list = []
         self._watchdog = None
         self._run_gen = 0
@@ -304,7 +317,7 @@ class CPU:
         self._one["cr3"].write(pgd_pfn * PAGE_SIZE)
 
     def flush_tlb(self) -> None:
-        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        _CTL0(self._h, _CTL_TLB_FLUSH)
 
     def flush_code(self, lo: int | None = None, hi: int | None = None) -> None:
         """Drop translated code after rewriting it: all of it, or the blocks
@@ -319,7 +332,7 @@ class CPU:
 
     def _flush_code_now(self, lo: int | None, hi: int | None) -> None:
         if lo is None:
-            self.uc.ctl_flush_tb()
+            _CTL0(self._h, _CTL_TB_FLUSH)
         else:
             self.uc.ctl_remove_cache(lo, hi)
 
@@ -332,23 +345,31 @@ class CPU:
         return ctx
 
     def save(self, ctx) -> None:
-        self.uc.context_update(ctx)
+        _CTX_SAVE(self._h, _ctx_ptr(ctx))
 
     def restore(self, ctx) -> None:
         # context_restore does not flush the TLB; the caller writes CR3.
-        self.uc.context_restore(ctx)
+        _CTX_RESTORE(self._h, _ctx_ptr(ctx))
+
+    def free_context(self, ctx) -> None:
+        """``ctx`` is no longer anyone's: keep it for the next clone."""
+        if ctx is not None and len(self._ctx_pool) < _POOL_MAX:
+            self._ctx_pool.append(ctx)
 
     def clone_context(self, **regs: int):
         """A new context equal to the live CPU state but for ``regs``
         (fork's child: RIP, RAX = 0, RCX/R11, maybe RSP and FS base)."""
-        ctx = self.uc.context_save()
+        if self._ctx_pool:
+            ctx = self._ctx_pool.pop()
+            _CTX_SAVE(self._h, _ctx_ptr(ctx))
+        else:
+            ctx = self.uc.context_save()
         n = len(regs)
         ids = (ctypes.c_int * n)(*[REG[r] for r in regs])
         vals = (ctypes.c_uint64 * n)(*[v & 0xFFFF_FFFF_FFFF_FFFF for v in regs.values()])
         base = ctypes.addressof(vals)
         ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
-        h = ctx.context.value if hasattr(ctx.context, "value") else ctx.context
-        _CTX_WRITE_BATCH(h, ctypes.addressof(ids), ctypes.addressof(ptrs), n)
+        _CTX_WRITE_BATCH(_ctx_ptr(ctx), ctypes.addressof(ids), ctypes.addressof(ptrs), n)
         return ctx
 
     def copy_context(self, ctx):
@@ -383,6 +404,14 @@ class CPU:
             self.uc.emu_start(rip, 0)
         finally:
             self._armed = False
+
+    def arm_slice(self, slice_us: int) -> None:
+        """Give the run in progress a slice, as if started with ``slice_us``
+        (it ends when the run does): cheaper than stopping and restarting."""
+        if self._watchdog is None:
+            self._start_watchdog(slice_us)
+        self._run_gen += 1
+        self._armed = True
 
     def _start_watchdog(self, slice_us: int) -> None:
         def loop() -> None:

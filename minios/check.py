@@ -10,7 +10,8 @@ Checked, for the whole machine:
 * frame kinds agree with use, the free count with the FREE frames;
 * safety: no user PTE is effectively writable (PTE and PMD both RW) onto a
   private page that another table also maps; a table shared by two PMD
-  entries is write-protected in both; every present PTE lies in a VMA.
+  entries is write-protected in both; every present PTE lies in a VMA;
+  every PTE table lies under a VMA and is shared only at one address.
 Raises :class:`InvariantError` naming the first mismatch.
 """
 from __future__ import annotations
@@ -52,8 +53,10 @@ def check_invariants(k) -> None:
                 pmd = int(ram.q[pud * 512 + j]) >> 12 & 0xFFFFFFFFFF
                 table_refs[pmd] += 1
                 count += 1
-                if k.pmd_mm.get(pmd) is not mm:
-                    raise InvariantError(f"PMD table {pmd} of mm {id(mm):x} not registered")
+                if k.pmd_mm.get(pmd) is not mm or mm.pmd_tables.get(pmd) != (i << 39) | (j << 30) \
+                        or mm.pmd_at.get((i << 9) | j) != pmd:
+                    raise InvariantError(f"PMD table {pmd} of mm {id(mm):x} not registered"
+                                         " at the address it maps")
                 for s in np.flatnonzero(ram.t[pmd] & _P).tolist():
                     pe = int(ram.q[pmd * 512 + s])
                     pt = pe >> 12 & 0xFFFFFFFFFF
@@ -61,6 +64,8 @@ def check_invariants(k) -> None:
                     base = (i << 39) | (j << 30) | (s << 21)
                     pte_tables.setdefault(pt, []).append((mm, pmd * 4096 + s * 8, pe, base))
         owned_tables[id(mm)] = count
+        if len(mm.pmd_at) != len(mm.pmd_tables):
+            raise InvariantError(f"mm {id(mm):x}: stale PMD table records")
     expect_rss = {id(mm): 0 for mm in k.mms}
     expect_ptes = {id(mm): 0 for mm in k.mms}
     all_frames: list = [np.zeros(0, dtype=np.int64)]
@@ -70,6 +75,9 @@ def check_invariants(k) -> None:
         if owner not in slots:
             raise InvariantError(f"PTE table {pt}: owner {owner:#x} is not among the PMD "
                                  f"entries using it {[hex(x) for x in slots]}")
+        if len({u[3] for u in users}) > 1:      # find_sharer relies on this
+            raise InvariantError(f"PTE table {pt} is shared at different addresses "
+                                 f"{sorted(hex(u[3]) for u in users)}")
         if len(users) > 1:
             for mm, slot, pe, _ in users:
                 if pe & x86.RW or not pe & _PMD_COW:
@@ -146,6 +154,10 @@ def check_invariants(k) -> None:
 
 
 def _check_vmas(k, pt: int, users, ents) -> None:
+    for mm, slot, pe, base in users:          # copy_page_range relies on this
+        if not mm.overlapping(base, base + (1 << 21)):
+            raise InvariantError(f"mm {id(mm):x}: PTE table {pt} at {base:#x} lies under "
+                                 "no VMA")
     present = np.flatnonzero(ents & _P)
     if not len(present):
         return

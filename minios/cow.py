@@ -27,8 +27,9 @@ import numpy as np
 from emu import x86
 from emu.ram import PAGE_SHIFT, PAGE_SIZE
 from minios.frames import ONE, TABLE
-from minios.pgtable import (ADDR, UPPER, _PMD_COW, PMD_SIZE, PUD_SIZE,
-                            entry_pfn, walk_pmd)
+from minios.mm import MMF_COW_PGTABLE
+from minios.pgtable import (ADDR, UPPER, _PMD_COW, PMD_SHIFT, PMD_SIZE, PUD_SHIFT, entry_pfn,
+                            pte_table_for_write, slot_va, walk_pmd)
 
 if TYPE_CHECKING:
     from minios.mm import MM
@@ -59,25 +60,30 @@ def _count_present(kernel, table: int) -> int:
     return int(np.count_nonzero(kernel.ram.t[table] & _P))
 
 
-def find_sharer(kernel, table: int) -> int | None:
-    """The address of some PMD entry still pointing at ``table``."""
-    pmds = np.fromiter((p for mm in kernel.mms for p in mm.pmd_tables), dtype=np.int64)
-    if len(pmds) == 0:
-        return None
-    ents = kernel.ram.t[pmds]
-    hit = np.argwhere(((ents & _P) != 0) & (_pfns(ents) == table))
-    if len(hit) == 0:
-        return None
-    return int(pmds[hit[0][0]]) * PAGE_SIZE + int(hit[0][1]) * 8
+def find_sharer(kernel, table: int, va: int) -> int | None:
+    """The address of some PMD entry still pointing at ``table``, which maps
+    ``va``. Fork shares a table only between the same addresses, and mremap
+    breaks a share before moving, so only that PMD entry of each COW mm can
+    hold it: a walk per mm, no scan of every table."""
+    q = kernel.ram.q
+    for mm in kernel.mms:
+        if not mm.flags & MMF_COW_PGTABLE:
+            continue
+        slot = walk_pmd(mm, va, False)
+        if slot is not None:
+            e = int(q[slot >> 3])
+            if e & x86.P and entry_pfn(e) == table:
+                return slot
+    return None
 
 
-def _move_owner(kernel, table: int) -> None:
+def _move_owner(kernel, table: int, va: int, present: int | None = None) -> None:
     """The current owner stops owning ``table``; a remaining
     sharer takes over its RSS and page-table bytes."""
-    slot = find_sharer(kernel, table)
+    slot = find_sharer(kernel, table, va)
     if slot is None:             # cannot happen while refcount > 0
         raise AssertionError(f"shared PTE table {table} has no sharer left")
-    _move_owner_to(kernel, table, slot)
+    _move_owner_to(kernel, table, slot, present)
 
 
 def break_cow_pte(mm: "MM", slot: int) -> int:
@@ -96,12 +102,13 @@ def break_cow_pte(mm: "MM", slot: int) -> int:
         k.trace_fault_note = "PTE table share broken by reuse"
         return table
     new = fr.alloc(TABLE)                      # may raise: nothing changed yet
-    block = _wrprotect(k.ram.t[table])
-    k.ram.t[table] = block                     # other sharers: page-level COW
-    k.ram.t[new] = block
+    t = k.ram.t
+    block = t[table]
+    block &= _NOT_RW                           # other sharers: page-level COW
+    t[new] = block
     frames = _pfns(block[(block & _P) != 0])
-    np.add.at(fr.refcount, frames, ONE)
-    np.add.at(fr.mapcount, frames, ONE)
+    fr.refcount[frames] += 1                   # a table maps a private page once
+    fr.mapcount[frames] += 1
     was_owner = k.pt_owner[table] == slot
     q[slot >> 3] = (new << PAGE_SHIFT) | UPPER
     k.pt_owner[new] = slot
@@ -110,17 +117,19 @@ def break_cow_pte(mm: "MM", slot: int) -> int:
     mm.nr_ptes += 1
     mm.rss += len(frames)
     if was_owner:
-        _move_owner(k, table)
+        _move_owner(k, table, slot_va(k, slot), len(frames))
     k.cpu.flush_tlb()                          # entries were downgraded
     k.stats["cow_pte_copy"] += 1
     k.trace_fault_note = "PTE table share broken by copy"
     return new
 
 
-def _move_owner_to(k, table: int, slot: int) -> None:
+def _move_owner_to(k, table: int, slot: int, present: int | None = None) -> None:
+    """Hand ``table`` (``present`` entries, counted if not given) and its
+    accounting to the PMD entry at ``slot``."""
     old = _pmd_mm(k, int(k.pt_owner[table]))
     new = _pmd_mm(k, slot)
-    n = _count_present(k, table)
+    n = _count_present(k, table) if present is None else present
     old.rss -= n
     old.nr_tables -= 1
     old.nr_ptes -= 1
@@ -141,7 +150,7 @@ def drop_pte_table(mm: "MM", slot: int) -> None:
     if fr.refcount[table] > 1:
         fr.refcount[table] -= 1
         if k.pt_owner[table] == slot:
-            _move_owner(k, table)
+            _move_owner(k, table, slot_va(k, slot))
         return
     block = k.ram.t[table]
     frames = _pfns(block[(block & _P) != 0])
@@ -153,20 +162,24 @@ def drop_pte_table(mm: "MM", slot: int) -> None:
     fr.put(table)
 
 
-def _gib_masks(vmas, base: int):
-    """Per PMD slot of the 1 GiB at ``base``: covered by a VMA the child
-    inherits, and needing per-entry treatment (MAP_SHARED or MADV_DONTFORK)."""
-    covered = np.zeros(512, dtype=bool)
-    special = np.zeros(512, dtype=bool)
-    for v in vmas:
-        if v.end <= base or v.start >= base + PUD_SIZE:
+def _special_slots(mm: "MM", live: np.ndarray) -> list[tuple[int, int]]:
+    """(row, column) in ``live`` of the present PMD entries whose 2 MiB holds
+    MAP_SHARED or MADV_DONTFORK memory: those tables are copied entry by
+    entry. Rows follow ``mm.pmd_tables``. Plain ints: such VMAs are few."""
+    out: list[tuple[int, int]] = []
+    if not any(v.shared or v.dontfork for v in mm.vmas):
+        return out
+    row_of = {b >> PUD_SHIFT: r for r, b in enumerate(mm.pmd_tables.values())}
+    seen: set[int] = set()
+    for v in mm.vmas:
+        if not (v.shared or v.dontfork):
             continue
-        lo = max(v.start - base, 0) // PMD_SIZE
-        hi = (min(v.end - base, PUD_SIZE) + PMD_SIZE - 1) // PMD_SIZE
-        covered[lo:hi] = True
-        if v.shared or v.dontfork:
-            special[lo:hi] = True
-    return covered, special
+        for s in range(v.start >> PMD_SHIFT, ((v.end - 1) >> PMD_SHIFT) + 1):
+            r = row_of.get(s >> 9)
+            if s not in seen and r is not None and live[r, s & 511]:
+                seen.add(s)
+                out.append((r, s & 511))
+    return out
 
 
 def _copy_special_table(parent: "MM", child: "MM", table: int, va: int) -> int:
@@ -211,63 +224,75 @@ def _alloc_tables(fr, n: int) -> list[int]:
 
 def copy_page_range(parent: "MM", child: "MM", share: bool) -> tuple[int, int]:
     """Duplicate ``parent``'s user page tables into ``child`` (fork).
-    Returns (PTE tables shared, PTE tables copied)."""
+    Returns (PTE tables shared, PTE tables copied).
+
+    All of the parent's PMD tables are gathered into one (n, 512) array, so
+    a fork costs the same dozen numpy calls for 2 MiB or 4 GiB of memory.
+    Every present PMD entry lies under some VMA (``unmap_vmas`` frees the
+    tables it leaves uncovered), so only MAP_SHARED and MADV_DONTFORK
+    memory needs looking at VMAs; everything else is inherited whole."""
     k = parent.kernel
-    q, t, fr = k.ram.q, k.ram.t, k.frames
-    vmas = parent.vmas
-    shared_n = copied_n = 0
-    for i in np.flatnonzero(t[parent.pgd][:256] & _P).tolist():    # user half
-        pud = entry_pfn(int(q[parent.pgd * 512 + i]))
-        for j in np.flatnonzero(t[pud] & _P).tolist():
-            base = (i << 39) | (j << 30)
-            covered, special = _gib_masks(vmas, base)
-            if not covered.any():
-                continue
-            ppmd = entry_pfn(int(q[pud * 512 + j]))
-            cpmd = walk_pmd(child, base, True) >> PAGE_SHIFT
-            ents = t[ppmd]                      # a view: changes land in RAM
-            present = (ents & _P) != 0
-            has_special = special.any()
-            bulk = present & covered
-            if has_special:
-                bulk &= ~special
-            idx = np.flatnonzero(bulk)
-            if share and len(idx):
-                # COW PTE: point at the same tables, one more share each,
-                # and write-protect both PMD entries. No page is looked at.
-                sel = ents[idx]
-                fr.refcount[(sel & _ADDR) >> _SHIFT] += 1
-                sel = (sel & _NOT_RW) | _COW_PMD
-                ents[idx] = sel
-                t[cpmd, idx] = sel
-                shared_n += len(idx)
-            elif len(idx):
-                # Plain fork: copy whole tables, write-protect, count pages.
-                # A private page is mapped once per mm, so ``frames`` has no
-                # repeats and a fancy-index increment is exact.
-                src = _pfns(ents[idx])
-                new = np.array(_alloc_tables(fr, len(idx)), dtype=np.int64)
-                block = _wrprotect(t[src])
-                t[src] = block
-                t[new] = block
-                frames = _pfns(block[(block & _P) != 0])
-                fr.refcount[frames] += 1
-                fr.mapcount[frames] += 1
-                child.rss += len(frames)
-                t[cpmd, idx] = (new.astype(np.uint64) << _SHIFT) | _UPPER
-                k.pt_owner[new] = cpmd * PAGE_SIZE + idx * 8
-                child.nr_tables += len(idx)
-                child.nr_ptes += len(idx)
-                copied_n += len(idx)
-            if not has_special:
-                continue
-            for s in np.flatnonzero(present & covered & special).tolist():
-                new = _copy_special_table(parent, child, entry_pfn(int(ents[s])),
-                                          base + s * PMD_SIZE)
-                t[cpmd, s] = (new << PAGE_SHIFT) | UPPER
-                k.pt_owner[new] = cpmd * PAGE_SIZE + s * 8
-                child.nr_tables += 1
-                child.nr_ptes += 1
-                copied_n += 1
+    t, fr = k.ram.t, k.frames
+    if share:         # later forks of either side share too; find_sharer looks here
+        parent.flags |= MMF_COW_PGTABLE
+        child.flags |= MMF_COW_PGTABLE
+    if not parent.pmd_tables:
+        return 0, 0
+    src = np.fromiter(parent.pmd_tables.keys(), dtype=np.int64)
+    bases = list(parent.pmd_tables.values())
+    dst = np.array([walk_pmd(child, b, True) >> PAGE_SHIFT for b in bases], dtype=np.int64)
+    ents = t[src]                                    # (n, 512) copy
+    live = (ents & _P) != 0
+    special = _special_slots(parent, live)
+    for r, c in special:
+        live[r, c] = False
+    sel = ents[live]
+    n = len(sel)
+    if share:
+        # COW PTE: point at the same tables, one more share each, and
+        # write-protect both PMD entries. No page is looked at.
+        fr.refcount[(sel & _ADDR) >> _SHIFT] += 1
+        ents[live] = (sel & _NOT_RW) | _COW_PMD
+        t[src] = ents
+        for r, c in special:
+            ents[r, c] = 0
+        t[dst] = ents              # the rest of a fresh child table is zero
+        copied = 0
+    elif n:
+        # Plain fork: copy whole tables, write-protect, count pages. A
+        # private page is mapped once per mm, so ``frames`` has no repeats
+        # and a fancy-index increment is exact.
+        old = _pfns(sel)
+        new = np.array(_alloc_tables(fr, n), dtype=np.int64)
+        block = _wrprotect(t[old])
+        t[old] = block
+        t[new] = block
+        frames = _pfns(block[(block & _P) != 0])
+        fr.refcount[frames] += 1
+        fr.mapcount[frames] += 1
+        child.rss += len(frames)
+        cents = np.zeros_like(ents)
+        cents[live] = (new.astype(np.uint64) << _SHIFT) | _UPPER
+        t[dst] = cents
+        rows, cols = np.nonzero(live)
+        k.pt_owner[new] = dst[rows] * PAGE_SIZE + cols * 8
+        child.nr_tables += n
+        child.nr_ptes += n
+        copied = n
+    else:
+        copied = 0
+    for r, c in special:
+        va = bases[r] + (c << PMD_SHIFT)
+        if not child.overlapping(va, va + PMD_SIZE):
+            continue                  # only MADV_DONTFORK memory here: no table
+        # The parent's entries get write-protected: through the choke
+        # point, which breaks the table first if it is COW-shared.
+        new = _copy_special_table(parent, child,
+                                  pte_table_for_write(parent, va, create=False), va)
+        t[dst[r], c] = (new << PAGE_SHIFT) | UPPER
+        k.pt_owner[new] = int(dst[r]) * PAGE_SIZE + c * 8
+        child.nr_tables += 1
+        child.nr_ptes += 1
+        copied += 1
     k.cpu.flush_tlb()                 # the parent's entries were downgraded
-    return shared_n, copied_n
+    return (n if share else 0), copied

@@ -175,7 +175,6 @@ def exec_into(k: "Kernel", t: "Task", path: str, argv: list[bytes], envp: list[b
     if old is not None and old is not mm:
         mm_release(k, old)
     release_vfork(k, t)
-    k.cpu.flush_code()
     t.sigctx.clear()
     g = t.group
     g.cmdline = list(argv)

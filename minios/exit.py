@@ -27,7 +27,7 @@ def mm_release(k: "Kernel", mm: "MM") -> None:
     mm._vcache = None
     k.frames.put(mm.pgd)
     mm.nr_tables -= 1
-    k.mms.discard(mm)
+    k.mms.pop(mm, None)
 
 
 def release_vfork(k: "Kernel", t: "Task") -> None:
@@ -61,6 +61,8 @@ def do_exit(k: "Kernel", t: "Task", code: int) -> None:
     g.threads.remove(t)
     if k.current is t:
         k.current = None
+    k.cpu.free_context(t.ctx)          # the next fork reuses it
+    t.ctx = None
     mm_release(k, t.mm)
     if g.threads:
         return

@@ -81,26 +81,49 @@ def do_fault(mm: "MM", vma: "VMA", table: int, va: int, write: bool) -> None:
         set_pte(mm, table, va, (f << PAGE_SHIFT) | _pte_flags(vma, bool(vma.prot & PROT_WRITE)))
         k.trace_fault_note = "shared page"
         return
-    f = fr.alloc()
     im = vma.image
     if im is not None and va < im.end:
         off = im.offset + (va - vma.start)
         n = min(PAGE_SIZE, im.end - va)
-        if off < len(im.data):
-            k.ram.write(f * PAGE_SIZE, im.data[off:off + n])
-        k.frames.file[f] = True
-        k.trace_fault_note = "file page"
+        if not write and not vma.shared and type(im.data) is bytes:
+            f = _cached_file_page(k, im.data, off, n)
+            set_pte(mm, table, va, (f << PAGE_SHIFT) | _pte_flags(vma, False))
+        else:
+            f = fr.alloc()
+            if off < len(im.data):
+                k.ram.write(f * PAGE_SIZE, im.data[off:off + n])
+            k.frames.file[f] = True
+            k.trace_fault_note = "file page"
+            set_pte(mm, table, va, (f << PAGE_SHIFT) | _pte_flags(vma, write))
     else:
+        f = fr.alloc()
         k.trace_fault_note = "demand-zero"
-    set_pte(mm, table, va, (f << PAGE_SHIFT) | _pte_flags(vma, write))
+        set_pte(mm, table, va, (f << PAGE_SHIFT) | _pte_flags(vma, write))
     if vma.prot & PROT_EXEC:
-        # Translated code is keyed by physical page, and we wrote the bytes
-        # behind the CPU's back: a frame that ever held code may have stale
-        # translations. (Unicorn's ranged flush takes *virtual* addresses,
-        # so the whole cache goes; fresh frames need nothing.)
-        if fr.had_code[f]:
-            k.cpu.flush_code()
-        fr.had_code[f] = True
+        fr.had_code[f] = True           # refilling it later flushes translations
+
+
+def _cached_file_page(k, data: bytes, off: int, n: int) -> int:
+    """The page-cache frame holding ``data[off:off + n]`` (zero-filled past
+    ``n``), with one more reference for the caller's mapping. ``data`` is
+    immutable and kept alive by the VMAs mapping it, so its id is a safe
+    key while any frame of it is cached. Sharing the frame also shares the
+    CPU's translations of it: an exec of a binary already running costs no
+    code translation."""
+    fr = k.frames
+    key = (id(data), off, n)
+    f = fr.cache.get(key)
+    if f is not None:
+        fr.refcount[f] += 1
+        k.trace_fault_note = "file page (page cache)"
+        return f
+    f = fr.alloc()
+    if off < len(data):
+        k.ram.write(f * PAGE_SIZE, data[off:off + n])
+    fr.file[f] = True
+    fr.cache_add(f, key)
+    k.trace_fault_note = "file page"
+    return f
 
 
 def do_wp_page(mm: "MM", vma: "VMA", table: int, va: int, pte: int) -> None:
@@ -113,6 +136,8 @@ def do_wp_page(mm: "MM", vma: "VMA", table: int, va: int, pte: int) -> None:
         k.ram.q[i] = pte | x86.RW | x86.D
         return
     if fr.refcount[f] == 1:
+        if fr.cached[f]:
+            fr.uncache(f)                           # now this mm's private page
         k.ram.q[i] = pte | x86.RW | x86.D           # upgrade: no flush
         fr.file[f] = False
         k.stats["cow_reuse"] += 1
@@ -120,6 +145,8 @@ def do_wp_page(mm: "MM", vma: "VMA", table: int, va: int, pte: int) -> None:
         return
     new = fr.alloc()
     k.ram.copy_frame(new, f)
+    if vma.prot & PROT_EXEC:
+        fr.had_code[new] = True
     set_pte(mm, table, va, (new << PAGE_SHIFT) | (pte & 0xFFF & ~x86.A) | x86.RW | x86.D
             | (pte & x86.NX))
     k.cpu.flush_tlb()                               # remapped: drop the old frame

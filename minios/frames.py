@@ -12,6 +12,18 @@ breaks can raise or lower thousands of counts in one call:
   ``page_mapcount``); AnonPages counts frames with a nonzero mapcount.
 * ``kind[pfn]``: FREE, DATA, TABLE or RESERVED, for accounting and the checker.
 
+The page cache lives here too: frames filled from an executable's or a
+mapped file's bytes, shared read-only by every private mapping of them (see
+``fault.do_fault``). It holds no reference: a cached frame leaves the cache
+when its last mapping goes, so memory still returns to its boot value.
+
+A frame that held translated code (``had_code``) is never refilled by the
+host without ``on_code_reuse`` (the CPU's translation flush) first: Unicorn
+keys translations by physical page and cannot see host writes. Such frames
+wait on their own free list, used only when every other frame is taken, so
+one flush recycles all of them (a shell running commands frees code pages
+all the time; flushing each time would retranslate the shell too).
+
 Frames never handed out are still zero (the host mmap is fresh), so only
 recycled frames are cleared on allocation.
 """
@@ -35,11 +47,16 @@ class FrameAllocator:
         self.mapcount = np.zeros(self.nframes, dtype=np.int32)
         self.kind = np.zeros(self.nframes, dtype=np.uint8)
         self.file = np.zeros(self.nframes, dtype=bool)     # filled from a file (Mapped)
-        self.had_code = np.zeros(self.nframes, dtype=bool)  # ever mapped executable
+        self.had_code = np.zeros(self.nframes, dtype=bool)  # mapped executable since filled
+        self.cached = np.zeros(self.nframes, dtype=bool)    # in the page cache
+        self.cache: dict[tuple, int] = {}        # (bytes id, offset, length) -> frame
+        self._cache_key: dict[int, tuple] = {}   # frame -> its key
+        self.on_code_reuse = lambda: None
         self.kind[:reserved] = RESERVED
         self.reserved = reserved
         self._next = reserved            # frames above this were never used
         self._free: list[int] = []       # recycled frames (dirty)
+        self._free_code: list[int] = []  # recycled frames that held code
         self.nr_free = self.nframes - reserved
         self.nr_tables = 0
         self.limit: int | None = None    # test hook: fail after this many allocs
@@ -56,6 +73,12 @@ class FrameAllocator:
         elif self._next < self.nframes:
             pfn = self._next
             self._next += 1
+        elif self._free_code:
+            self.on_code_reuse()
+            self.had_code[self._free_code] = False
+            self._free, self._free_code = self._free_code, self._free
+            pfn = self._free.pop()
+            self.ram.t[pfn] = 0
         else:
             raise OutOfMemory
         self.nr_free -= 1
@@ -65,14 +88,26 @@ class FrameAllocator:
             self.nr_tables += 1
         return pfn
 
+    def cache_add(self, pfn: int, key: tuple) -> None:
+        self.cache[key] = pfn
+        self._cache_key[pfn] = key
+        self.cached[pfn] = True
+
+    def uncache(self, pfn: int) -> None:
+        """``pfn`` stops being the cached copy (freed, or made private)."""
+        del self.cache[self._cache_key.pop(pfn)]
+        self.cached[pfn] = False
+
     def free(self, pfn: int) -> None:
+        if self.cached[pfn]:
+            self.uncache(pfn)
         if self.kind[pfn] == TABLE:
             self.nr_tables -= 1
         self.kind[pfn] = FREE
         self.refcount[pfn] = 0
         self.mapcount[pfn] = 0
         self.file[pfn] = False
-        self._free.append(pfn)
+        (self._free_code if self.had_code[pfn] else self._free).append(pfn)
         self.nr_free += 1
 
     def put(self, pfn: int) -> None:
@@ -90,10 +125,15 @@ class FrameAllocator:
         if len(dead):
             if (self.kind[dead] == TABLE).any():
                 self.nr_tables -= int((self.kind[dead] == TABLE).sum())
+            if self._cache_key:
+                for f in dead[self.cached[dead]].tolist():
+                    self.uncache(f)
             self.kind[dead] = FREE
             self.mapcount[dead] = 0
             self.file[dead] = False
-            self._free.extend(dead.tolist())
+            code = self.had_code[dead]
+            self._free.extend(dead[~code].tolist())
+            self._free_code.extend(dead[code].tolist())
             self.nr_free += len(dead)
 
     @property

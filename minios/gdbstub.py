@@ -822,7 +822,7 @@ class GdbStub:
         if not pte & x86.P:
             raise GdbError(EFAULT_REPLY)
         pfn = entry_pfn(pte)
-        if k.frames.refcount[pfn] > 1 and vma.shm is None:
+        if (k.frames.refcount[pfn] > 1 or k.frames.cached[pfn]) and vma.shm is None:
             new = k.frames.alloc()
             k.ram.copy_frame(new, pfn)
             set_pte(mm, table, page, (new << 12) | (pte & ~x86.ADDR_MASK))

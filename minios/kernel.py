@@ -43,9 +43,10 @@ class Kernel:
         self.cpu.on_syscall = self._on_syscall
         self.cpu.on_trap = self._on_trap
         self.frames = FrameAllocator(self.ram, RESERVED_FRAMES)
+        self.frames.on_code_reuse = self.cpu.flush_code
         self.pt_owner = np.full(self.ram.nframes, -1, dtype=np.int64)
         self.pmd_mm: dict = {}
-        self.mms: set = set()
+        self.mms: dict = {}             # every live mm, in creation order
         self.cow_pte = cow_pte
         self.root = root
         self.rw_dirs = list(rw)          # host dirs writable in the guest (minios/vfs.py)
@@ -137,14 +138,18 @@ class Kernel:
 
     def make_runnable(self, t: Task) -> None:
         """Queue ``t``. If the running task has no instruction slice (it
-        started alone), stop it at the end of this syscall and restart it,
-        first in line, with a slice: otherwise a task that now spins
-        without syscalls would starve ``t``."""
+        started alone), give it one now: otherwise a task that now spins
+        without syscalls would starve ``t``. (Under a debugger, which
+        steers runs itself, stop it and restart it first in line instead.)"""
         self.runq.append(t)
         cur = self.current
         if cur is not None and cur is not t and cur.state == RUNNING and not self.sliced:
-            self.need_resched = True
-            self.rearm = True
+            if self.debugger is None:
+                self.cpu.arm_slice(SLICE_US)
+                self.sliced = True
+            else:
+                self.need_resched = True
+                self.rearm = True
 
     def wake_all(self, pred: Callable[[Task], bool]) -> None:
         for t in list(self.tasks.values()):

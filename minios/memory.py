@@ -132,7 +132,7 @@ def free_pgtables(mm: "MM") -> None:
             pmd = entry_pfn(int(q[pud * 512 + j]))
             for s in np.flatnonzero(t[pmd] & _P).tolist():
                 drop_pte_table(mm, pmd * PAGE_SIZE + s * 8)
-            mm.pmd_tables.discard(pmd)
+            mm.pmd_at.pop(mm.pmd_tables.pop(pmd) >> 30, None)
             k.pmd_mm.pop(pmd, None)
             fr.put(pmd)
             mm.nr_tables -= 1
@@ -143,7 +143,8 @@ def free_pgtables(mm: "MM") -> None:
 
 
 def unmap_vmas(mm: "MM", start: int, end: int) -> None:
-    """munmap's core: split at the edges, zap, drop the VMAs."""
+    """munmap's core: split at the edges, zap, drop the VMAs, then free the
+    PTE tables no VMA touches any more."""
     mm.split_at(start)
     mm.split_at(end)
     gone = [v for v in mm.vmas if v.start >= start and v.end <= end]
@@ -154,6 +155,21 @@ def unmap_vmas(mm: "MM", start: int, end: int) -> None:
         mm.remove_vma(v)
         if v.shm:
             release_shm(mm.kernel, v)
+    for v in gone:                      # zap_range dropped the whole tables
+        free_uncovered(mm, v.start, v.start + 1)
+        free_uncovered(mm, v.end - 1, v.end)
+
+
+def free_uncovered(mm: "MM", start: int, end: int) -> None:
+    """Drop the PTE tables over [start, end) whose 2 MiB no VMA touches, as
+    Linux's free_pgtables does after munmap. This keeps an invariant fork
+    relies on: every present PMD entry lies under some VMA, so
+    ``copy_page_range`` inherits tables without looking at VMAs."""
+    for lo, _hi, _ in _chunks(start, end):
+        base = lo & ~(PMD_SIZE - 1)
+        slot = _has_table(mm, lo)
+        if slot is not None and not mm.overlapping(base, base + PMD_SIZE):
+            drop_pte_table(mm, slot)
 
 
 def release_shm(k, vma: "VMA") -> None:

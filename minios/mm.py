@@ -85,7 +85,8 @@ class MM:
         self.rss = 0            # pages mapped by PTE tables this mm owns
         self.nr_tables = 0      # table frames this mm owns (VmPTE)
         self.nr_ptes = 0        # of which PTE tables
-        self.pmd_tables: set[int] = set()
+        self.pmd_tables: dict[int, int] = {}   # PMD table frame -> VA it maps (1 GiB)
+        self.pmd_at: dict[int, int] = {}       # and back: va >> 30 -> PMD table frame
         self.flags = 0
         self.users = 1          # tasks using this mm (threads, vfork)
         self.start_brk = self.brk = 0
@@ -94,7 +95,7 @@ class MM:
         self.arg_start = self.arg_end = self.env_start = self.env_end = 0
         self.exe = ""
         self.pgd = pgd_alloc(self)
-        kernel.mms.add(self)
+        kernel.mms[self] = None
 
     # ----------------------------------------------------------- lookup
     def find_vma(self, addr: int) -> VMA | None:

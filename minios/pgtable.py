@@ -71,6 +71,9 @@ def walk_pmd(mm: "MM", va: int, create: bool) -> int | None:
     With ``create`` missing PUD and PMD tables are allocated (OutOfMemory
     propagates; nothing is left half-built because each level is installed
     only once it exists)."""
+    pmd = mm.pmd_at.get(va >> PUD_SHIFT)
+    if pmd is not None:                 # the common case: no walk at all
+        return pmd * 4096 + ((va >> PMD_SHIFT) & 511) * 8
     q = mm.kernel.ram.q
     slot = mm.pgd * 512 + pgd_index(va)
     for shift in (PUD_SHIFT, PMD_SHIFT):
@@ -80,12 +83,19 @@ def walk_pmd(mm: "MM", va: int, create: bool) -> int | None:
                 return None
             pfn = alloc_table(mm)
             if shift == PMD_SHIFT:
-                mm.pmd_tables.add(pfn)
+                mm.pmd_tables[pfn] = va & ~(PUD_SIZE - 1)
+                mm.pmd_at[va >> PUD_SHIFT] = pfn
                 mm.kernel.pmd_mm[pfn] = mm
             q[slot] = (pfn << PAGE_SHIFT) | UPPER
             e = int(q[slot])
         slot = entry_pfn(e) * 512 + ((va >> shift) & 511)
     return slot * 8
+
+
+def slot_va(k, slot: int) -> int:
+    """The virtual address a PMD entry (by physical address) maps."""
+    pmd = slot >> PAGE_SHIFT
+    return k.pmd_mm[pmd].pmd_tables[pmd] + (((slot & 0xFFF) >> 3) << PMD_SHIFT)
 
 
 def lookup_pte(mm: "MM", va: int) -> tuple[int, int]:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from emu.ram import PAGE_SIZE
 from minios.errno import EINVAL, ENOMEM, EBADF, EACCES, EFAULT
-from minios.memory import (break_range, change_protection, move_range, unmap_vmas, zap_range,
+from minios.memory import (break_range, free_uncovered, change_protection, move_range, unmap_vmas, zap_range,
                            valid_user_range)
+from minios.frames import OutOfMemory
 from minios.mm import (VMA, FileImage, SharedObject, PROT_READ, PROT_WRITE, PROT_EXEC,
                        page_down, page_up)
 from minios.pgtable import TASK_SIZE
@@ -188,7 +189,11 @@ def _move(mm, vma, old, old_len, new_len, dest):
     mm.split_at(old)
     mm.split_at(old + old_len)
     src = mm.vma_at(old)
-    move_range(mm, old, dest, old_len)
+    try:
+        move_range(mm, old, dest, old_len)
+    except OutOfMemory:
+        free_uncovered(mm, dest, dest + old_len)   # tables made for the move
+        raise
     mm.remove_vma(src)
     src.end = dest + new_len
     if src.image is not None:                # a fork may share the old one
@@ -196,4 +201,5 @@ def _move(mm, vma, old, old_len, new_len, dest):
         src.image = FileImage(im.data, im.offset, dest + (im.end - src.start), im.path)
     src.start = dest
     mm.insert_vma(src)
+    free_uncovered(mm, old, old + old_len)     # the emptied source tables
     return dest

@@ -14,7 +14,7 @@ from minios.cow import copy_page_range
 from minios.exec import ExecError, exec_into
 from minios.exit import do_exit, do_group_exit, mm_release
 from minios.frames import OutOfMemory
-from minios.mm import MM, MMF_COW_PGTABLE, VMA
+from minios.mm import MM, VMA
 from minios.syscalls import syscall
 from minios.task import (BLOCK, NORETURN, RUNNING, SigAction, SigHand, Task,
                          ThreadGroup)
@@ -65,9 +65,6 @@ def _fill_mm(k, parent: MM, mm: MM, share: bool) -> MM:
     t0 = time.perf_counter_ns()
     shared, copied = copy_page_range(parent, mm, share)
     k.last_fork = {"shared": shared, "copied": copied, "ns": time.perf_counter_ns() - t0}
-    if share:
-        mm.flags |= MMF_COW_PGTABLE
-        parent.flags |= MMF_COW_PGTABLE
     return mm
 
 
