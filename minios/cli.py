@@ -57,6 +57,8 @@ def cmd_run(a) -> int:
         except ValueError as e:
             print(f"minios: --break {e}", file=sys.stderr)
             return 2
+    if os.isatty(0) and not a.gdb:
+        m.kernel.forward_terminal_signals()    # Ctrl-C reaches the guest
     try:
         return m.run(a.program, a.args, env=guest_environ(), stdio=(0, 1, 2))
     except MachineError as e:

@@ -68,6 +68,7 @@ class Kernel:
         self.rearm = False           # ... and must get one: someone is waiting
         self.quantum = QUANTUM
         self.init_status: int | None = None
+        self.host_signals: list[int] = []   # from the host terminal (forward_terminal_signals)
         self.futexes: dict = collections.defaultdict(list)
         # Break hooks, fn(kernel, what, task): "syscall" (name), "fault"
         # (address), "signal" (signal number), "fork" (child task), "exit"
@@ -170,8 +171,9 @@ class Kernel:
         if sleepers:
             first = min(t.wake_time for t in sleepers)
             delay = first - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+            while delay > 0 and not self.host_signals:     # Ctrl-C ends the wait
+                time.sleep(min(delay, 0.05))
+                delay = first - time.monotonic()
             now = time.monotonic()
             for t in sleepers:
                 if t.wake_time <= now:
@@ -188,6 +190,8 @@ class Kernel:
         """Run until pid 1 exits; returns its status as a shell reports it."""
         cpu = self.cpu
         while self.init_status is None:
+            if self.host_signals:
+                self._deliver_host_signals()
             t = self._pick()
             if t is None:
                 if not self._idle():
@@ -276,7 +280,7 @@ class Kernel:
             self._trace_syscall(t, nr, r)
         self.quantum -= 1
         if self.need_resched or t.state != RUNNING or self.quantum <= 0 \
-                or signals.has_pending(t):
+                or signals.has_pending(t) or self.host_signals:
             cpu.stop()
         elif self.check and self.checker:
             self.checker(self)
@@ -324,6 +328,45 @@ class Kernel:
         hook = self.hooks.get(kind)
         if hook is not None:
             hook(self, what, t)
+
+    # ------------------------------------------------------- host terminal
+    def forward_terminal_signals(self) -> None:
+        """Ctrl-C and Ctrl-\\ at the host terminal go to the guest's
+        foreground process group, as a tty driver sends them, instead of
+        killing the machine. The host delivers them to this process; the
+        Python handler only runs once the CPU is back in Python, so a
+        helper thread woken by the C-level wakeup fd gives a guest that
+        spins without syscalls a slice (the watchdog then stops it)."""
+        import signal
+        import threading
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+
+        def handler(sig, _frame) -> None:
+            self.host_signals.append(sig)
+
+        def waker() -> None:
+            while os.read(r, 64):
+                self.cpu.arm_slice(SLICE_US)
+        for sig in (signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        threading.Thread(target=waker, name="minios-tty", daemon=True).start()
+
+    def _deliver_host_signals(self) -> None:
+        from minios.sys_fs import foreground_pgrp
+        sigs, self.host_signals = self.host_signals, []
+        init = self.groups.get(1)
+        pgid = foreground_pgrp(0, init.pgid if init else 1)
+        targets = [g for g in self.groups.values() if g.pgid == pgid and g.threads]
+        if not targets and init is not None:
+            targets = [init]
+        for sig in sigs:
+            if "signal" in self.trace:
+                self.trace_out.write(f"--- host terminal sends {signals.NAMES.get(sig, sig)} "
+                                     f"to process group {pgid} ---\n")
+            for g in targets:
+                signals.send_signal(self, g, sig, {"code": signals.SI_KERNEL, "pid": 0, "uid": 0})
 
     # --------------------------------------------------------------- stats
     def free_frames(self) -> int:

@@ -546,7 +546,20 @@ def _tty_ioctl(k, t, f, req: int, arg: int):
     return -E.ENOTTY
 
 
+def foreground_pgrp(hfd: int, default: int) -> int:
+    """The process group the guest made the foreground of the terminal on
+    host fd ``hfd`` (TIOCSPGRP), or ``default``."""
+    try:
+        return _TTY_PGRP.get(_tty_key(hfd), default)
+    except OSError:
+        return default
+
+
 def _tty_key(hfd: int):
+    """One key for the machine's terminal: the inherited standard streams
+    and /dev/tty (a different host device number) are the same tty."""
+    if os.isatty(hfd):
+        return "tty"
     try:
         s = os.fstat(hfd)
         return (s.st_dev, s.st_ino, s.st_rdev)

@@ -434,6 +434,26 @@ def test_interactive_shell_on_pty(groot):
         time.sleep(0.3)
         os.write(fd, b"via-dev-tty\n")
         assert b"got=via-dev-tty" in expect(b"PROMPT> ")
+        # ^C goes to the foreground job, not to minios: sleep dies of
+        # SIGINT (status 130) and the shell carries on; at the prompt the
+        # interactive shell ignores it; a loop spinning in the shell itself
+        # (no syscalls) is interrupted too.
+        os.write(fd, b"sleep 30\n")
+        time.sleep(0.5)
+        os.write(fd, b"\x03")
+        expect(b"PROMPT> ", timeout=10)
+        os.write(fd, b"echo status=$?\n")
+        assert b"status=130" in expect(b"PROMPT> ")
+        os.write(fd, b"\x03")
+        os.write(fd, b"echo alive\n")
+        expect(b"alive\r\n")
+        expect(b"PROMPT> ")
+        os.write(fd, b"while :; do :; done\n")
+        time.sleep(0.5)
+        os.write(fd, b"\x03")
+        expect(b"PROMPT> ", timeout=10)
+        os.write(fd, b"echo still-here\n")
+        expect(b"still-here\r\n")
         os.write(fd, b"exit 3\n")
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 3
