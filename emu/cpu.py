@@ -93,26 +93,31 @@ def _ctx_ptr(ctx) -> int:
 
 
 class _Batch:
-    """A fixed list of registers read or written with one ctypes call."""
+    """A fixed list of registers read or written with one ctypes call; the
+    values go through one struct (un)pack of the buffer, not n ctypes items."""
 
     def __init__(self, uch, names: tuple[str, ...]) -> None:
         n = len(names)
         self.n = n
         self.ids = (ctypes.c_int * n)(*[REG[x] for x in names])
         self.vals = (ctypes.c_uint64 * n)()
+        self._st = struct.Struct(f"<{n}Q")
         base = ctypes.addressof(self.vals)
         self.ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
         h = uch.value if hasattr(uch, "value") else uch
         self._args = (h, ctypes.addressof(self.ids), ctypes.addressof(self.ptrs), n)
 
-    def read(self) -> list[int]:
+    def read(self) -> tuple[int, ...]:
         _READ_BATCH(*self._args)
-        return self.vals[:]
+        return self._st.unpack_from(self.vals)
 
     def write(self, *values: int) -> None:
-        vals = self.vals
-        for i, v in enumerate(values):
-            vals[i] = v & 0xFFFF_FFFF_FFFF_FFFF
+        self._st.pack_into(self.vals, 0, *[v & 0xFFFF_FFFF_FFFF_FFFF for v in values])
+        _WRITE_BATCH(*self._args)
+
+    def write3(self, a: int, b: int, c: int) -> None:
+        """write() for the syscall return path, without the generic loop."""
+        self._st.pack_into(self.vals, 0, a & 0xFFFF_FFFF_FFFF_FFFF, b, c)
         _WRITE_BATCH(*self._args)
 
 
@@ -298,7 +303,7 @@ class CPU:
     def set_syscall_result(self, value: int, rip: int, rflags: int) -> None:
         """RAX = result, and the clobbers the syscall instruction makes:
         RCX = return address, R11 = RFLAGS (Unicorn does not write them)."""
-        self._out.write(value, rip + 2, rflags)
+        self._out.write3(value, rip + 2, rflags)
 
     def set_rip_in_syscall(self, target: int) -> None:
         """Unicorn adds 2 to any RIP written inside the syscall hook."""
