@@ -118,10 +118,15 @@ class FrameAllocator:
 
     def put_many(self, pfns: np.ndarray) -> None:
         """Drop one reference per entry of ``pfns`` (repeats allowed)."""
-        if len(pfns) == 0:
+        if len(pfns) <= 16:          # numpy's fixed cost exceeds a short loop
+            for f in pfns.tolist():
+                self.put(f)
             return
         np.subtract.at(self.refcount, pfns, ONE)
-        dead = np.unique(pfns[self.refcount[pfns] == 0])
+        dead = pfns[self.refcount[pfns] == 0]
+        if len(dead) > 1:
+            dead = np.array(list(dict.fromkeys(dead.tolist())), dtype=np.int64) \
+                if len(dead) < 256 else np.unique(dead)
         if len(dead):
             if (self.kind[dead] == TABLE).any():
                 self.nr_tables -= int((self.kind[dead] == TABLE).sum())
