@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """COW PTE benchmark: fork latency with and without CLONE_COW_PGTABLE.
 
-    python3 tools/bench_fork.py [--sizes 64,256,1024,4096] [--iter 5]
+    python3 tools/bench_fork.py [--sizes 64,256,1024,4096] [--iter 10]
                                 [--write-size 256] [--png tools/fork_latency.png]
     python3 -m minios bench fork [same options]
 
@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         return worker(int(argv[1]), argv[2], int(argv[3]), int(argv[4]))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="64,256,1024,4096", help="MiB, comma separated")
-    ap.add_argument("--iter", type=int, default=5, help="forks per run (min is reported)")
+    ap.add_argument("--iter", type=int, default=10,
+                    help="forks per run; the minimum is reported (the first few warm up)")
     ap.add_argument("--write-size", type=int, default=256, help="MiB for the write tests")
     ap.add_argument("--write-iter", type=int, default=3)
     ap.add_argument("--png", default=os.path.join(ROOT, "tools", "fork_latency.png"))
