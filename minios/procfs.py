@@ -25,7 +25,7 @@ def meminfo(k) -> str:
     kb = 4
     total = (fr.nframes - fr.reserved) * kb
     rows = [("MemTotal", total), ("MemFree", fr.nr_free * kb),
-            ("MemAvailable", fr.nr_free * kb), ("Buffers", 0), ("Cached", 0),
+            ("MemAvailable", fr.nr_free * kb), ("Buffers", 0), ("Cached", len(fr.cache) * kb),
             ("SwapCached", 0), ("AnonPages", fr.nr_anon * kb), ("Mapped", fr.nr_mapped * kb),
             ("Shmem", 0), ("KernelStack", 16 * len(k.tasks)),
             ("PageTables", fr.nr_tables * kb), ("SwapTotal", 0), ("SwapFree", 0)]

@@ -403,3 +403,55 @@ def test_random_fork_write_exit(ops):
         mm_release(k, mm)
     check(k)
     assert all_free(k)
+
+
+# ------------------------------------------------------------ page cache
+def _file_vma(data: bytes, prot=PROT_READ | PROT_WRITE, npages=2):
+    from minios.mm import FileImage
+    return VMA(BASE, BASE + npages * PAGE, prot, image=FileImage(data, 0, BASE + len(data)))
+
+
+def _pfn(mm, va=BASE):
+    from minios.pgtable import entry_pfn
+    return entry_pfn(lookup_pte(mm, va)[0])
+
+
+def test_page_cache_shares_file_pages_until_written(k):
+    data = bytes(range(256)) * 16 + b"second page"          # 4 KiB + 11 bytes
+    a = new_mm(k, _file_vma(data))
+    b = new_mm(k, _file_vma(data))
+    assert copy_from_user(a, BASE, 4) == data[:4]
+    assert copy_from_user(b, BASE + PAGE, 11) == b"second page"
+    assert copy_from_user(b, BASE, 4) == data[:4]
+    fa, fb = _pfn(a), _pfn(b)
+    assert fa == fb and k.frames.cached[fa] and k.frames.refcount[fa] == 2
+    assert not lookup_pte(a, BASE)[0] & x86.RW            # shared read-only
+    check(k)
+    copy_to_user(a, BASE, b"AAAA")                        # a's private copy
+    assert copy_from_user(b, BASE, 4) == data[:4]
+    assert _pfn(a) != fb and k.frames.refcount[fb] == 1
+    copy_to_user(b, BASE, b"BBBB")                        # last user: reused,
+    assert not k.frames.cached[fb]                        # so no longer cached
+    c = new_mm(k, _file_vma(data))
+    assert copy_from_user(c, BASE, 4) == data[:4]         # a fresh cached copy
+    check(k)
+    for mm in (a, b, c):
+        mm_release(k, mm)
+    assert all_free(k) and not k.frames.cache
+
+
+def test_page_cache_reused_code_frame_flushes_translations(k):
+    """A frame that held code is refilled only after a translation flush."""
+    flushes = []
+    k.frames.on_code_reuse = lambda: flushes.append(1)
+    data = b"\xc3" * PAGE
+    a = new_mm(k, _file_vma(data, PROT_READ | PROT_EXEC, 1))
+    assert handle_mm_fault(a, BASE, False, True) is None
+    f = _pfn(a)
+    assert k.frames.had_code[f]
+    mm_release(k, a)
+    assert all_free(k) and not flushes
+    while k.frames._next < k.frames.nframes:               # use up fresh frames
+        k.frames.alloc()
+    g = k.frames.alloc()                                   # only code frames left
+    assert flushes and not k.frames.had_code[g]
