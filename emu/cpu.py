@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Callable
 
-from unicorn import Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL
+from unicorn import Uc, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL
 from unicorn import UC_HOOK_INTR, UC_HOOK_INSN
 from unicorn.unicorn_const import UC_CTL_TLB_FLUSH, UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE
 from unicorn import x86_const as X

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from minios.memory import free_pgtables, release_shm
-from minios.task import DEAD, ZOMBIE, BLOCKED
+from minios.task import DEAD, ZOMBIE
 
 if TYPE_CHECKING:
     from minios.kernel import Kernel

@@ -13,7 +13,7 @@ from emu import x86
 from emu.ram import PAGE_SHIFT, PAGE_SIZE
 from minios.frames import OutOfMemory
 from minios.mm import PROT_EXEC, PROT_READ, PROT_WRITE, STACK_LIMIT, page_down
-from minios.pgtable import lookup_pte, pte_table_for_write, set_pte, pte_index, entry_pfn
+from minios.pgtable import pte_table_for_write, set_pte, pte_index, entry_pfn
 
 if TYPE_CHECKING:
     from minios.mm import MM, VMA

@@ -20,12 +20,11 @@ import numpy as np
 from emu import x86
 from emu.cpu import CPU, RESERVED_FRAMES
 from minios import signals
-from minios.errno import ERRNO_NAMES, EFAULT, ENOMEM, ENOSYS
+from minios.errno import EFAULT, ENOMEM, ENOSYS
 from minios.fault import handle_mm_fault
 from minios.files import FdTable, HostFd, O_RDONLY, O_WRONLY
 from minios.frames import FrameAllocator, OutOfMemory
-from minios.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, STOPPED,
-                         ZOMBIE, SigHand, Task, ThreadGroup)
+from minios.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task, ThreadGroup)
 from minios.uaccess import Fault
 
 QUANTUM = 64                 # syscalls before a running task yields

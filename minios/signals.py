@@ -12,7 +12,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from emu import x86
-from minios.task import BLOCKED, DEAD, RUNNING, STOPPED, ZOMBIE
+from minios.task import BLOCKED, RUNNING, STOPPED
 from minios.uaccess import Fault, copy_from_user, copy_to_user
 
 if TYPE_CHECKING:

@@ -5,10 +5,10 @@ import os
 import struct
 import time
 
-from minios.errno import EINVAL, EPERM, EFAULT
+from minios.errno import EINVAL, EPERM
 from minios.syscalls import syscall
 from minios.task import BLOCK
-from minios.uaccess import copy_from_user, copy_to_user, put_u32, get_u64
+from minios.uaccess import copy_from_user, copy_to_user, put_u32
 
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012

@@ -2,12 +2,10 @@
 futex, process groups."""
 from __future__ import annotations
 
-import copy
 import errno as E
 import struct
 import time
 
-from unicorn import x86_const as X
 
 from minios import futex, signals
 from minios.cow import copy_page_range
@@ -16,7 +14,7 @@ from minios.exit import do_exit, do_group_exit, mm_release
 from minios.frames import OutOfMemory
 from minios.mm import MM, VMA
 from minios.syscalls import syscall
-from minios.task import (BLOCK, NORETURN, RUNNING, SigAction, SigHand, Task,
+from minios.task import (BLOCK, NORETURN, SigAction, SigHand, Task,
                          ThreadGroup)
 from minios.uaccess import (Fault, copy_from_user, copy_to_user, get_u32, put_u32,
                             read_ptr_array, strncpy_from_user)
