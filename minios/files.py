@@ -50,6 +50,7 @@ class File:
     kind = "file"
     mode = st.S_IFREG | 0o444
     host_poll = False
+    pollable = False          # epoll may watch it (pipes, terminals, eventfd...)
 
     def __init__(self, flags: int = O_RDONLY) -> None:
         self.flags = flags
@@ -129,7 +130,7 @@ class HostFd(File):
         try:
             s = os.fstat(fd)
             self._seekable = st.S_ISREG(s.st_mode) or st.S_ISBLK(s.st_mode)
-            self.host_poll = not self._seekable
+            self.host_poll = self.pollable = not self._seekable
             acc = fcntl.fcntl(fd, fcntl.F_GETFL) & O_ACCMODE
             if acc == O_RDWR:
                 self.flags = (flags & ~O_ACCMODE) | O_RDWR
@@ -447,6 +448,7 @@ class Pipe:
         self.buf = bytearray()
         self.readers = 0
         self.writers = 0
+        self.gen = 0              # reads, writes and closes (epoll's EPOLLET)
         self.kernel = kernel      # woken on the last close of an end
 
     def wake(self) -> None:
@@ -458,6 +460,7 @@ class Pipe:
 class PipeEnd(File):
     kind = "fifo"
     mode = st.S_IFIFO | 0o600
+    pollable = True
 
     def __init__(self, pipe: Pipe, writer: bool, flags: int) -> None:
         super().__init__(flags)
@@ -475,6 +478,7 @@ class PipeEnd(File):
             raise Again
         out = bytes(p.buf[:n])
         del p.buf[:n]
+        p.gen += 1
         return out
 
     def write(self, data: bytes) -> int:
@@ -486,6 +490,7 @@ class PipeEnd(File):
         if room <= 0 or (len(data) <= 4096 and room < len(data)):
             raise Again
         p.buf += data[:room]
+        p.gen += 1
         return min(room, len(data))
 
     def readable_now(self) -> bool:
@@ -508,7 +513,12 @@ class PipeEnd(File):
     def stat(self) -> dict:
         return dict(super().stat(), ino=id(self.pipe) & 0xFFFFF, size=len(self.pipe.buf))
 
+    @property
+    def gen(self) -> int:
+        return self.pipe.gen
+
     def close(self) -> None:
+        self.pipe.gen += 1
         if self.writer:
             self.pipe.writers -= 1
             if self.pipe.writers == 0:

@@ -723,11 +723,39 @@ def _timer_flags(c, v):
     return flags(v & 0xFFFFFFFF, [(1, "TIMER_ABSTIME")])
 
 
+EPOLL_EVENTS = [(1, "EPOLLIN"), (2, "EPOLLPRI"), (4, "EPOLLOUT"), (8, "EPOLLERR"),
+                (0x10, "EPOLLHUP"), (0x40, "EPOLLRDNORM"), (0x80, "EPOLLRDBAND"),
+                (0x100, "EPOLLWRNORM"), (0x200, "EPOLLWRBAND"), (0x2000, "EPOLLRDHUP"),
+                (1 << 28, "EPOLLEXCLUSIVE"), (1 << 29, "EPOLLWAKEUP"),
+                (1 << 30, "EPOLLONESHOT"), (1 << 31, "EPOLLET")]
+EPOLL_CTL = {1: "EPOLL_CTL_ADD", 2: "EPOLL_CTL_DEL", 3: "EPOLL_CTL_MOD"}
+EPOLL_FLAGS = [(0o2000000, "EPOLL_CLOEXEC")]
+EFD_FLAGS = [(1, "EFD_SEMAPHORE"), (0o4000, "EFD_NONBLOCK"), (0o2000000, "EFD_CLOEXEC")]
+
+
+def _epoll_event(c, v):
+    if v == 0:
+        return "NULL"
+    raw = c.mem(v, 12)
+    if raw is None:
+        return hex(v)
+    ev, data = struct.unpack("<IQ", raw)
+    return "{events=%s, data=%#x}" % (flags(ev, EPOLL_EVENTS), data)
+
+
+def _epoll_events_out(c, v):
+    """The events epoll_wait returned (its result says how many)."""
+    if v == 0 or not c.ok or not isinstance(c.r, int) or c.r <= 0:
+        return ptr(v)
+    return "[" + ", ".join(_epoll_event(c, v + 12 * i) for i in range(min(c.r, 8))) + \
+        (", ..." if c.r > 8 else "") + "]"
+
+
 # Output arguments: formatted after the call; a blocked call's first line
 # stops before the first of them, as strace's <unfinished ...> does.
 _OUT = {_rbuf, _rstr, _stat, _ts_out, _tv_out, _rem, _sigset_out, _sigaction_out,
         _stack_out, _iov_out, _fds_out, _int_out, _rlimit_out, _uname, _wstatus, _dents,
-        _affinity}
+        _affinity, _epoll_events_out}
 
 _getrandom_buf = (_rbuf, True)
 
@@ -793,7 +821,12 @@ SIGNATURES: dict[str, tuple] = {
     "alarm": (_u,), "setitimer": (_d, _x, _x), "getitimer": (_d, _x),
     "socket": (_d, _d, _d), "poll": (_x, _u, _d), "ppoll": (_x, _u, _x, _x, _u),
     "select": (_d, _x, _x, _x, _x), "pselect6": (_d, _x, _x, _x, _x, _x),
-    "eventfd2": (_u, _pipe_flags), "memfd_create": (_path, _hex),
+    "eventfd2": (_u, _bits(EFD_FLAGS)), "eventfd": (_u,), "memfd_create": (_path, _hex),
+    "epoll_create": (_d,), "epoll_create1": (_bits(EPOLL_FLAGS),),
+    "epoll_ctl": (_d, _table(EPOLL_CTL), _d, _epoll_event),
+    "epoll_wait": (_d, _epoll_events_out, _d, _d),
+    "epoll_pwait": (_d, _epoll_events_out, _d, _d, _sigset_in, _u),
+    "epoll_pwait2": (_d, _epoll_events_out, _d, _x, _sigset_in, _u),
     "membarrier": (_d, _d, _d), "sched_setaffinity": (_d, _u, _x),
     "setuid": (_d,), "setgid": (_d,), "chown": (_path, _d, _d),
 }
