@@ -260,6 +260,12 @@ class HostFile(File):
     def pwrite(self, data: bytes, off: int) -> int:
         return os.pwrite(self.fd, data, off)
 
+    @property
+    def data(self) -> bytes:
+        """What mmap maps: a snapshot of the file (see vfs.host_file_bytes)."""
+        from minios.vfs import host_file_bytes
+        return host_file_bytes(self.fd)
+
     def truncate(self, size: int) -> None:
         os.ftruncate(self.fd, size)
 

@@ -5,6 +5,7 @@ from emu.ram import PAGE_SIZE
 from minios.errno import EINVAL, ENOMEM, EBADF, EACCES, EFAULT
 from minios.memory import (break_range, free_uncovered, change_protection, move_range, unmap_vmas, zap_range,
                            valid_user_range)
+from minios.files import O_ACCMODE, O_WRONLY
 from minios.frames import OutOfMemory
 from minios.mm import (VMA, FileImage, SharedObject, PROT_READ, PROT_WRITE, PROT_EXEC,
                        page_down, page_up)
@@ -63,8 +64,10 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off):
         data = getattr(f, "data", None)
         if data is None:
             return -EACCES if f.kind != "host" else -19   # ENODEV
-        if typ != MAP_PRIVATE and prot & PROT_WRITE:
+        if f.flags & O_ACCMODE == O_WRONLY:
             return -EACCES
+        if typ != MAP_PRIVATE and prot & PROT_WRITE:
+            return -EACCES        # writes through MAP_SHARED are not kept
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
         if addr & (PAGE_SIZE - 1):
             return -EINVAL

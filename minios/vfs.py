@@ -611,25 +611,34 @@ def open_path(k: "Kernel", t: "Task", path: str, flags: int, mode: int = 0o666,
     return open_node(k, t, lk.node, lk.path, flags)
 
 
-_EXEC_CACHE: dict = {}
+_HOST_BYTES: dict = {}
+
+
+def host_file_bytes(fd: int) -> bytes:
+    """The bytes of the host regular file open on ``fd``, as one immutable
+    object while the file is unchanged: a shell execs the same binary over
+    and over, and equal objects let every mapping share the page cache."""
+    s = os.fstat(fd)
+    key = (s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns)
+    data = _HOST_BYTES.get(key)
+    if data is None:
+        data = os.pread(fd, s.st_size, 0)
+        if len(_HOST_BYTES) >= 8:
+            _HOST_BYTES.pop(next(iter(_HOST_BYTES)))
+        _HOST_BYTES[key] = data
+    return data
 
 
 def node_bytes(node) -> bytes:
-    """A file's bytes for execve; host files are cached while unchanged
-    (a shell execs the same binary over and over)."""
+    """A file's bytes for execve."""
     if isinstance(node, Inode):
         return bytes(node.data)
     if isinstance(node, HostNode):
-        s = os.stat(node.hp)
-        key = (node.hp, s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns)
-        data = _EXEC_CACHE.get(key)
-        if data is None:
-            with open(node.hp, "rb") as fh:
-                data = fh.read()
-            if len(_EXEC_CACHE) >= 8:
-                _EXEC_CACHE.pop(next(iter(_EXEC_CACHE)))
-            _EXEC_CACHE[key] = data
-        return data
+        fd = os.open(node.hp, os.O_RDONLY)
+        try:
+            return host_file_bytes(fd)
+        finally:
+            os.close(fd)
     raise OSError(errno.EACCES, "")
 
 
