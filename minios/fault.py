@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from emu import x86
 from emu.ram import PAGE_SHIFT, PAGE_SIZE
 from minios.frames import OutOfMemory
-from minios.mm import PROT_EXEC, PROT_READ, PROT_WRITE, STACK_LIMIT, page_down
+from minios.mm import PROT_EXEC, PROT_READ, PROT_WRITE, STACK_LIMIT, page_down, page_up
 from minios.pgtable import pte_table_for_write, set_pte, pte_index, entry_pfn
 
 if TYPE_CHECKING:
@@ -53,6 +53,9 @@ def handle_mm_fault(mm: "MM", addr: int, write: bool, fetch: bool):
             or not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
         return SIGSEGV, SEGV_ACCERR
     va = page_down(addr)
+    im = vma.image
+    if im is not None and im.sigbus_past_end and va >= page_up(im.end):
+        return SIGBUS, BUS_ADRERR                # a mapped file's pages past EOF
     try:
         table = pte_table_for_write(mm, va)
         pte = int(mm.kernel.ram.q[table * 512 + pte_index(va)])

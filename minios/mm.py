@@ -7,7 +7,7 @@ PTE table and always through the choke point in ``minios.pgtable``.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from emu.ram import PAGE_SIZE
@@ -47,6 +47,7 @@ class FileImage:
     offset: int          # offset in ``data`` of the VMA's first byte
     end: int             # virtual address where file bytes stop (bss after)
     path: str = ""
+    sigbus_past_end: bool = False   # mmap of a file: pages past EOF are SIGBUS
 
 
 @dataclass(eq=False)
@@ -69,7 +70,7 @@ class VMA:
                    self.shm_pgoff + (at - self.start) // PAGE_SIZE, None)
         if self.image:
             im = self.image
-            tail.image = FileImage(im.data, im.offset + (at - self.start), im.end, im.path)
+            tail.image = replace(im, offset=im.offset + (at - self.start))
         if self.shm:
             self.shm.users += 1
         self.end = at

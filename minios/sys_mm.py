@@ -1,6 +1,8 @@
 """Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from emu.ram import PAGE_SIZE
 from minios.errno import EINVAL, ENOMEM, EBADF, EACCES, EFAULT
 from minios.memory import (break_range, free_uncovered, change_protection, move_range, unmap_vmas, zap_range,
@@ -85,7 +87,7 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off):
     vma = VMA(start, start + length, prot, grows_down=bool(flags & MAP_GROWSDOWN))
     if not flags & MAP_ANONYMOUS:
         vma.image = FileImage(data, off, start + max(0, min(length, len(data) - off)),
-                              getattr(f, "path", ""))
+                              getattr(f, "path", ""), sigbus_past_end=True)
         vma.name = getattr(f, "path", "")
         vma.shared = typ != MAP_PRIVATE
     elif typ != MAP_PRIVATE:
@@ -201,7 +203,7 @@ def _move(mm, vma, old, old_len, new_len, dest):
     src.end = dest + new_len
     if src.image is not None:                # a fork may share the old one
         im = src.image
-        src.image = FileImage(im.data, im.offset, dest + (im.end - src.start), im.path)
+        src.image = replace(im, end=dest + (im.end - src.start))
     src.start = dest
     mm.insert_vma(src)
     free_uncovered(mm, old, old + old_len)     # the emptied source tables

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,20 @@ int main(void)
     int st;
     waitpid(c, &st, 0);
     printf("child status: %d\n", WEXITSTATUS(st));
-    printf("munmap: %d %d %d %d\n", munmap(p, n), munmap(o, 8192), munmap(w, n), munmap(r, n));
+    /* Past the page holding the end of the file: SIGBUS, not zeros. */
+    size_t span = ((n + 4095) & ~4095UL) + 2 * 4096;
+    unsigned char *b = mmap(NULL, span, PROT_READ, MAP_PRIVATE, fd, 0);
+    printf("last byte: %d, zero after it in its page: %d\n", b[n - 1] == copy[n - 1],
+           (n & 4095) == 0 || b[n] == 0);
+    fflush(stdout);
+    if ((c = fork()) == 0) {
+        volatile unsigned char x = b[span - 1];
+        (void)x;
+        _exit(0);
+    }
+    waitpid(c, &st, 0);
+    printf("touch past EOF: %s\n", WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS ? "SIGBUS" : "no signal");
+    printf("munmap: %d %d %d %d %d\n", munmap(p, n), munmap(o, 8192), munmap(w, n), munmap(r, n),
+           munmap(b, span));
     return 0;
 }
