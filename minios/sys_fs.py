@@ -846,6 +846,7 @@ def sys_mkdir(k, t, path, mode, *_):
 @syscall(259, "mknodat")
 def sys_mknodat(k, t, dirfd, path, mode, dev, *_):
     p = _upath(t, path)
+    mode &= 0xFFFF                        # umode_t
     fmt = st.S_IFMT(mode) or st.S_IFREG
     if fmt not in (st.S_IFREG, st.S_IFIFO, st.S_IFCHR, st.S_IFBLK, st.S_IFSOCK):
         return -E.EINVAL

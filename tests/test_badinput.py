@@ -231,3 +231,30 @@ def test_bad_entry_point_killed_like_linux(scratch):
     m_status, m_out, m_err = under_minios(str(p))
     assert b"Traceback" not in m_err
     assert (m_status, m_out) == (n_status, n_out) == (139, b"")
+
+
+# ---------------------------------------------------------------------------
+# A hostile guest: thousands of random system calls with random arguments
+# (pointers near the stack and the image, huge and negative numbers). Each
+# must end in a result or errno, or at worst kill the guest with a signal;
+# never in an internal error or a Python traceback.
+
+@pytest.fixture(scope="module")
+def syscall_fuzz(scratch_root):
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    out = Path(scratch_root) / "syscall_fuzz"
+    p = subprocess.run(["gcc", "-static", "-O1", "-o", str(out),
+                        str(Path(__file__).parent / "syscall_fuzz.c")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if p.returncode != 0:
+        pytest.skip("cannot build a static binary: " + p.stdout.decode(errors="replace"))
+    return str(out)
+
+
+@pytest.mark.parametrize("seed", [14, 21, 33])
+def test_random_syscalls_never_break_the_kernel(syscall_fuzz, seed):
+    status, out, err = under_minios(syscall_fuzz, [seed, 2500])
+    text = err.decode(errors="replace")
+    assert "internal error" not in text and "Traceback" not in text, text[-2000:]
+    assert status == 0 or status > 128, (status, text[-500:])
