@@ -38,6 +38,7 @@ def _expand_stack(mm: "MM", vma: "VMA", addr: int) -> bool:
     prev = [v for v in mm.vmas if v.end <= vma.start and v.end > new_start]
     if prev:
         return False
+    vma.pgoff -= (vma.start - new_start) // PAGE_SIZE
     vma.start = new_start
     return True
 
@@ -53,6 +54,8 @@ def handle_mm_fault(mm: "MM", addr: int, write: bool, fetch: bool):
             or not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
         return SIGSEGV, SEGV_ACCERR
     va = page_down(addr)
+    if write and vma.anon is None and not vma.shared:
+        vma.anon = object()                      # Linux's anon_vma_prepare
     im = vma.image
     if im is not None and im.sigbus_past_end and va >= page_up(im.end):
         return SIGBUS, BUS_ADRERR                # a mapped file's pages past EOF

@@ -62,12 +62,27 @@ class VMA:
     shm: SharedObject | None = None
     shm_pgoff: int = 0           # page offset of ``start`` in ``shm``
     image: FileImage | None = None
+    # Linux's vm_pgoff for anonymous memory: the page number the mapping was
+    # created at. It moves with mremap, so a moved VMA does not merge with
+    # its new neighbours (see MM.merge_vmas), exactly as on Linux.
+    pgoff: int = -1
+    # Linux's anon_vma, as far as merging cares: set by the first write
+    # fault, shared by the parts of a split, new in a fork's child, whose
+    # chain then also holds the parent's (``anon_forked``) so that it no
+    # longer merges with fresh mappings (mm/vma.c is_mergeable_anon_vma).
+    anon: object | None = None
+    anon_forked: bool = False
+
+    def __post_init__(self) -> None:
+        if self.pgoff < 0:
+            self.pgoff = self.start // PAGE_SIZE
 
     def split_copy(self, at: int) -> "VMA":
         """The part of this VMA from ``at`` on (this VMA keeps the rest)."""
         tail = VMA(at, self.end, self.prot, self.shared, self.grows_down,
                    self.dontfork, self.name, self.shm,
-                   self.shm_pgoff + (at - self.start) // PAGE_SIZE, None)
+                   self.shm_pgoff + (at - self.start) // PAGE_SIZE, None,
+                   self.pgoff + (at - self.start) // PAGE_SIZE, self.anon, self.anon_forked)
         if self.image:
             im = self.image
             tail.image = replace(im, offset=im.offset + (at - self.start))
@@ -75,6 +90,16 @@ class VMA:
             self.shm.users += 1
         self.end = at
         return tail
+
+
+def _anon_private(v: VMA) -> bool:
+    return v.image is None and v.shm is None and not v.shared
+
+
+def _anon_mergeable(a: VMA, b: VMA) -> bool:
+    if a.anon is None or b.anon is None:
+        return not (a.anon_forked or b.anon_forked)
+    return a.anon is b.anon
 
 
 class MM:
@@ -132,6 +157,26 @@ class MM:
                 return False
             pos = v.end
         return pos >= end
+
+    def merge_vmas(self) -> None:
+        """Join neighbours Linux keeps as one VMA: anonymous private memory
+        end to end with the same protection and flags and contiguous
+        ``pgoff``. mremap's "within one VMA" rule and /proc/PID/maps then
+        see what Linux shows."""
+        out: list[VMA] = []
+        for v in self.vmas:
+            p = out[-1] if out else None
+            if p is not None and p.end == v.start and _anon_private(p) and _anon_private(v) \
+                    and (p.prot, p.grows_down, p.dontfork, p.name) == \
+                    (v.prot, v.grows_down, v.dontfork, v.name) \
+                    and p.pgoff + (p.end - p.start) // PAGE_SIZE == v.pgoff \
+                    and _anon_mergeable(p, v):
+                p.end = v.end
+            else:
+                out.append(v)
+        if len(out) != len(self.vmas):
+            self.vmas = out
+            self._vcache = None
 
     def split_at(self, addr: int) -> None:
         """Make ``addr`` a VMA boundary if it falls inside one."""

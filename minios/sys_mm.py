@@ -94,6 +94,7 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off):
         vma.shared = True
         vma.shm = SharedObject(users=1)
     mm.insert_vma(vma)
+    mm.merge_vmas()
     return start
 
 
@@ -117,8 +118,18 @@ def sys_mprotect(k, t, addr, length, prot, *_):
     if length == 0:
         return 0
     end = addr + length
-    if not valid_user_range(addr, length) or not mm.is_mapped(addr, end):
+    if not valid_user_range(addr, length):
         return -ENOMEM
+    # As Linux: the VMAs before the first hole change, then ENOMEM.
+    err, pos = 0, addr
+    for v in mm.overlapping(addr, end):
+        if v.start > pos:
+            break
+        pos = v.end
+    if pos < end:
+        err, end = -ENOMEM, pos
+    if end <= addr:
+        return err
     prot &= 7
     for v in mm.overlapping(addr, end):
         if v.image is not None and v.shared and prot & PROT_WRITE:
@@ -129,7 +140,8 @@ def sys_mprotect(k, t, addr, length, prot, *_):
     for v in mm.overlapping(addr, end):
         v.prot = prot
         change_protection(mm, v, v.start, v.end)
-    return 0
+    mm.merge_vmas()
+    return err
 
 
 @syscall(28, "madvise")
@@ -143,37 +155,60 @@ def sys_madvise(k, t, addr, length, advice, *_):
         return 0 if mm.is_mapped(addr, end) else -ENOMEM
     if advice not in (MADV_DONTNEED, MADV_FREE, MADV_DONTFORK, MADV_DOFORK):
         return -EINVAL
-    if not mm.is_mapped(addr, end):
-        return -ENOMEM
+    # As Linux: the advice applies to every mapped part; a hole means ENOMEM.
+    err = 0 if mm.is_mapped(addr, end) else -ENOMEM
+    parts = [(max(v.start, addr), min(v.end, end)) for v in mm.overlapping(addr, end)]
     if advice in (MADV_DONTNEED, MADV_FREE):
         # Private pages read back as zero (or the file); shared ones keep data.
-        zap_range(mm, addr, end)
-        return 0
-    mm.split_at(addr)
-    mm.split_at(end)
+        for lo, hi in parts:
+            zap_range(mm, lo, hi)
+        return err
+    for lo, hi in parts:
+        mm.split_at(lo)
+        mm.split_at(hi)
     for v in mm.overlapping(addr, end):
         v.dontfork = advice == MADV_DONTFORK
-    return 0
+    mm.merge_vmas()
+    return err
 
 
 @syscall(25, "mremap")
 def sys_mremap(k, t, old, old_len, new_len, flags, new_addr, *_):
-    mm = t.mm
+    r = _mremap(t.mm, old, old_len, new_len, flags, new_addr)
+    t.mm.merge_vmas()
+    return r
+
+
+def _mremap(mm, old, old_len, new_len, flags, new_addr):
+    """Linux 6.18's order (checked against it by userland/mm_fuzz):
+    parameters (EINVAL), then the VMA at ``old`` (EFAULT); a call that
+    maps anything new (MREMAP_FIXED, growth) needs all of [old, old +
+    old_len) in that VMA before anything is unmapped. A shrink then unmaps the tail
+    (holes and other VMAs included); MREMAP_FIXED moves what is left."""
     if old & (PAGE_SIZE - 1) or flags & ~7 or new_len == 0:
         return -EINVAL
     if flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE:
         return -EINVAL
     old_len, new_len = page_up(old_len), page_up(new_len)
-    vma = mm.vma_at(old)
-    if vma is None or old + old_len > vma.end or old_len == 0:
-        return -EFAULT if vma is None else -EFAULT
     if flags & MREMAP_FIXED:
-        if new_addr & (PAGE_SIZE - 1):
+        if new_addr & (PAGE_SIZE - 1) or not valid_user_range(new_addr, new_len):
             return -EINVAL
-        if new_addr < old + old_len and old < new_addr + page_up(new_len):
+        if new_addr < old + old_len and old < new_addr + new_len:
             return -EINVAL                    # source and target overlap
+    vma = mm.vma_at(old)
+    if vma is None:
+        return -EFAULT
+    if flags & MREMAP_FIXED or new_len > old_len:
+        if old + min(old_len, new_len) > vma.end:
+            return -EFAULT                    # across VMA boundaries (what is kept)
+        if old_len == 0:
+            return -EINVAL                    # duplicating a shared mapping: unsupported
+    if flags & MREMAP_FIXED:
         unmap_vmas(mm, new_addr, new_addr + new_len)
-        return _move(mm, vma, old, old_len, new_len, new_addr)
+        if new_len < old_len:                 # shrink first, then move what is left
+            unmap_vmas(mm, old + new_len, old + old_len)
+            old_len = new_len
+        return _move(mm, old, old_len, new_len, new_addr)
     if new_len <= old_len:
         unmap_vmas(mm, old + new_len, old + old_len)
         return old
@@ -187,10 +222,10 @@ def sys_mremap(k, t, old, old_len, new_len, flags, new_addr, *_):
     dest = mm.get_unmapped_area(new_len)
     if dest is None:
         return -ENOMEM
-    return _move(mm, vma, old, old_len, new_len, dest)
+    return _move(mm, old, old_len, new_len, dest)
 
 
-def _move(mm, vma, old, old_len, new_len, dest):
+def _move(mm, old, old_len, new_len, dest):
     mm.split_at(old)
     mm.split_at(old + old_len)
     src = mm.vma_at(old)

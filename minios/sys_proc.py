@@ -54,6 +54,8 @@ def _fill_mm(k, parent: MM, mm: MM, share: bool) -> MM:
             continue
         nv = VMA.__new__(VMA)
         nv.__dict__.update(v.__dict__)
+        if v.anon is not None:               # the child's own anon_vma, chained
+            nv.anon, nv.anon_forked = object(), True
         if v.shm is not None:
             v.shm.users += 1
         mm.vmas.append(nv)

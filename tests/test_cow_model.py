@@ -241,11 +241,10 @@ class CowModel(RuleBasedStateMachine):
         p = data.draw(st.sampled_from(self.procs), label="proc")
         lo, n = self.pick_range(data, p)
         r = sys_mprotect(self.k, task(p.mm), lo * PAGE, n * PAGE, prot)
-        if not all(pg in p.pages for pg in range(lo, lo + n)):
-            assert r == -ENOMEM
-            return
-        assert r == 0
-        for pg in range(lo, lo + n):
+        # Linux changes the pages before the first hole, then says ENOMEM.
+        hole = next((pg for pg in range(lo, lo + n) if pg not in p.pages), None)
+        assert r == (0 if hole is None else -ENOMEM)
+        for pg in range(lo, lo + n if hole is None else hole):
             p.pages[pg] = (prot, *p.pages[pg][1:])
 
     @rule(data=st.data())
@@ -253,11 +252,10 @@ class CowModel(RuleBasedStateMachine):
         p = data.draw(st.sampled_from(self.procs), label="proc")
         lo, n = self.pick_range(data, p)
         r = sys_madvise(self.k, task(p.mm), lo * PAGE, n * PAGE, MADV_DONTNEED)
-        if not all(pg in p.pages for pg in range(lo, lo + n)):
-            assert r == -ENOMEM
-            return
-        assert r == 0
-        for pg in range(lo, lo + n):
+        # Linux applies advice to every mapped page and reports holes after.
+        mapped = [pg for pg in range(lo, lo + n) if pg in p.pages]
+        assert r == (0 if len(mapped) == n else -ENOMEM)
+        for pg in mapped:
             if p.pages[pg][1] is None:          # private: reads back zero
                 p.priv.pop(pg, None)            # shared: keeps its data
 
@@ -269,11 +267,9 @@ class CowModel(RuleBasedStateMachine):
         lo, n = self.pick_range(data, p)
         r = sys_madvise(self.k, task(p.mm), lo * PAGE, n * PAGE,
                         MADV_DONTFORK if dontfork else MADV_DOFORK)
-        if not all(pg in p.pages for pg in range(lo, lo + n)):
-            assert r == -ENOMEM
-            return
-        assert r == 0
-        for pg in range(lo, lo + n):
+        mapped = [pg for pg in range(lo, lo + n) if pg in p.pages]
+        assert r == (0 if len(mapped) == n else -ENOMEM)
+        for pg in mapped:
             p.pages[pg] = (*p.pages[pg][:2], dontfork)
 
     @rule(data=st.data(), mode=st.sampled_from(["shrink", "grow", "fixed"]))
