@@ -6,7 +6,7 @@
  * same whatever order the processes ran in. Page tables, COW sharing and
  * VMA splits must all agree with Linux for the checksums to match.
  *
- *   mm_fuzz [SEED] [STEPS]
+ *   mm_fuzz [SEED] [STEPS] [REGION_MIB]    (defaults 12345 300 16)
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -17,8 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define REG (16UL << 20)
 #define BASE ((char *)0x200000000UL)
+
+static unsigned long REG = 16UL << 20;
 
 static unsigned long long s;
 static sigjmp_buf jb;
@@ -57,6 +58,8 @@ int main(int argc, char **argv)
 {
     s = argc > 1 ? strtoull(argv[1], 0, 0) : 12345;
     int steps = argc > 2 ? atoi(argv[2]) : 300;
+    if (argc > 3)
+        REG = strtoul(argv[3], 0, 0) << 20;
     if (mmap(BASE, REG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
              -1, 0) != BASE)
         return 1;
@@ -75,9 +78,10 @@ int main(int argc, char **argv)
             break;
         }
     }
+    unsigned long span = REG / 4096 * 600 / 4096;     /* 600 pages in 16 MiB */
     for (int i = 0; i < steps; i++) {
         unsigned long off = (rnd() % (REG / 4096)) * 4096;
-        unsigned long len = (rnd() % 600 + 1) * 4096;
+        unsigned long len = (rnd() % span + 1) * 4096;
         char *a = BASE + off;
         switch (rnd() % 7) {
         case 0: munmap(a, len); break;
@@ -85,7 +89,7 @@ int main(int argc, char **argv)
         case 2: madvise(a, len, MADV_DONTNEED); break;
         case 3: mmap(a, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
                      -1, 0); break;
-        case 4: mremap(a, len, (rnd() % 600 + 1) * 4096, MREMAP_MAYMOVE | MREMAP_FIXED,
+        case 4: mremap(a, len, (rnd() % span + 1) * 4096, MREMAP_MAYMOVE | MREMAP_FIXED,
                        BASE + (rnd() % (REG / 4096)) * 4096); break;
         default:
             for (int j = 0; j < 8; j++) {
