@@ -241,7 +241,6 @@ def _setup_frame(k: "Kernel", t: "Task", sig: int, info: dict, act) -> None:
     if act.flags & SA_ONSTACK and not ss_flags and not (ss_sp < sp <= ss_sp + ss_size):
         sp = ss_sp + ss_size
     frame = ((sp - 440) & ~15) - 8
-    fault = t.group.__dict__.get("fault") if "trapno" in info else None
     mc = struct.pack("<18Q", *[regs[n] for n in _GREGS])
     mc += struct.pack("<4H", 0x33, 0, 0, 0x2B)
     # The mask sigreturn restores: the caller's own one when a temporary

@@ -57,7 +57,6 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off):
     if length == 0 or length > TASK_SIZE:
         return -ENOMEM
     prot &= 7
-    image = None
     if not flags & MAP_ANONYMOUS:
         try:
             f = t.files.get(fd)
