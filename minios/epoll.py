@@ -89,7 +89,7 @@ class EventFd(File):
     """eventfd(2): a 64-bit counter; read takes it (or 1 with
     EFD_SEMAPHORE), write adds to it."""
     kind = "anon_inode"
-    pollable = True
+    pollable = wakes_waiters = True
 
     def __init__(self, value: int, flags: int) -> None:
         super().__init__(O_RDWR | (flags & O_NONBLOCK))

@@ -51,6 +51,7 @@ class File:
     mode = st.S_IFREG | 0o444
     host_poll = False
     pollable = False          # epoll may watch it (pipes, terminals, eventfd...)
+    wakes_waiters = False     # its reads and writes wake tasks asleep on it
 
     def __init__(self, flags: int = O_RDONLY) -> None:
         self.flags = flags
@@ -466,7 +467,7 @@ class Pipe:
 class PipeEnd(File):
     kind = "fifo"
     mode = st.S_IFIFO | 0o600
-    pollable = True
+    pollable = wakes_waiters = True
 
     def __init__(self, pipe: Pipe, writer: bool, flags: int) -> None:
         super().__init__(flags)

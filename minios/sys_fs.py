@@ -153,7 +153,7 @@ def _oserr(k, t, e: OSError) -> int:
 def _wake_pipe(k, f) -> None:
     """Wake whoever may wait on ``f``'s other side: pipe ends, and eventfds
     (readers, writers and poll/epoll sleepers share these channels)."""
-    if isinstance(f, PipeEnd) or getattr(f, "path", "") == "anon_inode:[eventfd]":
+    if f.wakes_waiters:
         k.wake_all(lambda x: x.wait_channel in ("pipe_read", "pipe_write", "poll"))
 
 

@@ -116,6 +116,20 @@ int main(void)
     show("bad eventfd flags", eventfd(0, 0x10));
     show("del eventfd", ctl(ep, EPOLL_CTL_DEL, efd, 0, 0));
 
+    /* A blocking eventfd read, woken by a child's write. */
+    int bfd = eventfd(0, 0);
+    fflush(stdout);
+    if (fork() == 0) {
+        usleep(50000);
+        v = 7;
+        write(bfd, &v, 8);
+        _exit(0);
+    }
+    v = 0;
+    show("blocking eventfd read", read(bfd, &v, 8));
+    printf("  value %llu\n", (unsigned long long)v);
+    wait(NULL);
+
     /* A blocking wait, woken by a child writing later. */
     int r[2];
     pipe(r);
