@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import errno as E
 import struct
-import time
 
 from minios.files import (O_CLOEXEC, O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, Again, File)
+from minios.sys_fs import (_sigmask_arg, _swap_mask, _timespec_deadline, _wait_ready,
+                           ms_deadline, s32)
 from minios.syscalls import syscall
 from minios.uaccess import copy_from_user, copy_to_user
 
@@ -128,7 +129,6 @@ class EventFd(File):
 
 
 def _epoll(t, epfd: int) -> EpollFile:
-    from minios.sys_fs import s32
     f = t.files.get(s32(epfd))
     if not isinstance(f, EpollFile):
         raise OSError(E.EINVAL, "")
@@ -141,7 +141,6 @@ def _new_epoll(k, t, flags: int) -> int:
 
 @syscall(213, "epoll_create")
 def sys_epoll_create(k, t, size, *_):
-    from minios.sys_fs import s32
     if s32(size) <= 0:
         return -E.EINVAL
     return _new_epoll(k, t, 0)
@@ -157,7 +156,6 @@ def sys_epoll_create1(k, t, flags, *_):
 @syscall(233, "epoll_ctl")
 def sys_epoll_ctl(k, t, epfd, op, fd, event, *_):
     """Errors in Linux's order: EFAULT, EBADF, EPERM, EINVAL."""
-    from minios.sys_fs import s32
     ev = data = 0
     if op != EPOLL_CTL_DEL:
         ev, data = _EVENT.unpack(copy_from_user(t.mm, event, _EVENT.size))
@@ -192,7 +190,6 @@ def sys_epoll_ctl(k, t, epfd, op, fd, event, *_):
 
 
 def _epoll_wait(k, t, epfd: int, events: int, maxevents: int, deadline, sigmask):
-    from minios.sys_fs import _swap_mask, _wait_ready, s32
     maxevents = s32(maxevents)
     if maxevents <= 0 or maxevents > EPOLL_MAXEVENTS:
         return -E.EINVAL
@@ -212,27 +209,19 @@ def _epoll_wait(k, t, epfd: int, events: int, maxevents: int, deadline, sigmask)
     return _wait_ready(k, t, check, deadline, _swap_mask(t, sigmask), done)
 
 
-def _ms_deadline(timeout: int):
-    from minios.sys_fs import s32
-    ms = s32(timeout)
-    return None if ms < 0 else time.monotonic() + ms / 1000
-
-
 @syscall(232, "epoll_wait")
 def sys_epoll_wait(k, t, epfd, events, maxevents, timeout, *_):
-    return _epoll_wait(k, t, epfd, events, maxevents, _ms_deadline(timeout), None)
+    return _epoll_wait(k, t, epfd, events, maxevents, ms_deadline(timeout), None)
 
 
 @syscall(281, "epoll_pwait")
 def sys_epoll_pwait(k, t, epfd, events, maxevents, timeout, sigmask, sigsetsize):
-    from minios.sys_fs import _sigmask_arg
-    return _epoll_wait(k, t, epfd, events, maxevents, _ms_deadline(timeout),
+    return _epoll_wait(k, t, epfd, events, maxevents, ms_deadline(timeout),
                        _sigmask_arg(t, sigmask, sigsetsize))
 
 
 @syscall(441, "epoll_pwait2")
 def sys_epoll_pwait2(k, t, epfd, events, maxevents, tsp, sigmask, sigsetsize):
-    from minios.sys_fs import _sigmask_arg, _timespec_deadline
     return _epoll_wait(k, t, epfd, events, maxevents, _timespec_deadline(t, tsp),
                        _sigmask_arg(t, sigmask, sigsetsize))
 

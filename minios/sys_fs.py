@@ -1348,11 +1348,15 @@ def _poll_common(k, t, ufds: int, nfds: int, deadline, sigmask):
     return _wait_ready(k, t, check, deadline, saved, done)
 
 
+def ms_deadline(timeout: int):
+    """A poll/epoll_wait timeout in ms as a deadline; None (negative) waits forever."""
+    ms = s32(timeout)
+    return None if ms < 0 else time.monotonic() + ms / 1000
+
+
 @syscall(7, "poll")
 def sys_poll(k, t, ufds, nfds, timeout, *_):
-    ms = s32(timeout)
-    deadline = None if ms < 0 else time.monotonic() + ms / 1000
-    return _poll_common(k, t, ufds, nfds, deadline, None)
+    return _poll_common(k, t, ufds, nfds, ms_deadline(timeout), None)
 
 
 def _timespec_deadline(t, tsp: int):
