@@ -54,6 +54,15 @@ REG.update(fs_base=X.UC_X86_REG_FS_BASE, gs_base=X.UC_X86_REG_GS_BASE,
            es=X.UC_X86_REG_ES, fs=X.UC_X86_REG_FS, gs=X.UC_X86_REG_GS,
            cr2=X.UC_X86_REG_CR2, cr3=X.UC_X86_REG_CR3)
 
+# Indices of registers in a context blob, in 8-byte words after the header:
+# CPUX86State starts with regs[16] in x86 encoding order, then eip. CR3's
+# index is found at boot (_check_ctx_layout).
+CTX = {name: i for i, name in enumerate(
+    ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+     "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip"))}
+_CTX_N = 1024
+_CTX_CR3 = -1
+
 _SYSCALL_IN = ("rax", "rdi", "rsi", "rdx", "r10", "r8", "r9", "rip", "eflags")
 _SYSCALL_OUT = ("rax", "rcx", "r11")
 
@@ -147,9 +156,9 @@ class CPU:
         self._armed = False
         self.async_stops = 0        # watchdog stops (see run())
         self._build_firmware()
-        uc.hook_add(UC_HOOK_INTR, self._hook_intr)
-        uc.hook_add(UC_HOOK_INSN, self._hook_syscall, None, 1, 0, X.UC_X86_INS_SYSCALL)
+        self._add_raw_hooks()
         self.user_template = self._self_test()
+        self._check_ctx_layout()
 
     # ----------------------------------------------------------------- firmware
     def _build_firmware(self) -> None:
@@ -257,6 +266,35 @@ class CPU:
         return template
 
     # ------------------------------------------------------------------- hooks
+    def _add_raw_hooks(self) -> None:
+        """Register the two hooks as bare ctypes callbacks. The binding's
+        hook_add wraps each in two more Python frames; every syscall and
+        fault pays for them. An exception escaping a hook (a kernel bug) is
+        handed to the binding, which stops and re-raises it from emu_start,
+        as its own wrapper would."""
+        uc = self.uc
+
+        def guard(fn):
+            def cb(*args):
+                try:
+                    fn(*args[1:-1])
+                except BaseException as e:
+                    if uc._hook_exception is None:
+                        uc._hook_exception = e
+                    uc.emu_stop()
+            return cb
+        intr_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+        sys_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+        self._cbs = (intr_t(guard(lambda intno: self._hook_intr(uc, intno, None))),
+                     sys_t(guard(lambda: self.on_syscall())))
+        for cb, kind, extra in ((self._cbs[0], UC_HOOK_INTR, ()),
+                                (self._cbs[1], UC_HOOK_INSN, (ctypes.c_int(X.UC_X86_INS_SYSCALL),))):
+            hh = ctypes.c_size_t()
+            err = uclib.uc_hook_add(self._uch, ctypes.byref(hh), kind, ctypes.cast(cb, ctypes.c_void_p),
+                                    None, ctypes.c_uint64(1), ctypes.c_uint64(0), *extra)
+            if err:
+                raise Trap(f"uc_hook_add failed ({err})")
+
     def _hook_intr(self, uc, intno: int, _data) -> None:
         # Nothing is delivered through an IDT, so the CPU never clears
         # old_exception: reset it or the next fault becomes #DF, then a
@@ -285,9 +323,6 @@ class CPU:
         old_p.value = -1
         _CTX_RESTORE(h, blob)
         return err
-
-    def _hook_syscall(self, uc, _data) -> None:
-        self.on_syscall()
 
     # ------------------------------------------------------------- registers
     def reg(self, name: str) -> int:
@@ -342,6 +377,52 @@ class CPU:
             self.uc.ctl_remove_cache(lo, hi)
 
     # -------------------------------------------------------------- contexts
+    # A saved context is CPUX86State as bytes: regs[16] then eip. Reading or
+    # writing a saved register in place costs a fraction of a restore, a
+    # register write and a save (checked at boot by _check_ctx_layout).
+    def ctx_regs(self, ctx):
+        """The saved registers of ``ctx`` as a live array (``CTX_*`` indices)."""
+        v = getattr(ctx, "_regs", None)
+        if v is None:
+            v = ctx._regs = (ctypes.c_uint64 * _CTX_N).from_address(_ctx_ptr(ctx) + _ENV)
+        return v
+
+    def ctx_reg(self, ctx, name: str) -> int:
+        return self.ctx_regs(ctx)[CTX[name]]
+
+    def set_ctx_reg(self, ctx, name: str, value: int) -> None:
+        self.ctx_regs(ctx)[CTX[name]] = value & 0xFFFF_FFFF_FFFF_FFFF
+
+    def switch_context(self, old, new, cr3: int) -> None:
+        """Save the live registers into ``old`` (None: drop them), load
+        ``new`` with page-table root ``cr3`` and flush the TLB, which
+        context_restore alone keeps (it is a plain copy of the state)."""
+        if old is not None:
+            _CTX_SAVE(self._h, _ctx_ptr(old))
+        self.ctx_regs(new)[_CTX_CR3] = cr3 * PAGE_SIZE
+        _CTX_RESTORE(self._h, _ctx_ptr(new))
+        _CTL0(self._h, _CTL_TLB_FLUSH)
+
+    def _check_ctx_layout(self) -> None:
+        """Find CR3 in the context blob and check the register offsets."""
+        global _CTX_CR3
+        ctx = self.uc.context_save()
+        cur = self.uc.context_save()
+        want = {name: 0x1111 * (i + 1) for i, name in enumerate(CTX)}
+        self.set_regs(**want)
+        self.set_cr3(_TEST_PTE)
+        self.uc.context_update(ctx)
+        got = {name: self.ctx_reg(ctx, name) for name in CTX}
+        words = (ctypes.c_uint64 * 1024).from_address(_ctx_ptr(ctx) + _ENV)
+        hits = [i for i in range(1024) if words[i] == _TEST_PTE * PAGE_SIZE]
+        self.set_cr3(_TEST_PMD)
+        self.uc.context_update(ctx)
+        hits = [i for i in hits if words[i] == _TEST_PMD * PAGE_SIZE]
+        self.uc.context_restore(cur)
+        if got != want or len(hits) != 1:
+            raise Trap(f"self-test: saved context layout differs: {got}, CR3 at {hits}")
+        _CTX_CR3 = hits[0]
+
     def new_context(self):
         """A CPL 3 register context with the state the boot test left."""
         ctx = self.uc.context_save()
@@ -417,6 +498,14 @@ class CPU:
             self._start_watchdog(slice_us)
         self._run_gen += 1
         self._armed = True
+
+    def new_slice(self, slice_us: int) -> None:
+        """The run in progress now runs another task: restart its slice,
+        or drop it (``slice_us`` 0) when no other task waits."""
+        if slice_us:
+            self.arm_slice(slice_us)
+        else:
+            self._armed = False
 
     def _start_watchdog(self, slice_us: int) -> None:
         def loop() -> None:

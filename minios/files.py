@@ -60,6 +60,11 @@ class File:
         self.path = ""
         self.node = None            # the VFS node (fchmod, fchdir, ftruncate...)
 
+    @property
+    def wait_key(self):
+        """What a task blocked on this file sleeps on (see sys_fs._blocking)."""
+        return self
+
     def read(self, n: int) -> bytes:
         raise OSError(errno.EINVAL, "")
 
@@ -519,6 +524,10 @@ class PipeEnd(File):
 
     def stat(self) -> dict:
         return dict(super().stat(), ino=id(self.pipe) & 0xFFFFF, size=len(self.pipe.buf))
+
+    @property
+    def wait_key(self):
+        return self.pipe          # both ends: a write wakes readers and vice versa
 
     @property
     def gen(self) -> int:

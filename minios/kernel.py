@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from emu import x86
-from emu.cpu import CPU, RESERVED_FRAMES
+from emu.cpu import CPU, CTX, RESERVED_FRAMES
 from minios import signals
 from minios.errno import EFAULT, ENOMEM, ENOSYS
 from minios.fault import handle_mm_fault
@@ -27,6 +27,7 @@ from minios.frames import FrameAllocator, OutOfMemory
 from minios.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task, ThreadGroup)
 from minios.uaccess import Fault
 
+RIP, RAX = CTX["rip"], CTX["rax"]
 QUANTUM = 64                 # syscalls before a running task yields
 SLICE_US = 200_000           # a task spinning without syscalls yields after this
 
@@ -55,6 +56,7 @@ class Kernel:
         self.current: Task | None = None
         self.next_pid = 1
         self.stats: collections.Counter = collections.Counter()
+        self.nr_switches = 0
         self.trace = trace or set()
         self.trace_out = trace_file or sys.stderr
         self.trace_fault_note = ""
@@ -119,16 +121,28 @@ class Kernel:
         self.current = None
 
     # ------------------------------------------------------------ scheduler
-    def _switch_to(self, t: Task) -> None:
+    def _switch_to(self, t: Task, in_hook: bool = False, rax: int | None = None) -> None:
+        """Make ``t`` the task on the CPU. ``in_hook``: we are inside the
+        current task's ``syscall`` hook, so it resumes after that
+        instruction and ``t``'s RIP is pre-compensated for the 2 Unicorn
+        adds on leaving the hook. ``rax``: ``t``'s syscall result. Both
+        are written into the saved contexts, not through the CPU."""
         cur = self.current
         if cur is t:
             return
+        regs = self.cpu.ctx_regs(t.ctx)
+        if in_hook:
+            regs[RIP] -= 2
+        if rax is not None:
+            regs[RAX] = rax & 0xFFFF_FFFF_FFFF_FFFF
+        old = None
         if cur is not None and cur.state not in (DEAD, ZOMBIE):
-            self.cpu.save(cur.ctx)
-        self.cpu.restore(t.ctx)
-        self.cpu.set_cr3(t.mm.pgd)          # context_restore keeps the TLB
+            old = cur.ctx
+        self.cpu.switch_context(old, t.ctx, t.mm.pgd)
+        if in_hook and old is not None:
+            self.cpu.ctx_regs(old)[RIP] = cur.syscall_rip + 2
         self.current = t
-        self.stats["context_switches"] += 1
+        self.nr_switches += 1
 
     def wake(self, t: Task) -> None:
         if t.state == BLOCKED:
@@ -221,7 +235,8 @@ class Kernel:
                 cpu.run(SLICE_US if self.sliced else 0)
             except Exception as e:            # a kernel bug, never the guest's
                 self._internal_error(t, e)
-            if t.state == RUNNING:
+            t = self.current            # the run may have switched in a hook
+            if t is not None and t.state == RUNNING:
                 if self.rearm:
                     self.runq.appendleft(t)
                 else:
@@ -269,20 +284,61 @@ class Kernel:
         if r is BLOCK:
             cpu.set_syscall_result(nr, rip, rflags)   # RCX/R11 clobbers now
             t.state = BLOCKED
-            cpu.stop()
             if "syscall" in self.trace:
                 self._trace_syscall(t, nr, r)
+            if not self._switch_in_hook(t):
+                cpu.stop()
             return
         if r is not NORETURN:
             cpu.set_syscall_result(r, rip, rflags)
         if "syscall" in self.trace:
             self._trace_syscall(t, nr, r)
         self.quantum -= 1
-        if self.need_resched or t.state != RUNNING or self.quantum <= 0 \
+        if t.state in (DEAD, ZOMBIE):
+            self.need_resched = False            # it meant "t is gone"
+            if not self._switch_in_hook(t):
+                cpu.stop()
+        elif self.need_resched or t.state != RUNNING or self.quantum <= 0 \
                 or signals.has_pending(t) or self.host_signals:
             cpu.stop()
         elif self.check and self.checker:
             self.checker(self)
+
+    def _switch_in_hook(self, t: Task) -> bool:
+        """``t`` stopped running at its ``syscall`` (it blocked or exited):
+        run the next task without leaving the CPU, as a kernel returns to a
+        different task than the one that entered it. Stopping and
+        restarting Unicorn, and a turn of the run loop, cost more than the
+        whole switch. Only the plain case is done here; whatever needs the
+        run loop (a debugger, the checker, the terminal, nothing runnable)
+        returns False and the caller stops the CPU; after a switch, so does
+        a signal to deliver (the run loop delivers it, the new task first)."""
+        if self.debugger is not None or self.check or self.host_signals \
+                or self.need_resched or self.init_status is not None:
+            return False
+        while True:
+            n = self._pick()
+            if n is None:
+                return False
+            r = None
+            if n.retry is not None:           # touches n's memory, not the CPU
+                r = n.retry()
+                if r is BLOCK:
+                    n.state = BLOCKED
+                    continue
+                n.retry = None
+                self._trace_syscall_end(n, r)
+                if r is NORETURN:
+                    r = None
+            break
+        self._switch_to(n, in_hook=True, rax=r)
+        if (n.pending or n.group.shared_pending) and signals.has_pending(n):
+            self.rearm = True
+            return False
+        self.quantum = QUANTUM
+        self.sliced = bool(self.runq)
+        self.cpu.new_slice(SLICE_US if self.sliced else 0)
+        return True
 
     def _trace_syscall(self, t: Task, nr: int, r) -> None:
         from minios.trace import format_syscall

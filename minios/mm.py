@@ -152,11 +152,12 @@ class MM:
     def is_mapped(self, start: int, end: int) -> bool:
         """Every page of [start, end) belongs to some VMA."""
         pos = start
-        for v in self.overlapping(start, end):
-            if v.start > pos:
+        while pos < end:
+            v = self.find_vma(pos)
+            if v is None or v.start > pos:
                 return False
             pos = v.end
-        return pos >= end
+        return True
 
     def merge_vmas(self) -> None:
         """Join neighbours Linux keeps as one VMA: anonymous private memory

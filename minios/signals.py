@@ -85,7 +85,10 @@ def send_signal(k: "Kernel", target, sig: int, info: dict, thread: bool = False)
     if sig in _STOP:
         for s in (SIGCONT,):
             group.shared_pending.pop(s, None)
-    if _ignored(leader, sig) and sig != SIGKILL:
+    # Linux's sig_ignored(): a blocked signal is queued even if ignored now,
+    # since the handler may change before it is unblocked.
+    who = target if thread else leader
+    if _ignored(leader, sig) and sig != SIGKILL and not who.blocked & bit(sig):
         return
     info = dict(info, signo=sig)
     if thread:

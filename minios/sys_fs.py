@@ -5,7 +5,7 @@ Paths are resolved by ``vfs.lookup`` (never outside the guest's root).
 Blocking calls (a pipe, a terminal, poll/select) sleep through the
 scheduler's retry mechanism: the handler sets ``t.retry`` and
 ``t.wait_channel`` and returns BLOCK; pipe reads, writes and closes wake
-the "pipe_read", "pipe_write" and "poll" waiters. A host descriptor (the
+the tasks asleep on that pipe (``t.wait_obj``) and the "poll" waiters. A host descriptor (the
 terminal, a host pipe on stdin) cannot wake the kernel, so a task waiting
 on one sets ``t.wake_time`` and re-checks it every ``HOST_POLL_S``.
 """
@@ -137,6 +137,7 @@ def _blocking(k, t, f, op, channel: str):
         except OSError as e:
             return _oserr(k, t, e)
     t.wait_channel = channel
+    t.wait_obj = f.wait_key
     t.retry = retry
     if f.host_poll:
         t.wake_time = time.monotonic() + HOST_POLL_S
@@ -154,7 +155,8 @@ def _wake_pipe(k, f) -> None:
     """Wake whoever may wait on ``f``'s other side: pipe ends, and eventfds
     (readers, writers and poll/epoll sleepers share these channels)."""
     if f.wakes_waiters:
-        k.wake_all(lambda x: x.wait_channel in ("pipe_read", "pipe_write", "poll"))
+        key = f.wait_key
+        k.wake_all(lambda x: x.wait_obj is key or x.wait_channel == "poll")
 
 
 def _readable_fd(t, fd: int):

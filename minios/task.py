@@ -72,6 +72,7 @@ class Task:
         self.state = RUNNING
         self.retry: Callable[[], object] | None = None    # blocked syscall
         self.wait_channel = ""
+        self.wait_obj = None          # the pipe or file it sleeps on, if any
         self.wake_time: float | None = None
         self.blocked = 0                                  # signal mask
         self.pending: dict[int, dict] = {}                # per-thread signals

@@ -1187,14 +1187,14 @@ def install(k) -> None:
     if "sched" in tr:
         orig = k._switch_to
 
-        def switch(t, _orig=orig, _k=k):
+        def switch(t, *args, _orig=orig, _k=k, **kw):
             cur = _k.current
-            _orig(t)
+            _orig(t, *args, **kw)
             if cur is t:
                 return
             if cur is None:
                 frm = "-"
-                why = "start" if _k.stats["context_switches"] <= 1 else "previous task exited"
+                why = "start" if _k.nr_switches <= 1 else "previous task exited"
             else:
                 frm = f"pid {cur.tid}"
                 why = {"R": "preempted", "S": f"blocked: {cur.wait_channel or '?'}",

@@ -39,6 +39,9 @@ def copy_from_user(mm: "MM", va: int, n: int) -> bytes:
     if n <= 0:
         return b""
     ram = mm.kernel.ram
+    if (va & 0xFFF) + n <= PAGE_SIZE:         # the common case: one page
+        p = _phys(mm, va, False)
+        return ram.buf[p:p + n]
     out = []
     while n > 0:
         chunk = min(n, PAGE_SIZE - (va & 0xFFF))
