@@ -450,6 +450,11 @@ class CPU:
             _CTX_SAVE(self._h, _ctx_ptr(ctx))
         else:
             ctx = self.uc.context_save()
+        saved = self.ctx_regs(ctx)
+        for name in [r for r in regs if r in CTX]:      # in place: most of them
+            saved[CTX[name]] = regs.pop(name) & 0xFFFF_FFFF_FFFF_FFFF
+        if not regs:
+            return ctx
         n = len(regs)
         ids = (ctypes.c_int * n)(*[REG[r] for r in regs])
         vals = (ctypes.c_uint64 * n)(*[v & 0xFFFF_FFFF_FFFF_FFFF for v in regs.values()])

@@ -29,7 +29,7 @@ from emu.ram import PAGE_SHIFT, PAGE_SIZE
 from minios.frames import ONE, TABLE
 from minios.mm import MMF_COW_PGTABLE
 from minios.pgtable import (ADDR, UPPER, _PMD_COW, PMD_SHIFT, PMD_SIZE, PUD_SHIFT, entry_pfn,
-                            pte_table_for_write, slot_va, walk_pmd)
+                            pgd_index, pte_table_for_write, slot_va, walk_pmd)
 
 if TYPE_CHECKING:
     from minios.mm import MM
@@ -209,17 +209,24 @@ def _copy_special_table(parent: "MM", child: "MM", table: int, va: int) -> int:
     return new
 
 
-def _alloc_tables(fr, n: int) -> list[int]:
-    """n table frames, or none at all (OutOfMemory) so nothing leaks."""
-    got: list[int] = []
-    try:
-        for _ in range(n):
-            got.append(fr.alloc(TABLE))
-    except Exception:
-        for f in got:
-            fr.free(f)
-        raise
-    return got
+def _child_pmd_tables(child: "MM", bases: list[int]) -> np.ndarray:
+    """Give a fresh child a PMD table at each of ``bases`` (1 GiB aligned),
+    with the PUD tables above them: allocated at once, all or nothing."""
+    k = child.kernel
+    q = k.ram.q
+    slots = sorted({pgd_index(b) for b in bases})
+    got = k.frames.alloc_tables(len(slots) + len(bases))
+    child.nr_tables += len(got)
+    pud_of = dict(zip(slots, got))
+    for i, pud in pud_of.items():
+        q[child.pgd * 512 + i] = (pud << PAGE_SHIFT) | UPPER
+    pmds = got[len(slots):]
+    for b, pmd in zip(bases, pmds):
+        q[pud_of[pgd_index(b)] * 512 + ((b >> PUD_SHIFT) & 511)] = (pmd << PAGE_SHIFT) | UPPER
+        child.pmd_tables[pmd] = b
+        child.pmd_at[b >> PUD_SHIFT] = pmd
+        k.pmd_mm[pmd] = child
+    return np.array(pmds, dtype=np.int64)
 
 
 def copy_page_range(parent: "MM", child: "MM", share: bool) -> tuple[int, int]:
@@ -240,7 +247,7 @@ def copy_page_range(parent: "MM", child: "MM", share: bool) -> tuple[int, int]:
         return 0, 0
     src = np.fromiter(parent.pmd_tables.keys(), dtype=np.int64)
     bases = list(parent.pmd_tables.values())
-    dst = np.array([walk_pmd(child, b, True) >> PAGE_SHIFT for b in bases], dtype=np.int64)
+    dst = _child_pmd_tables(child, bases)
     ents = t[src]                                    # (n, 512) copy
     live = (ents & _P) != 0
     special = _special_slots(parent, live)
@@ -263,7 +270,7 @@ def copy_page_range(parent: "MM", child: "MM", share: bool) -> tuple[int, int]:
         # private page is mapped once per mm, so ``frames`` has no repeats
         # and a fancy-index increment is exact.
         old = _pfns(sel)
-        new = np.array(_alloc_tables(fr, n), dtype=np.int64)
+        new = np.array(fr.alloc_tables(n), dtype=np.int64)
         block = _wrprotect(t[old])
         t[old] = block
         t[new] = block

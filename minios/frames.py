@@ -88,6 +88,33 @@ class FrameAllocator:
             self.nr_tables += 1
         return pfn
 
+    def alloc_tables(self, n: int) -> list[int]:
+        """``n`` zeroed table frames with refcount 1, in a few bulk steps
+        (fork needs hundreds at once), or OutOfMemory with none taken."""
+        if self.limit is not None or n > len(self._free) + self.nframes - self._next:
+            got: list[int] = []      # the frame-by-frame path, rolled back on failure
+            try:
+                for _ in range(n):
+                    got.append(self.alloc(TABLE))
+            except OutOfMemory:
+                for f in got:
+                    self.free(f)
+                raise
+            return got
+        take = min(n, len(self._free))
+        got = self._free[len(self._free) - take:]
+        del self._free[len(self._free) - take:]
+        if got:
+            self.ram.t[got] = 0                  # recycled frames are dirty
+        got.extend(range(self._next, self._next + n - take))
+        self._next += n - take
+        a = np.array(got, dtype=np.int64)
+        self.refcount[a] = 1
+        self.kind[a] = TABLE
+        self.nr_free -= n
+        self.nr_tables += n
+        return got
+
     def cache_add(self, pfn: int, key: tuple) -> None:
         self.cache[key] = pfn
         self._cache_key[pfn] = key
@@ -115,6 +142,19 @@ class FrameAllocator:
         self.refcount[pfn] -= 1
         if self.refcount[pfn] == 0:
             self.free(pfn)
+
+    def free_tables(self, pfns: list[int]) -> None:
+        """Free page-table frames no entry points at any more (refcount 1).
+        A table is never cached, mapped or executed, so only two counters
+        change."""
+        if not pfns:
+            return
+        a = np.array(pfns, dtype=np.int64)
+        self.refcount[a] = 0
+        self.kind[a] = FREE
+        self.nr_tables -= len(pfns)
+        self.nr_free += len(pfns)
+        self._free.extend(pfns)
 
     def put_many(self, pfns: np.ndarray) -> None:
         """Drop one reference per entry of ``pfns`` (repeats allowed)."""
