@@ -5,6 +5,13 @@ The scheduler is deterministic for guests that make system calls: the
 running task keeps the CPU until it blocks, exits, or has made
 ``QUANTUM`` syscalls; only a task that spins without syscalls is cut by a
 timer slice. Runnable tasks go round-robin in FIFO order.
+
+A task that blocks or exits in a syscall is usually replaced without
+leaving the CPU: the next task's context is loaded inside the ``syscall``
+hook and Unicorn carries on with it (``_switch_in_hook``), as a kernel
+returns to a different task than the one that entered it. Only the cases
+that need the loop (signals to deliver, a debugger, the checker, nothing
+to run) stop the CPU.
 """
 from __future__ import annotations
 
