@@ -1,7 +1,7 @@
-"""Guest-physical RAM: one anonymous host mapping, viewed three ways.
+"""Guest-physical RAM: one anonymous host mapping, viewed four ways.
 
 ``buf`` is the raw mmap, ``q`` a numpy uint64 view (one element per 8-byte
-page-table entry) and ``t`` the same view shaped as 4 KiB frames of 512
+page-table entry), ``w`` the same words for scalar access, and ``t`` the same view shaped as 4 KiB frames of 512
 entries, so whole-table work (copy a table, write-protect 512 entries, gather
 the frames they map) is a single numpy call. Untouched RAM costs nothing: the
 mapping is MAP_NORESERVE and the host only backs pages that are written.
@@ -29,6 +29,9 @@ class RAM:
         self.q = np.frombuffer(self.buf, dtype=np.uint64)
         self.t = self.q.reshape(self.nframes, 512)
         self.b = np.frombuffer(self.buf, dtype=np.uint8)
+        # The same words as plain Python ints: one entry read or written
+        # this way costs a fraction of a numpy scalar access (walks, faults).
+        self.w = memoryview(self.buf).cast("Q")
 
     # Byte access by physical address; callers check bounds through the MMU.
     def read(self, paddr: int, n: int) -> bytes:

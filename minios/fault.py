@@ -61,7 +61,7 @@ def handle_mm_fault(mm: "MM", addr: int, write: bool, fetch: bool):
         return SIGBUS, BUS_ADRERR                # a mapped file's pages past EOF
     try:
         table = pte_table_for_write(mm, va)
-        pte = int(mm.kernel.ram.q[table * 512 + pte_index(va)])
+        pte = mm.kernel.ram.w[table * 512 + pte_index(va)]
         if not pte & x86.P:
             do_fault(mm, vma, table, va, write)
         elif write and not pte & x86.RW:
@@ -139,12 +139,12 @@ def do_wp_page(mm: "MM", vma: "VMA", table: int, va: int, pte: int) -> None:
     f = entry_pfn(pte)
     i = table * 512 + pte_index(va)
     if vma.shared:
-        k.ram.q[i] = pte | x86.RW | x86.D
+        k.ram.w[i] = pte | x86.RW | x86.D
         return
     if fr.refcount[f] == 1:
         if fr.cached[f]:
             fr.uncache(f)                           # now this mm's private page
-        k.ram.q[i] = pte | x86.RW | x86.D           # upgrade: no flush
+        k.ram.w[i] = pte | x86.RW | x86.D           # upgrade: no flush
         fr.file[f] = False
         k.stats["cow_reuse"] += 1
         k.trace_fault_note = "COW reuse"

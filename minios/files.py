@@ -52,6 +52,7 @@ class File:
     host_poll = False
     pollable = False          # epoll may watch it (pipes, terminals, eventfd...)
     wakes_waiters = False     # its reads and writes wake tasks asleep on it
+    opath = False             # opened with O_PATH: no reads or writes
 
     def __init__(self, flags: int = O_RDONLY) -> None:
         self.flags = flags

@@ -173,7 +173,7 @@ class Kernel:
                 self.rearm = True
 
     def wake_all(self, pred: Callable[[Task], bool]) -> None:
-        for t in list(self.tasks.values()):
+        for t in self.tasks.values():         # wake() changes states, not the dict
             if t.state == BLOCKED and pred(t):
                 self.wake(t)
 

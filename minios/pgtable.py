@@ -74,7 +74,7 @@ def walk_pmd(mm: "MM", va: int, create: bool) -> int | None:
     pmd = mm.pmd_at.get(va >> PUD_SHIFT)
     if pmd is not None:                 # the common case: no walk at all
         return pmd * 4096 + ((va >> PMD_SHIFT) & 511) * 8
-    q = mm.kernel.ram.q
+    q = mm.kernel.ram.w
     slot = mm.pgd * 512 + pgd_index(va)
     for shift in (PUD_SHIFT, PMD_SHIFT):
         e = int(q[slot])
@@ -103,7 +103,7 @@ def lookup_pte(mm: "MM", va: int) -> tuple[int, int]:
     slot = walk_pmd(mm, va, False)
     if slot is None:
         return 0, 0
-    q = mm.kernel.ram.q
+    q = mm.kernel.ram.w
     pmd = int(q[slot >> 3])
     if not pmd & x86.P:
         return 0, pmd
@@ -118,8 +118,8 @@ def pte_table_for_write(mm: "MM", va: int, create: bool = True) -> int | None:
     slot = walk_pmd(mm, va, create)
     if slot is None:
         return None
-    q = mm.kernel.ram.q
-    pmd = int(q[slot >> 3])
+    q = mm.kernel.ram.w
+    pmd = q[slot >> 3]
     if not pmd & x86.P:
         if not create:
             return None
@@ -140,7 +140,7 @@ def set_pte(mm: "MM", table: int, va: int, value: int) -> int:
     The caller flushes the TLB when it downgraded a present entry."""
     k = mm.kernel
     i = table * 512 + pte_index(va)
-    old = int(k.ram.q[i])
+    old = k.ram.w[i]
     if old & x86.P:
         f = entry_pfn(old)
         k.frames.mapcount[f] -= 1
@@ -150,7 +150,7 @@ def set_pte(mm: "MM", table: int, va: int, value: int) -> int:
         f = entry_pfn(value)
         k.frames.mapcount[f] += 1
         mm.rss += 1
-    k.ram.q[i] = value
+    k.ram.w[i] = value
     return old
 
 

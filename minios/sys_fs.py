@@ -161,14 +161,14 @@ def _wake_pipe(k, f) -> None:
 
 def _readable_fd(t, fd: int):
     f = t.files.get(s32(fd))
-    if f.flags & O_ACCMODE == O_WRONLY or getattr(f, "opath", False):
+    if f.flags & O_ACCMODE == O_WRONLY or f.opath:
         raise OSError(E.EBADF, "")
     return f
 
 
 def _writable_fd(t, fd: int):
     f = t.files.get(s32(fd))
-    if f.flags & O_ACCMODE == O_RDONLY or getattr(f, "opath", False):
+    if f.flags & O_ACCMODE == O_RDONLY or f.opath:
         raise OSError(E.EBADF, "")
     return f
 

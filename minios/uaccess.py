@@ -55,6 +55,12 @@ def copy_from_user(mm: "MM", va: int, n: int) -> bytes:
 def copy_to_user(mm: "MM", va: int, data: bytes) -> None:
     ram = mm.kernel.ram
     pos, n = 0, len(data)
+    if n and (va & 0xFFF) + n <= PAGE_SIZE:     # the common case: one page
+        p = _phys(mm, va, True)
+        ram.buf[p:p + n] = data
+        if mm.kernel.frames.had_code[p >> 12]:
+            mm.kernel.cpu.flush_code()
+        return
     while pos < n:
         chunk = min(n - pos, PAGE_SIZE - (va & 0xFFF))
         p = _phys(mm, va, True)
