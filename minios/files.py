@@ -53,6 +53,8 @@ class File:
     pollable = False          # epoll may watch it (pipes, terminals, eventfd...)
     wakes_waiters = False     # its reads and writes wake tasks asleep on it
     opath = False             # opened with O_PATH: no reads or writes
+    ignores_writes = False    # write() never looks at the buffer (/dev/null)
+    whole_copies = False      # a short copy to or from the user fails the call (pipes)
 
     def __init__(self, flags: int = O_RDONLY) -> None:
         self.flags = flags
@@ -418,6 +420,7 @@ class NullFile(File):
     """/dev/null (and /dev/zero with ``zero``)."""
     kind = "chr"
     mode = st.S_IFCHR | 0o666
+    ignores_writes = True
 
     def __init__(self, flags: int, zero: bool = False) -> None:
         super().__init__(flags)
@@ -474,6 +477,7 @@ class PipeEnd(File):
     kind = "fifo"
     mode = st.S_IFIFO | 0o600
     pollable = wakes_waiters = True
+    whole_copies = True       # Linux's pipe_read/pipe_write: EFAULT, nothing moved
 
     def __init__(self, pipe: Pipe, writer: bool, flags: int) -> None:
         super().__init__(flags)

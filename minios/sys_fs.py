@@ -25,7 +25,7 @@ from minios.files import (HOST_POLL_S, Again, DirFile, FdTable, HostFd, Pipe, Pi
                           PIPE_BUF_SIZE)
 from minios.syscalls import syscall
 from minios.task import BLOCK
-from minios.uaccess import (Fault, copy_from_user, copy_to_user, get_u32, put_u32,
+from minios.uaccess import (Fault, copy_from_user, copy_to_user, get_u32, put_u32, user_prefix,
                             strncpy_from_user)
 from minios.vfs import (W_OK, X_OK, HostNode, check_writable, creds, get_vfs,
                         guest_cwd, lookup, may_access, open_path)
@@ -182,10 +182,16 @@ def sys_read(k, t, fd, buf, n, *_):
     n = min(n, MAX_RW)
     if n == 0:
         return 0
-    if not t.mm.is_mapped(buf & ~0xFFF, ((buf + n + 0xFFF) & ~0xFFF)):
+    # Linux copies until the first bad page and returns what it moved; a
+    # pipe fails whole instead, leaving its data unread.
+    avail = user_prefix(t.mm, buf, n, True)
+    if avail == 0:
         return -E.EFAULT
+    want, n = n, avail
 
     def op():
+        if n < want and f.whole_copies and f.readable_now() and len(f.pipe.buf) > n:
+            return -E.EFAULT
         data = f.read(n)
         copy_to_user(t.mm, buf, data)
         _wake_pipe(k, f)
@@ -193,10 +199,25 @@ def sys_read(k, t, fd, buf, n, *_):
     return _blocking(k, t, f, op, "pipe_read")
 
 
+def _user_source(t, f, buf: int, n: int) -> bytes | int:
+    """The bytes write() takes from the user: the readable prefix of the
+    buffer (Linux stops at the first bad page), or -EFAULT when there is
+    none or the file is a pipe (which fails whole)."""
+    avail = user_prefix(t.mm, buf, n, False)
+    if avail < n and (avail == 0 or f.whole_copies):
+        return -E.EFAULT
+    return copy_from_user(t.mm, buf, avail)
+
+
 @syscall(1, "write")
 def sys_write(k, t, fd, buf, n, *_):
     f = _writable_fd(t, fd)
-    data = copy_from_user(t.mm, buf, min(n, MAX_RW))
+    n = min(n, MAX_RW)
+    if f.ignores_writes:
+        return n                    # /dev/null never reads the buffer
+    data = _user_source(t, f, buf, n)
+    if isinstance(data, int):
+        return data
     return _write_all(k, t, f, data)
 
 
@@ -267,7 +288,11 @@ def sys_pread64(k, t, fd, buf, n, off, *_):
     f = _readable_fd(t, fd)
     if s64(off) < 0:
         return -E.EINVAL
-    data = f.pread(min(n, MAX_RW), off)
+    n = min(n, MAX_RW)
+    avail = user_prefix(t.mm, buf, n, True)
+    if n and not avail:
+        return -E.EFAULT
+    data = f.pread(avail, off)
     copy_to_user(t.mm, buf, data)
     return len(data)
 
@@ -277,7 +302,11 @@ def sys_pwrite64(k, t, fd, buf, n, off, *_):
     f = _writable_fd(t, fd)
     if s64(off) < 0:
         return -E.EINVAL
-    return f.pwrite(copy_from_user(t.mm, buf, min(n, MAX_RW)), off)
+    n = min(n, MAX_RW)
+    if f.ignores_writes:
+        return n
+    data = _user_source(t, f, buf, n)
+    return data if isinstance(data, int) else f.pwrite(data, off)
 
 
 @syscall(295, "preadv")

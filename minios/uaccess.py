@@ -35,6 +35,19 @@ def _phys(mm: "MM", va: int, write: bool) -> int:
     raise Fault(va)
 
 
+def user_prefix(mm: "MM", va: int, n: int, write: bool) -> int:
+    """How many of the ``n`` bytes at ``va`` the task may read (or write)
+    before the first unmapped or forbidden page: where Linux's copy to or
+    from user memory would stop short. By VMA, so nothing is faulted in."""
+    pos, end = va, min(va + n, TASK_SIZE)
+    while pos < end:
+        v = mm.find_vma(pos)
+        if v is None or v.start > pos or not v.prot or (write and not v.prot & 2):
+            break
+        pos = v.end
+    return max(0, min(pos, end) - va)
+
+
 def copy_from_user(mm: "MM", va: int, n: int) -> bytes:
     if n <= 0:
         return b""

@@ -1,0 +1,57 @@
+/* partial_rw.c - read() and write() with a buffer whose tail is unmapped or
+ * read-only. Linux moves the accessible prefix of the buffer and returns
+ * its length (/dev/zero, pread); a pipe fails the whole call with EFAULT
+ * and keeps its data; /dev/null never looks at the buffer. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static void show(const char *what, long r)
+{
+    if (r < 0)
+        printf("%-34s -1 %s\n", what, strerror(errno));
+    else
+        printf("%-34s %ld\n", what, r);
+}
+
+int main(void)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    char *m = mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return 2;
+    munmap(m + pg, pg);                       /* hole in the middle */
+    mprotect(m + 2 * pg, pg, PROT_READ);      /* read-only last page */
+    char *edge = m + pg;                      /* first unmapped byte */
+    char *ro = m + 2 * pg;
+
+    int p[2];
+    if (pipe(p))
+        return 2;
+    fcntl(p[0], F_SETFL, O_NONBLOCK);         /* an empty drain returns EAGAIN */
+    char big[8192];
+    memset(big, 'x', sizeof big);
+    show("pipe write 8192", write(p[1], big, sizeof big));
+    show("read 4096 into 100 mapped", read(p[0], edge - 100, 4096));
+    show("read 50 into unmapped", read(p[0], edge, 50));
+    show("read 64 into read-only", read(p[0], ro, 64));
+    show("read 64 ok", read(p[0], m, 64));
+    char rest[16384];
+    show("drain", read(p[0], rest, sizeof rest));
+
+    memset(m, 'y', pg);
+    show("write 100 from 30 mapped", write(p[1], edge - 30, 100));
+    show("write 10 from unmapped", write(p[1], edge, 10));
+    show("drain", read(p[0], rest, sizeof rest));
+
+    int z = open("/dev/zero", O_RDONLY);
+    show("/dev/zero read 200 into 50 mapped", read(z, edge - 50, 200));
+    show("/dev/zero pread 200, 70 mapped", pread(z, edge - 70, 200, 0));
+    int nul = open("/dev/null", O_WRONLY);
+    show("/dev/null write 200, 20 mapped", write(nul, edge - 20, 200));
+    show("/dev/null write from unmapped", write(nul, edge, 5));
+    return 0;
+}
