@@ -148,6 +148,7 @@ class CPU:
         self._xargs = (uch, blob, ctypes.c_int32.from_address(blob + _ERROR_CODE),
                        ctypes.c_int32.from_address(blob + _OLD_EXCEPTION))
         self._in_trap = False
+        self.tlb_gen = 0            # flushes so far (see flush_tlb)
         self._h = uch
         self._ctx_pool: list = []       # contexts of exited tasks, for reuse
         self._code_flushes: list = []
@@ -354,9 +355,13 @@ class CPU:
     # ------------------------------------------------------------------- MMU
     def set_cr3(self, pgd_pfn: int) -> None:
         """Load a page-table root. Writing CR3 also flushes the TLB."""
+        self.tlb_gen += 1
         self._one["cr3"].write(pgd_pfn * PAGE_SIZE)
 
     def flush_tlb(self) -> None:
+        """Drop every cached translation. ``tlb_gen`` counts these flushes,
+        so software caches of translations can tell they are stale."""
+        self.tlb_gen += 1
         _CTL0(self._h, _CTL_TLB_FLUSH)
 
     def flush_code(self, lo: int | None = None, hi: int | None = None) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from emu import x86
 from minios.frames import DATA, FREE, TABLE
-from minios.pgtable import _PMD_COW
+from minios.pgtable import _PMD_COW, entry_pfn, lookup_pte
 
 _P, _RW, _US = np.uint64(x86.P), np.uint64(x86.RW), np.uint64(x86.US)
 _ADDR, _SH = np.uint64(x86.ADDR_MASK), np.uint64(12)
@@ -134,6 +134,19 @@ def check_invariants(k) -> None:
         if mm.nr_tables != want_tables or mm.nr_ptes != expect_ptes[id(mm)]:
             raise InvariantError(f"mm {id(mm):x}: nr_tables {mm.nr_tables}/{want_tables}, "
                                  f"nr_ptes {mm.nr_ptes}/{expect_ptes[id(mm)]}")
+    # The kernel's user-access TLB (uaccess._phys): every live entry must
+    # still be what the tables say, or a read or write would hit a stale frame.
+    for mm in k.mms:
+        if mm.utlb_gen != k.cpu.tlb_gen:
+            continue
+        for key, base in mm.utlb.items():
+            va, write = (key >> 1) << 12, key & 1
+            pte, pmd = lookup_pte(mm, va)
+            ok = pte & x86.P and pte & x86.US and (not write or (pte & x86.RW and pmd & x86.RW))
+            if not ok or entry_pfn(pte) != base >> 12:
+                raise InvariantError(f"mm {id(mm):x}: kernel TLB maps {va:#x} "
+                                     f"({'write' if write else 'read'}) to frame {base >> 12}, "
+                                     f"the tables say {pte:#x}")
     # COW safety: an effectively writable private PTE must be the only mapping.
     for pt, users in pte_tables.items():
         ents = ram.t[pt]

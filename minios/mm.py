@@ -113,6 +113,8 @@ class MM:
         self.nr_ptes = 0        # of which PTE tables
         self.pmd_tables: dict[int, int] = {}   # PMD table frame -> VA it maps (1 GiB)
         self.pmd_at: dict[int, int] = {}       # and back: va >> 30 -> PMD table frame
+        self.utlb: dict[int, int] = {}         # uaccess's translations (uaccess._phys)
+        self.utlb_gen = -1                     # ... valid while cpu.tlb_gen equals this
         self.flags = 0
         self.users = 1          # tasks using this mm (threads, vfork)
         self.start_brk = self.brk = 0

@@ -19,17 +19,38 @@ if TYPE_CHECKING:
     from minios.mm import MM
 
 
+UTLB_SIZE = 64                  # entries of an mm's kernel TLB (see _phys)
+
+
 class Fault(Exception):
     """A user pointer the task could not access (-> EFAULT)."""
 
 
 def _phys(mm: "MM", va: int, write: bool) -> int:
+    """The physical address the task reaches at ``va``, faulting the page in
+    as the CPU would. Hits come from ``mm.utlb``, the kernel's own small TLB
+    (virtual page, plus write permission, -> frame): the kernel changes a
+    translation only by a downgrade or a remap, each followed by a TLB
+    flush, and a flush (``cpu.tlb_gen``) empties it, as it empties the
+    CPU's. The checker compares every entry with the tables."""
     if va < 0 or va >= TASK_SIZE:
         raise Fault(va)
+    key = (va >> 12) << 1 | write
+    gen = mm.kernel.cpu.tlb_gen
+    if mm.utlb_gen == gen:
+        base = mm.utlb.get(key)
+        if base is not None:
+            return base | (va & 0xFFF)
     for _ in range(3):
         pte, _pmd = lookup_pte(mm, va)
         if pte & x86.P and pte & x86.US and (not write or (pte & x86.RW and _pmd & x86.RW)):
-            return (entry_pfn(pte) << 12) | (va & 0xFFF)
+            gen = mm.kernel.cpu.tlb_gen
+            if mm.utlb_gen != gen or len(mm.utlb) >= UTLB_SIZE:
+                mm.utlb.clear()
+                mm.utlb_gen = gen
+            base = entry_pfn(pte) << 12
+            mm.utlb[key] = base
+            return base | (va & 0xFFF)
         if handle_mm_fault(mm, va, write, False) is not None:
             raise Fault(va)
     raise Fault(va)

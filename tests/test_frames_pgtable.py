@@ -308,6 +308,33 @@ def test_copy_to_readonly_faults(k):
     assert all_free(k)
 
 
+def test_kernel_tlb_follows_the_tables(k):
+    """uaccess caches translations (mm.utlb); a COW fork's write-protect, a
+    COW copy and munmap-style zaps must all be seen through it."""
+    from minios.memory import zap_range
+    parent = new_mm(k, rw_vma())
+    copy_to_user(parent, BASE, b"parent")
+    assert parent.utlb                                 # the write was cached
+    child = fork_mm(parent, share=False)
+    copy_to_user(child, BASE, b"child!")              # COW copy in the child
+    copy_to_user(parent, BASE, b"PARENT")              # ... and in the parent
+    assert copy_from_user(child, BASE, 6) == b"child!"
+    assert copy_from_user(parent, BASE, 6) == b"PARENT"
+    check(k)
+    zap_range(parent, BASE, BASE + PAGE)               # the page is gone...
+    assert copy_from_user(parent, BASE, 6) == b"\0" * 6   # ... a fresh zero page
+    check(k)
+    if check_invariants is not None:                   # a stale entry is caught
+        key = next(iter(parent.utlb))
+        parent.utlb[key] ^= 1 << 12
+        with pytest.raises(Exception, match="kernel TLB"):
+            check_invariants(k)
+        parent.utlb[key] ^= 1 << 12
+    mm_release(k, child)
+    mm_release(k, parent)
+    assert all_free(k)
+
+
 # ---------------------------------------------- fork: plain and COW PTE
 def fork_mm(parent: MM, share: bool) -> MM:
     """What fork does to memory: copy the VMA list, then the page tables."""

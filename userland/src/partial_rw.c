@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static void show(const char *what, long r)
@@ -53,5 +55,15 @@ int main(void)
     int nul = open("/dev/null", O_WRONLY);
     show("/dev/null write 200, 20 mapped", write(nul, edge - 20, 200));
     show("/dev/null write from unmapped", write(nul, edge, 5));
+
+    /* The kernel caches translations of user pages it has touched: after
+     * munmap or mprotect they must be gone, as from the CPU's TLB. (A raw
+     * syscall: the vDSO would write the page from user mode.) */
+    char *q = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    show("clock_gettime into fresh page", syscall(SYS_clock_gettime, CLOCK_MONOTONIC, q));
+    mprotect(q, pg, PROT_READ);
+    show("... after mprotect read-only", syscall(SYS_clock_gettime, CLOCK_MONOTONIC, q));
+    munmap(q, pg);
+    show("... after munmap", syscall(SYS_clock_gettime, CLOCK_MONOTONIC, q));
     return 0;
 }
