@@ -17,10 +17,17 @@ that map them supervisor-only at ``KERNEL_VA``. Every address space must carry
 
 Every quirk listed in docs/unicorn-x86-notes.md is handled here and checked
 by :meth:`_self_test` at boot, which raises if the build behaves otherwise.
+
+The hottest register traffic (syscall arguments and results, a fault's
+error code and CR2, the old_exception reset) goes straight to Unicorn's live
+CPU state when :meth:`_find_env` can locate and prove it at boot; otherwise
+the same work goes through the API (ctypes batches and context copies).
 """
 from __future__ import annotations
 
+import bisect
 import ctypes
+import os
 import struct
 import threading
 import time
@@ -62,6 +69,8 @@ CTX = {name: i for i, name in enumerate(
      "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip"))}
 _CTX_N = 1024
 _CTX_CR3 = -1
+_ENV_GPRS = struct.Struct("<17Q")      # regs[16] and eip at the start of the live state
+_ENV_LOC: tuple[int, int] | None = None   # (uc_struct word, offset from it) of the state
 
 _SYSCALL_IN = ("rax", "rdi", "rsi", "rdx", "r10", "r8", "r9", "rip", "eflags")
 _SYSCALL_OUT = ("rax", "rcx", "r11")
@@ -148,6 +157,7 @@ class CPU:
         self._xargs = (uch, blob, ctypes.c_int32.from_address(blob + _ERROR_CODE),
                        ctypes.c_int32.from_address(blob + _OLD_EXCEPTION))
         self._in_trap = False
+        self._env = None            # the live CPUX86State, if found (_find_env)
         self.tlb_gen = 0            # flushes so far (see flush_tlb)
         self._h = uch
         self._ctx_pool: list = []       # contexts of exited tasks, for reuse
@@ -160,6 +170,7 @@ class CPU:
         self._add_raw_hooks()
         self.user_template = self._self_test()
         self._check_ctx_layout()
+        self._find_env()
 
     # ----------------------------------------------------------------- firmware
     def _build_firmware(self) -> None:
@@ -300,8 +311,14 @@ class CPU:
         # Nothing is delivered through an IDT, so the CPU never clears
         # old_exception: reset it or the next fault becomes #DF, then a
         # silent triple-fault stop. The error code is only in the blob.
-        err = self._reset_exception(uc)
-        cr2 = self._one["cr2"].read()[0] if intno == x86.PF else 0
+        env = self._env
+        if env is not None:                 # direct: no context copies
+            err = self._env_err.value & 0xFFFF_FFFF
+            self._env_old.value = -1
+            cr2 = env[self._env_cr2] if intno == x86.PF else 0
+        else:
+            err = self._reset_exception(uc)
+            cr2 = self._one["cr2"].read()[0] if intno == x86.PF else 0
         self._in_trap = True
         try:
             self.on_trap(intno, err, cr2)
@@ -333,13 +350,26 @@ class CPU:
         self._one[name].write(value)
 
     def syscall_args(self) -> list[int]:
-        """[nr, a0..a5, rip_of_syscall, rflags] in one ctypes call."""
-        return self._in.read()
+        """[nr, a0..a5, rip_of_syscall, rflags]: from the live state when it
+        was found, else in one ctypes call. RFLAGS always comes through the
+        API: its arithmetic flags are computed lazily, not stored."""
+        env = self._env
+        if env is None:
+            return self._in.read()
+        r = _ENV_GPRS.unpack_from(env)
+        return (r[0], r[7], r[6], r[2], r[10], r[8], r[9], r[16],
+                self._one["eflags"].read()[0])
 
     def set_syscall_result(self, value: int, rip: int, rflags: int) -> None:
         """RAX = result, and the clobbers the syscall instruction makes:
         RCX = return address, R11 = RFLAGS (Unicorn does not write them)."""
-        self._out.write3(value, rip + 2, rflags)
+        env = self._env
+        if env is None:
+            self._out.write3(value, rip + 2, rflags)
+        else:
+            env[0] = value & 0xFFFF_FFFF_FFFF_FFFF
+            env[1] = rip + 2
+            env[11] = rflags
 
     def set_rip_in_syscall(self, target: int) -> None:
         """Unicorn adds 2 to any RIP written inside the syscall hook."""
@@ -380,6 +410,98 @@ class CPU:
             _CTL0(self._h, _CTL_TB_FLUSH)
         else:
             self.uc.ctl_remove_cache(lo, hi)
+
+    # ------------------------------------------------------- the live state
+    def _find_env(self) -> None:
+        """Locate Unicorn's live CPUX86State in memory, so the hot paths
+        (syscall arguments and results, the fault's error code, CR2 and the
+        old_exception reset) read and write it directly instead of through
+        API calls and context copies. Nothing documents where it is: it is
+        found by setting the 16 GPRs to random values and looking for them
+        in memory that words of the uc_struct point to (bounded reads of
+        readable mappings only), then proven by writing through the API and
+        reading it back, and the other way round. If anything does not
+        match, ``_env`` stays None and the API paths are used."""
+        global _ENV_LOC
+        cur = self.uc.context_save()
+        try:
+            env = self._locate_env()
+        except (OSError, ValueError):
+            env = None
+        finally:
+            self.uc.context_restore(cur)
+        if env is None:
+            return
+        words = (ctypes.c_uint64 * (_OLD_EXCEPTION // 8 + 1)).from_address(env)
+        cr2 = _CTX_CR3 - 1                   # cr[] is an array: cr[2] precedes cr[3]
+        probe = 0x7F12_3456_7000
+        old_cr2 = self._one["cr2"].read()[0]
+        self._one["cr2"].write(probe)
+        ok = words[cr2] == probe
+        self._one["cr2"].write(old_cr2)
+        if not ok:
+            return
+        self._env = words
+        self._env_cr2 = cr2
+        self._env_err = ctypes.c_int32.from_address(env + _ERROR_CODE - _ENV)
+        self._env_old = ctypes.c_int32.from_address(env + _OLD_EXCEPTION - _ENV)
+
+    def _locate_env(self) -> int | None:
+        global _ENV_LOC
+        magic = [v | 1 for v in struct.unpack("<16Q", os.urandom(128))]
+        names = list(CTX)[:16]
+        self.set_regs(**dict(zip(names, magic)))
+        pat = struct.pack("<16Q", *magic)
+        ranges = []
+        with open("/proc/self/maps") as f:
+            for line in f:
+                addr, perms = line.split()[:2]
+                if perms.startswith("r"):
+                    lo, hi = (int(x, 16) for x in addr.split("-"))
+                    ranges.append((lo, hi))
+        ranges.sort()
+        los = [lo for lo, _ in ranges]
+
+        def end_of(a: int) -> int | None:
+            i = bisect.bisect_right(los, a) - 1
+            return ranges[i][1] if i >= 0 and a < ranges[i][1] else None
+
+        def proven(env: int) -> bool:
+            if ctypes.string_at(env, 128) != pat:
+                return False
+            self.set_regs(rax=0x5EED_0001)
+            seen = ctypes.c_uint64.from_address(env).value
+            ctypes.c_uint64.from_address(env + 8).value = 0x5EED_0002
+            return seen == 0x5EED_0001 and self.reg("rcx") == 0x5EED_0002
+
+        h = self._h
+        hend = end_of(h)
+        if hend is None:
+            return None
+        words = (ctypes.c_uint64 * (min(hend - h, 1 << 16) // 8)).from_address(h)
+        if _ENV_LOC is not None:             # where it was for an earlier CPU
+            i, delta = _ENV_LOC
+            if i < len(words) and end_of(words[i]) is not None:
+                env = words[i] + delta
+                if end_of(env) is not None and end_of(env + 8192) is not None and proven(env):
+                    return env
+            self.set_regs(**dict(zip(names, magic)))
+        seen: set[int] = set()
+        for i in range(len(words)):
+            w = words[i]
+            if w & 7 or w in seen:
+                continue
+            seen.add(w)
+            end = end_of(w)
+            if end is None:
+                continue
+            j = ctypes.string_at(w, min(end - w, 1 << 18)).find(pat)
+            if j >= 0 and j % 8 == 0 and end_of(w + j + 8192) is not None:
+                if proven(w + j):
+                    _ENV_LOC = (i, j)
+                    return w + j
+                self.set_regs(**dict(zip(names, magic)))
+        return None
 
     # -------------------------------------------------------------- contexts
     # A saved context is CPUX86State as bytes: regs[16] then eip. Reading or
