@@ -203,6 +203,10 @@ def _user_source(t, f, buf: int, n: int) -> bytes | int:
     """The bytes write() takes from the user: the readable prefix of the
     buffer (Linux stops at the first bad page), or -EFAULT when there is
     none or the file is a pipe (which fails whole)."""
+    try:
+        return copy_from_user(t.mm, buf, n)
+    except Fault:
+        pass
     avail = user_prefix(t.mm, buf, n, False)
     if avail < n and (avail == 0 or f.whole_copies):
         return -E.EFAULT
@@ -222,7 +226,19 @@ def sys_write(k, t, fd, buf, n, *_):
 
 
 def _write_all(k, t, f, data: bytes):
-    state = {"done": 0}
+    if not data:
+        return 0                  # even to a pipe without readers: no EPIPE
+    try:                          # the common case: it all goes in at once
+        done = f.write(data)
+    except Again:
+        done = 0
+    except OSError as e:
+        return _oserr(k, t, e)
+    else:
+        _wake_pipe(k, f)
+        if done == len(data):
+            return done
+    state = {"done": done}
 
     def op():
         try:

@@ -60,6 +60,10 @@ def user_prefix(mm: "MM", va: int, n: int, write: bool) -> int:
     """How many of the ``n`` bytes at ``va`` the task may read (or write)
     before the first unmapped or forbidden page: where Linux's copy to or
     from user memory would stop short. By VMA, so nothing is faulted in."""
+    v = mm.find_vma(va)
+    if v is not None and v.start <= va and va + n <= v.end and v.prot \
+            and (not write or v.prot & 2):
+        return n                                # one VMA holds it all
     pos, end = va, min(va + n, TASK_SIZE)
     while pos < end:
         v = mm.find_vma(pos)
