@@ -520,15 +520,18 @@ class CPU:
     def set_ctx_reg(self, ctx, name: str, value: int) -> None:
         self.ctx_regs(ctx)[CTX[name]] = value & 0xFFFF_FFFF_FFFF_FFFF
 
-    def switch_context(self, old, new, cr3: int) -> None:
+    def switch_context(self, old, new, cr3: int, same_space: bool = False) -> None:
         """Save the live registers into ``old`` (None: drop them), load
         ``new`` with page-table root ``cr3`` and flush the TLB, which
-        context_restore alone keeps (it is a plain copy of the state)."""
+        context_restore alone keeps (it is a plain copy of the state). A
+        switch within one address space (``same_space``: threads) keeps
+        the TLB, as a CPU keeps it when CR3 does not change."""
         if old is not None:
             _CTX_SAVE(self._h, _ctx_ptr(old))
         self.ctx_regs(new)[_CTX_CR3] = cr3 * PAGE_SIZE
         _CTX_RESTORE(self._h, _ctx_ptr(new))
-        _CTL0(self._h, _CTL_TLB_FLUSH)
+        if not same_space:
+            _CTL0(self._h, _CTL_TLB_FLUSH)
 
     def _check_ctx_layout(self) -> None:
         """Find CR3 in the context blob and check the register offsets."""

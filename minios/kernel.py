@@ -145,7 +145,8 @@ class Kernel:
         old = None
         if cur is not None and cur.state not in (DEAD, ZOMBIE):
             old = cur.ctx
-        self.cpu.switch_context(old, t.ctx, t.mm.pgd)
+        self.cpu.switch_context(old, t.ctx, t.mm.pgd,
+                                same_space=cur is not None and cur.mm is t.mm and old is not None)
         if in_hook and old is not None:
             self.cpu.ctx_regs(old)[RIP] = cur.syscall_rip + 2
         self.current = t
