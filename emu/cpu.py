@@ -286,19 +286,25 @@ class CPU:
         as its own wrapper would."""
         uc = self.uc
 
-        def guard(fn):
-            def cb(*args):
-                try:
-                    fn(*args[1:-1])
-                except BaseException as e:
-                    if uc._hook_exception is None:
-                        uc._hook_exception = e
-                    uc.emu_stop()
-            return cb
+        def failed(e: BaseException) -> None:
+            if uc._hook_exception is None:
+                uc._hook_exception = e
+            uc.emu_stop()
+
+        def intr(_h, intno: int, _data) -> None:
+            try:
+                self._hook_intr(uc, intno, None)
+            except BaseException as e:
+                failed(e)
+
+        def syscall(_h, _data) -> None:
+            try:
+                self.on_syscall()
+            except BaseException as e:
+                failed(e)
         intr_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
         sys_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
-        self._cbs = (intr_t(guard(lambda intno: self._hook_intr(uc, intno, None))),
-                     sys_t(guard(lambda: self.on_syscall())))
+        self._cbs = (intr_t(intr), sys_t(syscall))
         for cb, kind, extra in ((self._cbs[0], UC_HOOK_INTR, ()),
                                 (self._cbs[1], UC_HOOK_INSN, (ctypes.c_int(X.UC_X86_INS_SYSCALL),))):
             hh = ctypes.c_size_t()
