@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="forks per run; the minimum is reported (the first few warm up)")
     ap.add_argument("--write-size", type=int, default=256, help="MiB for the write tests")
     ap.add_argument("--write-iter", type=int, default=3)
-    ap.add_argument("--write-rounds", type=int, default=2,
+    ap.add_argument("--write-rounds", type=int, default=3,
                     help="alternating plain/COW runs of the write test; best of each")
     ap.add_argument("--png", default=os.path.join(ROOT, "tools", "fork_latency.png"))
     ap.add_argument("--no-native", action="store_true")
