@@ -107,8 +107,8 @@ def break_cow_pte(mm: "MM", slot: int) -> int:
     block &= _NOT_RW                           # other sharers: page-level COW
     t[new] = block
     frames = _pfns(block[(block & _P) != 0])
-    fr.counts[frames] += 1                     # refcount and mapcount: a table
-                                               # maps a private page once
+    fr.refcount[frames] += 1                   # a table maps a private page once
+    fr.mapcount[frames] += 1
     was_owner = k.pt_owner[table] == slot
     q[slot >> 3] = (new << PAGE_SHIFT) | UPPER
     k.pt_owner[new] = slot
@@ -275,7 +275,8 @@ def copy_page_range(parent: "MM", child: "MM", share: bool) -> tuple[int, int]:
         t[old] = block
         t[new] = block
         frames = _pfns(block[(block & _P) != 0])
-        fr.counts[frames] += 1                 # refcount and mapcount
+        fr.refcount[frames] += 1
+        fr.mapcount[frames] += 1
         child.rss += len(frames)
         cents = np.zeros_like(ents)
         cents[live] = (new.astype(np.uint64) << _SHIFT) | _UPPER

@@ -43,12 +43,8 @@ class FrameAllocator:
     def __init__(self, ram, reserved: int) -> None:
         self.ram = ram
         self.nframes = ram.nframes
-        # The two counts of a frame sit side by side: fork and a table break
-        # raise both for hundreds of scattered frames, and then one cache
-        # line per frame is touched instead of two (``counts[frames] += 1``).
-        self.counts = np.zeros((self.nframes, 2), dtype=np.int32)
-        self.refcount = self.counts[:, 0]
-        self.mapcount = self.counts[:, 1]
+        self.refcount = np.zeros(self.nframes, dtype=np.int32)
+        self.mapcount = np.zeros(self.nframes, dtype=np.int32)
         self.kind = np.zeros(self.nframes, dtype=np.uint8)
         self.file = np.zeros(self.nframes, dtype=bool)     # filled from a file (Mapped)
         self.had_code = np.zeros(self.nframes, dtype=bool)  # mapped executable since filled
