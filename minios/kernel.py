@@ -306,11 +306,17 @@ class Kernel:
             self.need_resched = False            # it meant "t is gone"
             if not self._switch_in_hook(t):
                 cpu.stop()
-        elif self.need_resched or t.state != RUNNING or self.quantum <= 0 \
-                or signals.has_pending(t) or self.host_signals:
+        elif self.need_resched or t.state != RUNNING or signals.has_pending(t) \
+                or self.host_signals or (self.quantum <= 0 and self._others_runnable(t)):
             cpu.stop()
-        elif self.check and self.checker:
-            self.checker(self)
+        else:
+            if self.quantum <= 0:
+                self.quantum = QUANTUM           # nobody else wants the CPU
+            if self.check and self.checker:
+                self.checker(self)
+
+    def _others_runnable(self, t: Task) -> bool:
+        return any(x.state == RUNNING and x is not t for x in self.runq)
 
     def _switch_in_hook(self, t: Task) -> bool:
         """``t`` stopped running at its ``syscall`` (it blocked or exited):
