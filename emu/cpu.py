@@ -69,6 +69,7 @@ CTX = {name: i for i, name in enumerate(
      "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip"))}
 _CTX_N = 1024
 _CTX_CR3 = -1
+_RF_VM = 0x30000                       # EFLAGS.RF and VM: never set at CPL 3 here
 _ENV_GPRS = struct.Struct("<17Q")      # regs[16] and eip at the start of the live state
 _ENV_LOC: tuple[int, int] | None = None   # (uc_struct word, offset from it) of the state
 
@@ -158,6 +159,7 @@ class CPU:
                        ctypes.c_int32.from_address(blob + _OLD_EXCEPTION))
         self._in_trap = False
         self._env = None            # the live CPUX86State, if found (_find_env)
+        self._read_eflags = None
         self.tlb_gen = 0            # flushes so far (see flush_tlb)
         self._h = uch
         self._ctx_pool: list = []       # contexts of exited tasks, for reuse
@@ -363,8 +365,9 @@ class CPU:
         if env is None:
             return self._in.read()
         r = _ENV_GPRS.unpack_from(env)
+        rd = self._read_eflags
         return (r[0], r[7], r[6], r[2], r[10], r[8], r[9], r[16],
-                self._one["eflags"].read()[0])
+                rd(self._env_addr) if rd is not None else self._one["eflags"].read()[0])
 
     def set_syscall_result(self, value: int, rip: int, rflags: int) -> None:
         """RAX = result, and the clobbers the syscall instruction makes:
@@ -448,9 +451,30 @@ class CPU:
         if not ok:
             return
         self._env = words
+        self._env_addr = env
         self._env_cr2 = cr2
+        self._read_eflags = self._eflags_reader(env)
         self._env_err = ctypes.c_int32.from_address(env + _ERROR_CODE - _ENV)
         self._env_old = ctypes.c_int32.from_address(env + _OLD_EXCEPTION - _ENV)
+
+    def _eflags_reader(self, env: int):
+        """QEMU's own helper_read_eflags (what ``pushf`` returns: the lazily
+        computed arithmetic flags folded in), called on the live state: a
+        cheaper RFLAGS than the API's. Used only if it agrees with the API
+        for a spread of flag values."""
+        fn = getattr(uclib, "helper_read_eflags_x86_64", None)
+        if fn is None:
+            return None
+        read = ctypes.PYFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p)(
+            ctypes.cast(fn, ctypes.c_void_p).value)
+        keep = self.reg("eflags")
+        ok = True
+        for v in (0x2, 0x202, 0x2D7, 0xAD7, 0x246, keep):
+            self.set_reg("eflags", v)
+            if read(env) != self.reg("eflags") & ~_RF_VM:
+                ok = False
+        self.set_reg("eflags", keep)
+        return read if ok else None
 
     def _locate_env(self) -> int | None:
         global _ENV_LOC
