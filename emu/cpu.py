@@ -6,7 +6,7 @@ The kernel talks to the hardware through this class only:
   inside :meth:`run` when the guest executes ``syscall`` or raises an
   exception; they may change registers and memory and may call :meth:`stop`.
 * :meth:`set_cr3`, :meth:`flush_tlb`, :meth:`flush_code` are the MMU controls.
-* :meth:`save` / :meth:`restore` switch whole register contexts.
+* :meth:`switch_context` switches whole register contexts (and CR3).
 * :meth:`syscall_args`, :meth:`set_syscall_result`, ``reg``/``set_reg`` are
   the fast register paths (ctypes batches on the raw handle, not the binding).
 
@@ -547,9 +547,6 @@ class CPU:
     def ctx_reg(self, ctx, name: str) -> int:
         return self.ctx_regs(ctx)[CTX[name]]
 
-    def set_ctx_reg(self, ctx, name: str, value: int) -> None:
-        self.ctx_regs(ctx)[CTX[name]] = value & 0xFFFF_FFFF_FFFF_FFFF
-
     def switch_context(self, old, new, cr3: int, same_space: bool = False) -> None:
         """Save the live registers into ``old`` (None: drop them), load
         ``new`` with page-table root ``cr3`` and flush the TLB, which
@@ -590,13 +587,6 @@ class CPU:
         self.uc.context_update(ctx)
         return ctx
 
-    def save(self, ctx) -> None:
-        _CTX_SAVE(self._h, _ctx_ptr(ctx))
-
-    def restore(self, ctx) -> None:
-        # context_restore does not flush the TLB; the caller writes CR3.
-        _CTX_RESTORE(self._h, _ctx_ptr(ctx))
-
     def free_context(self, ctx) -> None:
         """``ctx`` is no longer anyone's: keep it for the next clone."""
         if ctx is not None and len(self._ctx_pool) < _POOL_MAX:
@@ -622,14 +612,6 @@ class CPU:
         ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
         _CTX_WRITE_BATCH(_ctx_ptr(ctx), ctypes.addressof(ids), ctypes.addressof(ptrs), n)
         return ctx
-
-    def copy_context(self, ctx):
-        """A new context equal to ``ctx`` (the current state is preserved)."""
-        cur = self.uc.context_save()
-        self.uc.context_restore(ctx)
-        new = self.uc.context_save()
-        self.uc.context_restore(cur)
-        return new
 
     # -------------------------------------------------------------------- run
     def run(self, slice_us: int = 0) -> None:

@@ -3,8 +3,8 @@ guest (``syscall`` and exceptions).
 
 The scheduler is deterministic for guests that make system calls: the
 running task keeps the CPU until it blocks, exits, or has made
-``QUANTUM`` syscalls; only a task that spins without syscalls is cut by a
-timer slice. Runnable tasks go round-robin in FIFO order.
+``QUANTUM`` syscalls while another task is runnable; only a task that spins
+without syscalls is cut by a timer slice. Runnable tasks go round-robin in FIFO order.
 
 A task that blocks or exits in a syscall is usually replaced without
 leaving the CPU: the next task's context is loaded inside the ``syscall``
