@@ -67,7 +67,6 @@ REG.update(fs_base=X.UC_X86_REG_FS_BASE, gs_base=X.UC_X86_REG_GS_BASE,
 CTX = {name: i for i, name in enumerate(
     ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
      "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip"))}
-_CTX_N = 1024
 _CTX_CR3 = -1
 _RF_VM = 0x30000                       # EFLAGS.RF and VM: never set at CPL 3 here
 _ENV_GPRS = struct.Struct("<17Q")      # regs[16] and eip at the start of the live state
@@ -359,8 +358,9 @@ class CPU:
 
     def syscall_args(self) -> list[int]:
         """[nr, a0..a5, rip_of_syscall, rflags]: from the live state when it
-        was found, else in one ctypes call. RFLAGS always comes through the
-        API: its arithmetic flags are computed lazily, not stored."""
+        was found, else in one ctypes call. RFLAGS is computed, not read (its
+        arithmetic flags are kept lazily): by QEMU's helper_read_eflags when
+        _eflags_reader vouched for it, else by the API."""
         env = self._env
         if env is None:
             return self._in.read()
@@ -431,7 +431,6 @@ class CPU:
         readable mappings only), then proven by writing through the API and
         reading it back, and the other way round. If anything does not
         match, ``_env`` stays None and the API paths are used."""
-        global _ENV_LOC
         cur = self.uc.context_save()
         try:
             env = self._locate_env()
@@ -541,7 +540,7 @@ class CPU:
         """The saved registers of ``ctx`` as a live array (``CTX_*`` indices)."""
         v = getattr(ctx, "_regs", None)
         if v is None:
-            v = ctx._regs = (ctypes.c_uint64 * _CTX_N).from_address(_ctx_ptr(ctx) + _ENV)
+            v = ctx._regs = (ctypes.c_uint64 * (ctx.size // 8)).from_address(_ctx_ptr(ctx) + _ENV)
         return v
 
     def ctx_reg(self, ctx, name: str) -> int:
@@ -557,8 +556,8 @@ class CPU:
             _CTX_SAVE(self._h, _ctx_ptr(old))
         self.ctx_regs(new)[_CTX_CR3] = cr3 * PAGE_SIZE
         _CTX_RESTORE(self._h, _ctx_ptr(new))
-        if not same_space:
-            _CTL0(self._h, _CTL_TLB_FLUSH)
+        if not same_space:                     # tlb_gen stays: it is for changes of
+            _CTL0(self._h, _CTL_TLB_FLUSH)     # one address space's tables
 
     def _check_ctx_layout(self) -> None:
         """Find CR3 in the context blob and check the register offsets."""
@@ -570,8 +569,8 @@ class CPU:
         self.set_cr3(_TEST_PTE)
         self.uc.context_update(ctx)
         got = {name: self.ctx_reg(ctx, name) for name in CTX}
-        words = (ctypes.c_uint64 * 1024).from_address(_ctx_ptr(ctx) + _ENV)
-        hits = [i for i in range(1024) if words[i] == _TEST_PTE * PAGE_SIZE]
+        words = self.ctx_regs(ctx)          # the whole blob, no further
+        hits = [i for i in range(len(words)) if words[i] == _TEST_PTE * PAGE_SIZE]
         self.set_cr3(_TEST_PMD)
         self.uc.context_update(ctx)
         hits = [i for i in hits if words[i] == _TEST_PMD * PAGE_SIZE]

@@ -29,7 +29,8 @@ from emu.ram import PAGE_SHIFT, PAGE_SIZE
 from minios.frames import ONE, TABLE
 from minios.mm import MMF_COW_PGTABLE
 from minios.pgtable import (ADDR, UPPER, _PMD_COW, PMD_SHIFT, PMD_SIZE, PUD_SHIFT, entry_pfn,
-                            pgd_index, pte_table_for_write, slot_va, walk_pmd)
+                            pgd_index, pte_table_for_write, register_pmd_table, slot_va,
+                            walk_pmd)
 
 if TYPE_CHECKING:
     from minios.mm import MM
@@ -213,7 +214,7 @@ def _child_pmd_tables(child: "MM", bases: list[int]) -> np.ndarray:
     """Give a fresh child a PMD table at each of ``bases`` (1 GiB aligned),
     with the PUD tables above them: allocated at once, all or nothing."""
     k = child.kernel
-    q = k.ram.q
+    q = k.ram.w
     slots = sorted({pgd_index(b) for b in bases})
     got = k.frames.alloc_tables(len(slots) + len(bases))
     child.nr_tables += len(got)
@@ -223,9 +224,7 @@ def _child_pmd_tables(child: "MM", bases: list[int]) -> np.ndarray:
     pmds = got[len(slots):]
     for b, pmd in zip(bases, pmds):
         q[pud_of[pgd_index(b)] * 512 + ((b >> PUD_SHIFT) & 511)] = (pmd << PAGE_SHIFT) | UPPER
-        child.pmd_tables[pmd] = b
-        child.pmd_at[b >> PUD_SHIFT] = pmd
-        k.pmd_mm[pmd] = child
+        register_pmd_table(child, pmd, b)
     return np.array(pmds, dtype=np.int64)
 
 

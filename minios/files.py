@@ -470,7 +470,7 @@ class Pipe:
     def wake(self) -> None:
         k = self.kernel
         if k is not None:
-            k.wake_all(lambda x: x.wait_channel in ("pipe_read", "pipe_write", "poll"))
+            k.wake_all(lambda x: x.wait_obj is self or x.wait_channel == "poll")
 
 
 class PipeEnd(File):

@@ -334,18 +334,18 @@ class Kernel:
             n = self._pick()
             if n is None:
                 return False
-            r = resumed = None
-            if n.retry is not None:           # touches n's memory, not the CPU
+            r = None
+            retried = n.retry is not None
+            if retried:                       # touches n's memory, not the CPU
                 r = n.retry()
                 if r is BLOCK:
                     n.state = BLOCKED
                     continue
                 n.retry = None
-                resumed = r
             break
         self._switch_to(n, in_hook=True, rax=None if r is NORETURN else r)
-        if resumed is not None:
-            self._trace_syscall_end(n, resumed)
+        if retried:
+            self._trace_syscall_end(n, r)
         if (n.pending or n.group.shared_pending) and signals.has_pending(n):
             self.rearm = True
             return False

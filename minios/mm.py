@@ -153,13 +153,18 @@ class MM:
 
     def is_mapped(self, start: int, end: int) -> bool:
         """Every page of [start, end) belongs to some VMA."""
-        pos = start
+        return self.mapped_prefix(start, end - start) >= end - start
+
+    def mapped_prefix(self, va: int, n: int, prot: int = 0) -> int:
+        """How many of the ``n`` bytes at ``va`` lie in VMAs (with one of the
+        ``prot`` bits, if given) before the first byte that does not."""
+        pos, end = va, va + n
         while pos < end:
             v = self.find_vma(pos)
-            if v is None or v.start > pos:
-                return False
+            if v is None or v.start > pos or (prot and not v.prot & prot):
+                break
             pos = v.end
-        return True
+        return max(0, min(pos, end) - va)
 
     def merge_vmas(self) -> None:
         """Join neighbours Linux keeps as one VMA: anonymous private memory

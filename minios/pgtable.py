@@ -83,13 +83,19 @@ def walk_pmd(mm: "MM", va: int, create: bool) -> int | None:
                 return None
             pfn = alloc_table(mm)
             if shift == PMD_SHIFT:
-                mm.pmd_tables[pfn] = va & ~(PUD_SIZE - 1)
-                mm.pmd_at[va >> PUD_SHIFT] = pfn
-                mm.kernel.pmd_mm[pfn] = mm
+                register_pmd_table(mm, pfn, va)
             q[slot] = (pfn << PAGE_SHIFT) | UPPER
             e = int(q[slot])
         slot = entry_pfn(e) * 512 + ((va >> shift) & 511)
     return slot * 8
+
+
+def register_pmd_table(mm: "MM", pfn: int, va: int) -> None:
+    """Record that PMD table ``pfn`` of ``mm`` maps the 1 GiB holding ``va``
+    (the lookups walk_pmd, slot_va and fork use)."""
+    mm.pmd_tables[pfn] = va & ~(PUD_SIZE - 1)
+    mm.pmd_at[va >> PUD_SHIFT] = pfn
+    mm.kernel.pmd_mm[pfn] = mm
 
 
 def slot_va(k, slot: int) -> int:

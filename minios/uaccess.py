@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from emu import x86
 from emu.ram import PAGE_SIZE
 from minios.fault import handle_mm_fault
+from minios.mm import PROT_EXEC, PROT_READ, PROT_WRITE
 from minios.pgtable import TASK_SIZE, lookup_pte, entry_pfn
 
 if TYPE_CHECKING:
@@ -60,17 +61,7 @@ def user_prefix(mm: "MM", va: int, n: int, write: bool) -> int:
     """How many of the ``n`` bytes at ``va`` the task may read (or write)
     before the first unmapped or forbidden page: where Linux's copy to or
     from user memory would stop short. By VMA, so nothing is faulted in."""
-    v = mm.find_vma(va)
-    if v is not None and v.start <= va and va + n <= v.end and v.prot \
-            and (not write or v.prot & 2):
-        return n                                # one VMA holds it all
-    pos, end = va, min(va + n, TASK_SIZE)
-    while pos < end:
-        v = mm.find_vma(pos)
-        if v is None or v.start > pos or not v.prot or (write and not v.prot & 2):
-            break
-        pos = v.end
-    return max(0, min(pos, end) - va)
+    return mm.mapped_prefix(va, n, PROT_WRITE if write else PROT_READ | PROT_WRITE | PROT_EXEC)
 
 
 def copy_from_user(mm: "MM", va: int, n: int) -> bytes:
@@ -93,16 +84,11 @@ def copy_from_user(mm: "MM", va: int, n: int) -> bytes:
 def copy_to_user(mm: "MM", va: int, data: bytes) -> None:
     ram = mm.kernel.ram
     pos, n = 0, len(data)
-    if n and (va & 0xFFF) + n <= PAGE_SIZE:     # the common case: one page
-        p = _phys(mm, va, True)
-        ram.buf[p:p + n] = data
-        if mm.kernel.frames.had_code[p >> 12]:
-            mm.kernel.cpu.flush_code()
-        return
+    data = memoryview(data)                   # chunks without copies
     while pos < n:
         chunk = min(n - pos, PAGE_SIZE - (va & 0xFFF))
         p = _phys(mm, va, True)
-        ram.write(p, data[pos:pos + chunk])
+        ram.buf[p:p + chunk] = data[pos:pos + chunk]
         if mm.kernel.frames.had_code[p >> 12]:
             mm.kernel.cpu.flush_code()        # e.g. read() into code it has run
         va += chunk

@@ -49,6 +49,9 @@ int main(void)
     show("write 10 from unmapped", write(p[1], edge, 10));
     show("drain", read(p[0], rest, sizeof rest));
 
+    close(p[0]);                              /* no reader left: */
+    show("write 0 bytes, no reader", write(p[1], big, 0));   /* 0, no SIGPIPE */
+
     int z = open("/dev/zero", O_RDONLY);
     show("/dev/zero read 200 into 50 mapped", read(z, edge - 50, 200));
     show("/dev/zero pread 200, 70 mapped", pread(z, edge - 70, 200, 0));
