@@ -164,7 +164,7 @@ class MM:
             if v is None or v.start > pos or (prot and not v.prot & prot):
                 break
             pos = v.end
-        return max(0, min(pos, end) - va)
+        return min(pos, end) - va
 
     def merge_vmas(self) -> None:
         """Join neighbours Linux keeps as one VMA: anonymous private memory

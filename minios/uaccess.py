@@ -84,11 +84,10 @@ def copy_from_user(mm: "MM", va: int, n: int) -> bytes:
 def copy_to_user(mm: "MM", va: int, data: bytes) -> None:
     ram = mm.kernel.ram
     pos, n = 0, len(data)
-    data = memoryview(data)                   # chunks without copies
     while pos < n:
         chunk = min(n - pos, PAGE_SIZE - (va & 0xFFF))
         p = _phys(mm, va, True)
-        ram.buf[p:p + chunk] = data[pos:pos + chunk]
+        ram.buf[p:p + chunk] = data if chunk == n else data[pos:pos + chunk]
         if mm.kernel.frames.had_code[p >> 12]:
             mm.kernel.cpu.flush_code()        # e.g. read() into code it has run
         va += chunk
