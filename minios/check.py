@@ -4,14 +4,16 @@ themselves and compare with what the kernel keeps incrementally.
 Checked, for the whole machine:
 * each data frame's refcount = PTE tables mapping it + MAP_SHARED objects
   holding it; its mapcount = PTE tables mapping it;
-* each table frame's refcount = upper-level entries pointing at it (the share
-  count of a COW-shared PTE table), and its owner is one of those entries;
-* each mm's RSS and page-table count = what the tables it owns hold;
+* each table frame's refcount = entries pointing at it (its share count);
+  its owner is an mm that reaches it; a PGD is owned by its mm;
+* each mm's RSS, page-table and PTE-table counts = what the tables it owns
+  hold; ``mm.pmd_at`` names only PMD tables the mm reaches privately;
 * frame kinds agree with use, the free count with the FREE frames;
-* safety: no user PTE is effectively writable (PTE and PMD both RW) onto a
-  private page that another table also maps; a table shared by two PMD
-  entries is write-protected in both; every present PTE lies in a VMA;
-  every PTE table lies under a VMA and is shared only at one address.
+* safety: a table with two entries pointing at it is marked COW and
+  write-protected in both; a table reached by two mms is writable through
+  neither; no user PTE is effectively writable onto a private page that
+  another table also maps; a table is shared only at one address; every
+  present PTE lies in a VMA and every PTE table under one.
 Raises :class:`InvariantError` naming the first mismatch.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 from emu import x86
 from minios.frames import DATA, FREE, TABLE
-from minios.pgtable import _PMD_COW, entry_pfn, lookup_pte
+from minios.pgtable import LEVEL_NAME, TABLE_COW, entry_pfn, lookup_pte, walk_entry
 
 _P, _RW, _US = np.uint64(x86.P), np.uint64(x86.RW), np.uint64(x86.US)
 _ADDR, _SH = np.uint64(x86.ADDR_MASK), np.uint64(12)
@@ -34,63 +36,72 @@ def _pfn(e):
     return ((e & _ADDR) >> _SH).astype(np.int64)
 
 
+def _walk_tables(k):
+    """Every table below a PGD: {table: (shift, [(mm, base, writable path)])}
+    and the number of distinct entries pointing at each frame."""
+    ram = k.ram
+    refs = np.zeros(k.frames.nframes, dtype=np.int64)
+    seen: set[int] = set()
+    reach: dict[int, tuple[int, list]] = {}
+
+    def visit(mm, table: int, shift: int, base: int, rw: bool) -> None:
+        ents = ram.t[table][:256] if table == mm.pgd else ram.t[table]
+        for j in np.flatnonzero(ents & _P).tolist():
+            slot = table * 512 + j
+            e = int(ram.q[slot])
+            sub, b, w = entry_pfn(e), base | (j << shift), rw and bool(e & x86.RW)
+            if slot not in seen:
+                seen.add(slot)
+                refs[sub] += 1
+            got = reach.setdefault(sub, (shift - 9, []))
+            got[1].append((mm, b, w, slot, e))
+            if shift - 9 > 12:
+                visit(mm, sub, shift - 9, b, w)
+
+    for mm in k.mms:
+        visit(mm, mm.pgd, 39, 0, True)
+    return reach, refs
+
+
 def check_invariants(k) -> None:
     ram, fr = k.ram, k.frames
     n = fr._next                 # frames above the high-water mark were never used
-    table_refs = np.zeros(fr.nframes, dtype=np.int64)
-    pte_tables: dict[int, list] = {}        # table -> [(mm, pmd slot addr, pmd entry)]
-    owned_tables = {}
-    for mm in k.mms:
-        count = 1                            # the pgd
-        for i in range(256):
-            e = int(ram.q[mm.pgd * 512 + i])
-            if not e & x86.P:
-                continue
-            pud = e >> 12 & 0xFFFFFFFFFF
-            table_refs[pud] += 1
-            count += 1
-            for j in np.flatnonzero(ram.t[pud] & _P).tolist():
-                pmd = int(ram.q[pud * 512 + j]) >> 12 & 0xFFFFFFFFFF
-                table_refs[pmd] += 1
-                count += 1
-                if k.pmd_mm.get(pmd) is not mm or mm.pmd_tables.get(pmd) != (i << 39) | (j << 30) \
-                        or mm.pmd_at.get((i << 9) | j) != pmd:
-                    raise InvariantError(f"PMD table {pmd} of mm {id(mm):x} not registered"
-                                         " at the address it maps")
-                for s in np.flatnonzero(ram.t[pmd] & _P).tolist():
-                    pe = int(ram.q[pmd * 512 + s])
-                    pt = pe >> 12 & 0xFFFFFFFFFF
-                    table_refs[pt] += 1
-                    base = (i << 39) | (j << 30) | (s << 21)
-                    pte_tables.setdefault(pt, []).append((mm, pmd * 4096 + s * 8, pe, base))
-        owned_tables[id(mm)] = count
-        if len(mm.pmd_at) != len(mm.pmd_tables):
-            raise InvariantError(f"mm {id(mm):x}: stale PMD table records")
-    expect_rss = {id(mm): 0 for mm in k.mms}
-    expect_ptes = {id(mm): 0 for mm in k.mms}
+    reach, table_refs = _walk_tables(k)
+    expect = {id(mm): [1, 0, 0] for mm in k.mms}      # tables (the pgd), PTE tables, rss
     all_frames: list = [np.zeros(0, dtype=np.int64)]
-    for pt, users in pte_tables.items():
-        owner = int(k.pt_owner[pt])
-        slots = [u[1] for u in users]
-        if owner not in slots:
-            raise InvariantError(f"PTE table {pt}: owner {owner:#x} is not among the PMD "
-                                 f"entries using it {[hex(x) for x in slots]}")
-        if len({u[3] for u in users}) > 1:      # find_sharer relies on this
-            raise InvariantError(f"PTE table {pt} is shared at different addresses "
-                                 f"{sorted(hex(u[3]) for u in users)}")
-        if len(users) > 1:
-            for mm, slot, pe, _ in users:
-                if pe & x86.RW or not pe & _PMD_COW:
-                    raise InvariantError(f"PTE table {pt} shared by {len(users)} but PMD entry "
-                                         f"{slot:#x} is writable / not marked COW")
-        ents = ram.t[pt]
-        live = ents[(ents & _P) != 0]
-        frames = _pfn(live)
+    for mm in k.mms:
+        if k.pt_owner[mm.pgd] != mm.id:
+            raise InvariantError(f"mm {id(mm):x}: its PGD {mm.pgd} is owned by "
+                                 f"{k.pt_owner[mm.pgd]}, not {mm.id}")
+    for table, (shift, users) in reach.items():
+        name = LEVEL_NAME[shift]
+        owner = k.mm_ids.get(int(k.pt_owner[table]))
+        if owner is None or all(u[0] is not owner for u in users):
+            raise InvariantError(f"{name} table {table}: owner {k.pt_owner[table]} does not "
+                                 f"reach it (reached by {sorted(u[0].id for u in users)})")
+        if len({u[1] for u in users}) > 1:      # find_sharer relies on this
+            raise InvariantError(f"{name} table {table} is shared at different addresses "
+                                 f"{sorted(hex(u[1]) for u in users)}")
+        if table_refs[table] > 1:
+            for u in users:
+                if u[4] & x86.RW or not u[4] & TABLE_COW:
+                    raise InvariantError(f"{name} table {table} is shared by "
+                                         f"{table_refs[table]} entries but the one at "
+                                         f"{u[3] * 8:#x} is writable / not marked COW")
+        if len(users) > 1 and any(u[2] for u in users):
+            raise InvariantError(f"{name} table {table} is reached by {len(users)} mms but "
+                                 "writable through one of them")
+        counts = expect[id(owner)]
+        counts[0] += 1
+        if shift != 12:
+            continue
+        ents = ram.t[table]
+        frames = _pfn(ents[(ents & _P) != 0])
         all_frames.append(frames)
-        owner_mm = k.pmd_mm[owner >> 12]
-        expect_rss[id(owner_mm)] += len(frames)
-        expect_ptes[id(owner_mm)] += 1
-        _check_vmas(k, pt, users, ents)
+        counts[1] += 1
+        counts[2] += len(frames)
+        _check_vmas(k, table, users, ents)
+        _check_cow_pages(k, table, users, ents)
     data_refs = np.bincount(np.concatenate(all_frames), minlength=n)[:n]
     mapcount = data_refs.copy()
     seen_shm = set()
@@ -127,13 +138,20 @@ def check_invariants(k) -> None:
         raise InvariantError(f"table frames: counter {fr.nr_tables}, actually {ntab}")
     # Counters per mm.
     for mm in k.mms:
-        want_tables = owned_tables[id(mm)] + expect_ptes[id(mm)]
-        if mm.rss != expect_rss[id(mm)]:
+        tables, ptes, rss = expect[id(mm)]
+        if mm.rss != rss:
             raise InvariantError(f"mm {id(mm):x} (exe {mm.exe}): rss {mm.rss}, "
-                                 f"tables it owns map {expect_rss[id(mm)]}")
-        if mm.nr_tables != want_tables or mm.nr_ptes != expect_ptes[id(mm)]:
-            raise InvariantError(f"mm {id(mm):x}: nr_tables {mm.nr_tables}/{want_tables}, "
-                                 f"nr_ptes {mm.nr_ptes}/{expect_ptes[id(mm)]}")
+                                 f"tables it owns map {rss}")
+        if mm.nr_tables != tables or mm.nr_ptes != ptes:
+            raise InvariantError(f"mm {id(mm):x}: nr_tables {mm.nr_tables}/{tables}, "
+                                 f"nr_ptes {mm.nr_ptes}/{ptes}")
+        for key, pmd in mm.pmd_at.items():
+            w = walk_entry(mm, key << 30, 30)
+            e = int(ram.q[w[0]]) if w is not None else 0
+            if w is None or not w[1] & x86.RW or w[1] & TABLE_COW or e & TABLE_COW \
+                    or not e & x86.RW or entry_pfn(e) != pmd:
+                raise InvariantError(f"mm {id(mm):x}: pmd_at caches PMD table {pmd} at "
+                                     f"{key << 30:#x}, not a private path to it")
     # The kernel's user-access TLB (uaccess._phys): every live entry must
     # still be what the tables say, or a read or write would hit a stale frame.
     for mm in k.mms:
@@ -147,34 +165,36 @@ def check_invariants(k) -> None:
                 raise InvariantError(f"mm {id(mm):x}: kernel TLB maps {va:#x} "
                                      f"({'write' if write else 'read'}) to frame {base >> 12}, "
                                      f"the tables say {pte:#x}")
-    # COW safety: an effectively writable private PTE must be the only mapping.
-    for pt, users in pte_tables.items():
-        ents = ram.t[pt]
-        w = np.flatnonzero(((ents & _P) != 0) & ((ents & _RW) != 0))
-        if not len(w):
+
+
+def _check_cow_pages(k, pt: int, users, ents) -> None:
+    """An effectively writable private PTE must be the only mapping."""
+    fr = k.frames
+    w = np.flatnonzero(((ents & _P) != 0) & ((ents & _RW) != 0))
+    if not len(w):
+        return
+    multi = w[fr.refcount[_pfn(ents[w])] > 1]
+    for mm, base, writable, _, _ in users:
+        if not writable:
             continue
-        multi = w[fr.refcount[_pfn(ents[w])] > 1]
-        for mm, slot, pe, base in users:
-            if not pe & x86.RW:
-                continue
-            for idx in multi.tolist():
-                va = base + idx * 4096
-                v = mm.vma_at(va)
-                if v is not None and not v.shared:
-                    f = int(_pfn(ents[idx]))
-                    raise InvariantError(f"va {va:#x} in mm {id(mm):x} is writable onto frame "
-                                         f"{f} that {fr.refcount[f]} tables map")
+        for idx in multi.tolist():
+            va = base + idx * 4096
+            v = mm.vma_at(va)
+            if v is not None and not v.shared:
+                f = int(_pfn(ents[idx]))
+                raise InvariantError(f"va {va:#x} in mm {id(mm):x} is writable onto frame "
+                                     f"{f} that {fr.refcount[f]} tables map")
 
 
 def _check_vmas(k, pt: int, users, ents) -> None:
-    for mm, slot, pe, base in users:          # copy_page_range relies on this
+    for mm, base, *_ in users:          # copy_page_range relies on this
         if not mm.overlapping(base, base + (1 << 21)):
             raise InvariantError(f"mm {id(mm):x}: PTE table {pt} at {base:#x} lies under "
                                  "no VMA")
     present = np.flatnonzero(ents & _P)
     if not len(present):
         return
-    for mm, slot, pe, base in users:
+    for mm, base, *_ in users:
         if not mm.vmas:
             raise InvariantError(f"mm {id(mm):x} maps pages but has no VMA")
         starts, ends = _bounds(mm)

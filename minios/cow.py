@@ -1,22 +1,31 @@
-"""Fork's page-table copy, and copy-on-write PTE tables (the RFC, finished).
+"""Fork's page-table copy, and copy-on-write page tables (the RFC, finished:
+sharing at every level below the PGD, as its TODO list asked).
 
-``copy_page_range`` duplicates an address space one PMD table (1 GiB) at a
-time with numpy, never one Python step per page:
+``copy_page_range`` duplicates an address space without one Python step
+per page:
 
-* COW PTE (``share=True``): the child's PMD entry points at the parent's PTE
-  table, the table's share count (its frame refcount) goes up, and both PMD
-  entries lose RW, so every write below them traps. Work per 1 GiB: a few
-  array operations, whatever the number of pages.
+* COW (``share=True``): the child's PGD entries point at the parent's PUD
+  tables, each table's share count (its frame refcount) goes up, and both
+  entries lose RW and gain ``TABLE_COW``, so the CPU traps every write below
+  them. A fork costs one PGD, whatever the size. Only the few paths down to
+  MAP_SHARED or MADV_DONTFORK memory are built for the child, down to that
+  memory's PTE tables, which are copied as Linux copies them.
 * Plain fork: every PTE table is copied (as whole 4 KiB rows), private
   entries are write-protected on both sides, and page refcounts go up.
 
-Ownership: ``kernel.pt_owner[table]`` is the physical address of the PMD
-entry that owns a PTE table. The owner's mm carries the table's RSS and its
-4 KiB of VmPTE, so counters are never multiplied by sharing. When the owner
-leaves (breaks away, unmaps, exits) ownership moves to a remaining sharer.
+A write below a shared table breaks the shares on its way down, one level at
+a time (``break_cow``, called only from ``pgtable._table_for_write``): a
+table whose share count is 1 is reused; otherwise it is copied and the
+entries of both copies are write-protected, so what lies below becomes
+shared one level further down (a PTE table's pages become COW pages).
 
-``break_cow_pte`` is called only from ``pgtable.pte_table_for_write``: reuse
-when the share count is 1, else copy.
+Ownership: ``kernel.pt_owner[table]`` is the id of the mm that carries a
+table's 4 KiB of VmPTE and, for a PTE table, its pages' RSS, so counters are
+never multiplied by sharing. The owner always reaches the table. When it
+stops reaching it (breaks away, unmaps, exits), what it owned there moves
+to an mm that still does. Sharing happens only at equal addresses (fork
+shares a table where it is, mremap breaks before moving), so finding such
+an mm is one walk per COW mm (``find_sharer``).
 """
 from __future__ import annotations
 
@@ -28,9 +37,9 @@ from emu import x86
 from emu.ram import PAGE_SHIFT, PAGE_SIZE
 from minios.frames import ONE, TABLE
 from minios.mm import MMF_COW_PGTABLE
-from minios.pgtable import (ADDR, UPPER, _PMD_COW, PMD_SHIFT, PMD_SIZE, PUD_SHIFT, entry_pfn,
-                            pgd_index, pte_table_for_write, register_pmd_table, slot_va,
-                            walk_pmd)
+from minios.pgtable import (ADDR, LEVEL_NAME, PGDIR_SHIFT, PMD_SHIFT, PMD_SIZE, PUD_SHIFT,
+                            TABLE_COW, UPPER, _table_for_write, alloc_table, entry_pfn,
+                            pfns, pmd_tables, pte_table_for_write, walk_entry)
 
 if TYPE_CHECKING:
     from minios.mm import MM
@@ -40,12 +49,8 @@ _RW = np.uint64(x86.RW)
 _NOT_RW = np.uint64(~x86.RW & 0xFFFF_FFFF_FFFF_FFFF)
 _ADDR = np.uint64(ADDR)
 _SHIFT = np.uint64(PAGE_SHIFT)
-_COW_PMD = np.uint64(_PMD_COW)
+_COW = np.uint64(TABLE_COW)
 _UPPER = np.uint64(UPPER)
-
-
-def _pfns(entries: np.ndarray) -> np.ndarray:
-    return ((entries & _ADDR) >> _SHIFT).astype(np.int64)
 
 
 def _wrprotect(block: np.ndarray) -> np.ndarray:
@@ -53,138 +58,155 @@ def _wrprotect(block: np.ndarray) -> np.ndarray:
     return np.where((block & _P) != 0, block & _NOT_RW, block)
 
 
-def _pmd_mm(kernel, slot: int) -> "MM":
-    return kernel.pmd_mm[slot >> PAGE_SHIFT]
-
-
-def _count_present(kernel, table: int) -> int:
-    return int(np.count_nonzero(kernel.ram.t[table] & _P))
-
-
-def find_sharer(kernel, table: int, va: int) -> int | None:
-    """The address of some PMD entry still pointing at ``table``, which maps
-    ``va``. Fork shares a table only between the same addresses, and mremap
-    breaks a share before moving, so only that PMD entry of each COW mm can
-    hold it: a walk per mm, no scan of every table."""
-    q = kernel.ram.q
-    for mm in kernel.mms:
-        if not mm.flags & MMF_COW_PGTABLE:
+def find_sharer(k, table: int, shift: int, va: int, exclude: "MM") -> "MM | None":
+    """Some mm other than ``exclude`` that reaches ``table`` (of entries of
+    ``shift``, mapping ``va``): one walk per COW mm, no scan of tables."""
+    q = k.ram.w
+    for mm in k.mms:
+        if mm is exclude or not mm.flags & MMF_COW_PGTABLE:
             continue
-        slot = walk_pmd(mm, va, False)
-        if slot is not None:
-            e = int(q[slot >> 3])
+        w = walk_entry(mm, va, shift + 9)
+        if w is not None:
+            e = q[w[0]]
             if e & x86.P and entry_pfn(e) == table:
-                return slot
+                return mm
     return None
 
 
-def _move_owner(kernel, table: int, va: int, present: int | None = None) -> None:
-    """The current owner stops owning ``table``; a remaining
-    sharer takes over its RSS and page-table bytes."""
-    slot = find_sharer(kernel, table, va)
-    if slot is None:             # cannot happen while refcount > 0
-        raise AssertionError(f"shared PTE table {table} has no sharer left")
-    _move_owner_to(kernel, table, slot, present)
+def _move(k, tables, shift: int, old: "MM", new: "MM") -> None:
+    """Hand ``tables`` (entries of ``shift``) and their accounting from
+    ``old`` to ``new``."""
+    n = len(tables)
+    k.pt_owner[tables] = new.id
+    old.nr_tables -= n
+    new.nr_tables += n
+    if shift == PAGE_SHIFT:
+        pages = int(np.count_nonzero(k.ram.t[tables] & _P))
+        old.nr_ptes -= n
+        new.nr_ptes += n
+        old.rss -= pages
+        new.rss += pages
 
 
-def break_cow_pte(mm: "MM", slot: int) -> int:
-    """Give ``mm`` a private PTE table in place of the shared one at PMD entry
-    ``slot``; returns its frame. OutOfMemory leaves everything unchanged."""
+def _heir(k, table: int, shift: int, va: int, old: "MM") -> "MM":
+    heir = find_sharer(k, table, shift, va, old)
+    if heir is None:                    # cannot happen while the table is shared
+        raise AssertionError(f"shared {LEVEL_NAME[shift]} table {table} has no sharer left")
+    return heir
+
+
+def _give_subtree(k, table: int, shift: int, va: int, old: "MM") -> None:
+    """``old`` no longer reaches the shared ``table``: what it owned in and
+    below it goes to an mm that still reaches the table (and so all of it)."""
+    level, s, heir = np.array([table], dtype=np.int64), shift, None
+    while len(level):
+        mine = level[k.pt_owner[level] == old.id]
+        if len(mine):
+            if heir is None:
+                heir = _heir(k, table, shift, va, old)
+            _move(k, mine, s, old, heir)
+        if s == PAGE_SHIFT:
+            break
+        e = k.ram.t[level].ravel()
+        level, s = pfns(e[(e & _P) != 0]), s - 9
+
+
+def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
+    """Give ``mm`` a private table (of entries of ``shift``) in place of the
+    shared one under its entry ``ram.q[i]``; returns its frame. OutOfMemory
+    leaves everything unchanged."""
     k = mm.kernel
-    q, fr = k.ram.q, k.frames
-    table = entry_pfn(int(q[slot >> 3]))
+    q, fr = k.ram.w, k.frames
+    table = entry_pfn(q[i])
+    name = LEVEL_NAME[shift]
     if fr.refcount[table] == 1:
         # Last user: take the table back. Entries other sharers copied were
-        # write-protected then, so those pages stay COW at page level.
-        if k.pt_owner[table] != slot:
-            _move_owner_to(k, table, slot)
-        q[slot >> 3] = (table << PAGE_SHIFT) | UPPER
-        k.stats["cow_pte_reuse"] += 1
-        k.trace_fault_note = "PTE table share broken by reuse"
+        # write-protected then, so what lies below stays COW one level down.
+        if k.pt_owner[table] != mm.id:
+            _move(k, [table], shift, k.mm_ids[int(k.pt_owner[table])], mm)
+        q[i] = (table << PAGE_SHIFT) | UPPER
+        k.stats[f"cow_{name.lower()}_reuse"] += 1
+        k.trace_fault_note = f"{name} table share broken by reuse"
         return table
     new = fr.alloc(TABLE)                      # may raise: nothing changed yet
     t = k.ram.t
     block = t[table]
-    block &= _NOT_RW                           # other sharers: page-level COW
+    live = (block & _P) != 0
+    if shift == PAGE_SHIFT:
+        block &= _NOT_RW                       # other sharers: page-level COW
+        frames = pfns(block[live])
+        fr.refcount[frames] += 1               # a table maps a private page once
+        fr.mapcount[frames] += 1
+        mm.rss += len(frames)
+        mm.nr_ptes += 1
+    else:
+        block[live] = (block[live] & _NOT_RW) | _COW   # both copies point below
+        fr.refcount[pfns(block[live])] += 1
     t[new] = block
-    frames = _pfns(block[(block & _P) != 0])
-    fr.refcount[frames] += 1                   # a table maps a private page once
-    fr.mapcount[frames] += 1
-    was_owner = k.pt_owner[table] == slot
-    q[slot >> 3] = (new << PAGE_SHIFT) | UPPER
-    k.pt_owner[new] = slot
-    fr.refcount[table] -= 1
+    k.pt_owner[new] = mm.id
     mm.nr_tables += 1
-    mm.nr_ptes += 1
-    mm.rss += len(frames)
-    if was_owner:
-        _move_owner(k, table, slot_va(k, slot), len(frames))
-    k.cpu.flush_tlb()                          # entries were downgraded
-    k.stats["cow_pte_copy"] += 1
-    k.trace_fault_note = "PTE table share broken by copy"
+    q[i] = (new << PAGE_SHIFT) | UPPER
+    fr.refcount[table] -= 1
+    if k.pt_owner[table] == mm.id:
+        _move(k, [table], shift, mm, _heir(k, table, shift, va, mm))
+    k.cpu.flush_tlb()
+    k.stats[f"cow_{name.lower()}_copy"] += 1
+    k.trace_fault_note = f"{name} table share broken by copy"
     return new
 
 
-def _move_owner_to(k, table: int, slot: int, present: int | None = None) -> None:
-    """Hand ``table`` (``present`` entries, counted if not given) and its
-    accounting to the PMD entry at ``slot``."""
-    old = _pmd_mm(k, int(k.pt_owner[table]))
-    new = _pmd_mm(k, slot)
-    n = _count_present(k, table) if present is None else present
-    old.rss -= n
-    old.nr_tables -= 1
-    old.nr_ptes -= 1
-    new.rss += n
-    new.nr_tables += 1
-    new.nr_ptes += 1
-    k.pt_owner[table] = slot
-
-
-def drop_pte_table(mm: "MM", slot: int) -> None:
-    """Remove the whole PTE table under PMD entry ``slot`` from ``mm``:
-    a shared table just loses a reference (no break needed), a private one
-    has its pages released and is freed."""
+def release_tables(mm: "MM", tables: np.ndarray, vas: np.ndarray, shift: int) -> None:
+    """``mm`` stops using ``tables`` (of entries of ``shift``, each mapping
+    from the address in ``vas``), whose entries were cleared already: a
+    shared table loses one reference and what ``mm`` owned below it moves
+    to a remaining sharer; a private one is freed with everything below it
+    and its pages released. A few numpy calls per level, whatever the size:
+    exit is as hot as fork. Without MMF_COW_PGTABLE nothing is shared."""
     k = mm.kernel
-    q, fr = k.ram.q, k.frames
-    table = entry_pfn(int(q[slot >> 3]))
-    q[slot >> 3] = 0
-    if fr.refcount[table] > 1:
-        fr.refcount[table] -= 1
-        if k.pt_owner[table] == slot:
-            _move_owner(k, table, slot_va(k, slot))
-        return
-    block = k.ram.t[table]
-    frames = _pfns(block[(block & _P) != 0])
-    np.subtract.at(fr.mapcount, frames, ONE)
-    fr.put_many(frames)
-    mm.rss -= len(frames)
-    mm.nr_tables -= 1
-    mm.nr_ptes -= 1
-    fr.put(table)
+    t, fr = k.ram.t, k.frames
+    cow = mm.flags & MMF_COW_PGTABLE
+    dead: list[int] = []
+    while len(tables):
+        if cow:
+            fr.refcount[tables] -= 1     # one entry per table in this mm: exact
+            shared = fr.refcount[tables] > 0
+            if shared.any():
+                if mm.nr_tables > 1:     # it owns more than its PGD
+                    for tab, va in zip(tables[shared].tolist(), vas[shared].tolist()):
+                        _give_subtree(k, tab, shift, va, mm)
+                tables, vas = tables[~shared], vas[~shared]
+        dead += tables.tolist()
+        if shift == PAGE_SHIFT:
+            blocks = t[tables]
+            frames = pfns(blocks[(blocks & _P) != 0])
+            np.subtract.at(fr.mapcount, frames, ONE)   # a file page may repeat
+            fr.put_many(frames)
+            mm.rss -= len(frames)
+            mm.nr_ptes -= len(tables)
+            break
+        ents = t[tables]
+        r, c = np.nonzero(ents & _P)
+        if cow:
+            vas = vas[r] + (c << shift)
+        tables, shift = pfns(ents[r, c]), shift - 9
+    fr.free_tables(dead)
+    mm.nr_tables -= len(dead)
 
 
-def _special_slots(mm: "MM", live: np.ndarray) -> list[tuple[int, int]]:
-    """(row, column) in ``live`` of the present PMD entries whose 2 MiB holds
-    MAP_SHARED or MADV_DONTFORK memory: those tables are copied entry by
-    entry. Rows follow ``mm.pmd_tables``. Plain ints: such VMAs are few."""
-    out: list[tuple[int, int]] = []
-    if not any(v.shared or v.dontfork for v in mm.vmas):
-        return out
-    row_of = {b >> PUD_SHIFT: r for r, b in enumerate(mm.pmd_tables.values())}
-    seen: set[int] = set()
-    for v in mm.vmas:
-        if not (v.shared or v.dontfork):
-            continue
-        for s in range(v.start >> PMD_SHIFT, ((v.end - 1) >> PMD_SHIFT) + 1):
-            r = row_of.get(s >> 9)
-            if s not in seen and r is not None and live[r, s & 511]:
-                seen.add(s)
-                out.append((r, s & 511))
-    return out
+def drop_table(mm: "MM", i: int, shift: int, va: int) -> None:
+    """Clear the entry ``ram.q[i]`` (in a table private to ``mm``) and
+    release the table under it: a shared one just loses a reference (no
+    break needed), a private one is freed with its pages."""
+    q = mm.kernel.ram.w
+    table = entry_pfn(q[i])
+    q[i] = 0
+    release_tables(mm, np.array([table], dtype=np.int64), np.array([va], dtype=np.int64),
+                   shift)
 
 
 def _copy_special_table(parent: "MM", child: "MM", table: int, va: int) -> int:
-    """Entry-by-VMA copy of one table overlapping MAP_SHARED/DONTFORK memory."""
+    """Entry-by-VMA copy of one PTE table overlapping MAP_SHARED/DONTFORK
+    memory, owned by ``child``."""
     k = parent.kernel
     fr = k.frames
     src = k.ram.t[table]
@@ -200,105 +222,154 @@ def _copy_special_table(parent: "MM", child: "MM", table: int, va: int) -> int:
     present = (src & _P) != 0
     wp = present & private
     src[wp] &= _NOT_RW
-    new = fr.alloc(TABLE)
+    new = alloc_table(child, PAGE_SHIFT)
     dst = np.where(keep & present, src, np.uint64(0))
     k.ram.t[new] = dst
-    frames = _pfns(dst[(dst & _P) != 0])
+    frames = pfns(dst[(dst & _P) != 0])
     np.add.at(fr.refcount, frames, ONE)
     np.add.at(fr.mapcount, frames, ONE)
     child.rss += len(frames)
     return new
 
 
-def _child_pmd_tables(child: "MM", bases: list[int]) -> np.ndarray:
+def _special(mm: "MM") -> list[tuple[int, int]]:
+    """[start, end) of the VMAs fork must look into: MAP_SHARED memory stays
+    shared, MADV_DONTFORK memory is left out; the rest is inherited whole."""
+    return [(v.start, v.end) for v in mm.vmas if v.shared or v.dontfork]
+
+
+def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, base: int,
+                  special: list[tuple[int, int]]) -> tuple[int, int]:
+    """COW fork of one table ``ptab`` of ``parent`` (entries of ``shift``,
+    mapping from ``base``, private to the parent) into the child's fresh
+    ``ctab``: share every table below, except on the paths down to
+    ``special`` memory. Returns (tables shared, PTE tables copied)."""
+    k = parent.kernel
+    t, q, fr = k.ram.t, k.ram.w, k.frames
+    n = 256 if shift == PGDIR_SHIFT else 512          # the PGD's user half
+    ents = t[ptab][:n]
+    live = (ents & _P) != 0
+    spec = np.zeros(n, dtype=bool)
+    for s, e in special:
+        lo, hi = (s - base) >> shift, ((e - 1 - base) >> shift) + 1
+        if hi > 0 and lo < n:
+            spec[max(lo, 0):min(hi, n)] = True
+    spec &= live
+    share = live & ~spec
+    sel = ents[share]
+    if len(sel):
+        fr.refcount[pfns(sel)] += 1
+        sel = (sel & _NOT_RW) | _COW
+        ents[share] = sel
+        t[ctab][:n][share] = sel
+    shared, copied = len(sel), 0
+    for j in np.flatnonzero(spec).tolist():
+        va = base + (j << shift)
+        if not child.overlapping(va, va + (1 << shift)):
+            continue                  # only MADV_DONTFORK memory here: no table
+        if shift == PMD_SHIFT:
+            # The parent's entries get write-protected: through the choke
+            # point, which breaks the table first if it is COW-shared.
+            new = _copy_special_table(parent, child,
+                                      pte_table_for_write(parent, va, create=False), va)
+            copied += 1
+        else:
+            psub = _table_for_write(parent, ptab * 512 + j, shift - 9, va, False)
+            new = alloc_table(child, shift - 9)
+            a, b = _share_tables(parent, child, psub, new, shift - 9, va, special)
+            shared, copied = shared + a, copied + b
+        q[ctab * 512 + j] = (new << PAGE_SHIFT) | UPPER
+    return shared, copied
+
+
+def _child_pmd_tables(child: "MM", bases: np.ndarray) -> np.ndarray:
     """Give a fresh child a PMD table at each of ``bases`` (1 GiB aligned),
     with the PUD tables above them: allocated at once, all or nothing."""
     k = child.kernel
     q = k.ram.w
-    slots = sorted({pgd_index(b) for b in bases})
+    bases = bases.tolist()
+    slots = sorted({b >> PGDIR_SHIFT for b in bases})
     got = k.frames.alloc_tables(len(slots) + len(bases))
+    k.pt_owner[got] = child.id
     child.nr_tables += len(got)
     pud_of = dict(zip(slots, got))
     for i, pud in pud_of.items():
         q[child.pgd * 512 + i] = (pud << PAGE_SHIFT) | UPPER
     pmds = got[len(slots):]
     for b, pmd in zip(bases, pmds):
-        q[pud_of[pgd_index(b)] * 512 + ((b >> PUD_SHIFT) & 511)] = (pmd << PAGE_SHIFT) | UPPER
-        register_pmd_table(child, pmd, b)
+        q[pud_of[b >> PGDIR_SHIFT] * 512 + ((b >> PUD_SHIFT) & 511)] = (pmd << PAGE_SHIFT) | UPPER
+        child.pmd_at[b >> PUD_SHIFT] = pmd
     return np.array(pmds, dtype=np.int64)
 
 
-def copy_page_range(parent: "MM", child: "MM", share: bool) -> tuple[int, int]:
-    """Duplicate ``parent``'s user page tables into ``child`` (fork).
-    Returns (PTE tables shared, PTE tables copied).
-
-    All of the parent's PMD tables are gathered into one (n, 512) array, so
-    a fork costs the same dozen numpy calls for 2 MiB or 4 GiB of memory.
-    Every present PMD entry lies under some VMA (``unmap_vmas`` frees the
-    tables it leaves uncovered), so only MAP_SHARED and MADV_DONTFORK
-    memory needs looking at VMAs; everything else is inherited whole."""
+def _copy_tables(parent: "MM", child: "MM") -> int:
+    """Plain fork: copy every PTE table, in bulk. All of the parent's PMD
+    tables are gathered into one (n, 512) array, so a fork costs the same
+    dozen numpy calls for 2 MiB or 4 GiB of memory. Every present PMD entry
+    lies under some VMA (``unmap_vmas`` frees the tables it leaves
+    uncovered), so only special memory needs looking at VMAs."""
     k = parent.kernel
     t, fr = k.ram.t, k.frames
-    if share:         # later forks of either side share too; find_sharer looks here
-        parent.flags |= MMF_COW_PGTABLE
-        child.flags |= MMF_COW_PGTABLE
-    if not parent.pmd_tables:
-        return 0, 0
-    src = np.fromiter(parent.pmd_tables.keys(), dtype=np.int64)
-    bases = list(parent.pmd_tables.values())
+    src, bases = pmd_tables(parent)
+    if not len(src):
+        return 0
     dst = _child_pmd_tables(child, bases)
     ents = t[src]                                    # (n, 512) copy
     live = (ents & _P) != 0
-    special = _special_slots(parent, live)
-    for r, c in special:
-        live[r, c] = False
+    special: list[tuple[int, int]] = []
+    vmas = _special(parent)
+    if vmas:
+        row_of = {b >> PUD_SHIFT: r for r, b in enumerate(bases.tolist())}
+        for s, e in vmas:
+            for slot in range(s >> PMD_SHIFT, ((e - 1) >> PMD_SHIFT) + 1):
+                r = row_of.get(slot >> 9)
+                if r is not None and live[r, slot & 511] and (r, slot & 511) not in special:
+                    special.append((r, slot & 511))
+        for r, c in special:
+            live[r, c] = False
     sel = ents[live]
     n = len(sel)
-    if share:
-        # COW PTE: point at the same tables, one more share each, and
-        # write-protect both PMD entries. No page is looked at.
-        fr.refcount[(sel & _ADDR) >> _SHIFT] += 1
-        ents[live] = (sel & _NOT_RW) | _COW_PMD
-        t[src] = ents
-        for r, c in special:
-            ents[r, c] = 0
-        t[dst] = ents              # the rest of a fresh child table is zero
-        copied = 0
-    elif n:
-        # Plain fork: copy whole tables, write-protect, count pages. A
-        # private page is mapped once per mm, so ``frames`` has no repeats
-        # and a fancy-index increment is exact.
-        old = _pfns(sel)
+    if n:
+        # Copy whole tables, write-protect, count pages. A private page is
+        # mapped once per mm, so ``frames`` has no repeats and a
+        # fancy-index increment is exact.
+        old = pfns(sel)
         new = np.array(fr.alloc_tables(n), dtype=np.int64)
         block = _wrprotect(t[old])
         t[old] = block
         t[new] = block
-        frames = _pfns(block[(block & _P) != 0])
+        frames = pfns(block[(block & _P) != 0])
         fr.refcount[frames] += 1
         fr.mapcount[frames] += 1
         child.rss += len(frames)
         cents = np.zeros_like(ents)
         cents[live] = (new.astype(np.uint64) << _SHIFT) | _UPPER
         t[dst] = cents
-        rows, cols = np.nonzero(live)
-        k.pt_owner[new] = dst[rows] * PAGE_SIZE + cols * 8
+        k.pt_owner[new] = child.id
         child.nr_tables += n
         child.nr_ptes += n
-        copied = n
-    else:
-        copied = 0
     for r, c in special:
-        va = bases[r] + (c << PMD_SHIFT)
+        va = int(bases[r]) + (c << PMD_SHIFT)
         if not child.overlapping(va, va + PMD_SIZE):
             continue                  # only MADV_DONTFORK memory here: no table
-        # The parent's entries get write-protected: through the choke
-        # point, which breaks the table first if it is COW-shared.
         new = _copy_special_table(parent, child,
                                   pte_table_for_write(parent, va, create=False), va)
         t[dst[r], c] = (new << PAGE_SHIFT) | UPPER
-        k.pt_owner[new] = int(dst[r]) * PAGE_SIZE + c * 8
-        child.nr_tables += 1
-        child.nr_ptes += 1
-        copied += 1
+        n += 1
+    return n
+
+
+def copy_page_range(parent: "MM", child: "MM", share: bool) -> tuple[int, int]:
+    """Duplicate ``parent``'s user page tables into ``child`` (fork).
+    Returns (tables shared, PTE tables copied)."""
+    k = parent.kernel
+    if share:         # later forks of either side share too; find_sharer looks here
+        parent.flags |= MMF_COW_PGTABLE
+        child.flags |= MMF_COW_PGTABLE
+        parent.pmd_at.clear()         # its paths are about to be shared
+        counts = _share_tables(parent, child, parent.pgd, child.pgd, PGDIR_SHIFT, 0,
+                               _special(parent))
+    else:
+        counts = 0, _copy_tables(parent, child)
     k.cpu.flush_tlb()                 # the parent's entries were downgraded
-    return (n if share else 0), copied
+    return counts

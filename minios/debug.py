@@ -8,8 +8,8 @@ another debugger (``ipdb.set_trace``, an IDE's, or ``0`` to disable). SPEC:
 
 * ``fault`` - every page fault; ``fault@LO-HI`` (hex or decimal, HI
   exclusive) or ``fault@ADDR`` (that page) for an address range;
-  ``fault:cow-pte`` only faults under a COW-shared PTE table (the ones that
-  break a share).
+  ``fault:cow-pte`` only faults below a COW-shared page table (the ones
+  that break a share).
 * ``syscall:NAME`` (``syscall:openat``, or a number), ``syscall`` for all.
 * ``signal:NAME`` (``signal:SIGSEGV``, ``signal:SEGV`` or ``signal:11``).
 * ``fork`` (after the child exists), ``exit`` (a process starting to exit).
@@ -54,7 +54,7 @@ from typing import Callable
 import numpy as np
 
 from emu import x86
-from minios.pgtable import _PMD_COW, entry_pfn
+from minios.pgtable import LEVEL_NAME, TABLE_COW, entry_pfn
 
 _P = np.uint64(x86.P)
 _ADDR = np.uint64(x86.ADDR_MASK)
@@ -108,13 +108,9 @@ def mm_name(k, mm) -> str:
 
 
 def table_owner(k, table: int) -> str:
-    """Who owns PTE table ``table``: ``pid 1 (PMD entry 0x1234008)``."""
-    slot = int(k.pt_owner[table])
-    if slot < 0:
-        return "no owner"
-    mm = k.pmd_mm.get(slot >> 12)
-    who = mm_name(k, mm) if mm is not None else "unknown mm"
-    return f"{who} (PMD entry {slot:#x})"
+    """Who owns page table ``table``: ``pid 1``."""
+    mm = k.mm_ids.get(int(k.pt_owner[table]))
+    return mm_name(k, mm) if mm is not None else "no owner"
 
 
 # ----------------------------------------------------------- entry flags
@@ -124,10 +120,10 @@ _FLAGS = ((x86.P, "P"), (x86.RW, "RW"), (x86.US, "US"), (x86.A, "A"), (x86.D, "D
 
 
 def entry_flags(e: int, level: str = "PTE") -> str:
-    """``P RW US A D -- NX`` (absent bits as dashes); ``COW`` for a PMD
-    entry whose PTE table is COW-shared (the software bit ``_PMD_COW``)."""
+    """``P RW US A D -- NX`` (absent bits as dashes); ``COW`` for an upper
+    entry whose table is COW-shared (the software bit ``TABLE_COW``)."""
     out = [name if e & bit else "-" * len(name) for bit, name in _FLAGS]
-    if level == "PMD" and e & _PMD_COW:
+    if level != "PTE" and e & TABLE_COW:
         out.append("COW")
     return " ".join(out)
 
@@ -136,8 +132,8 @@ def entry_flags(e: int, level: str = "PTE") -> str:
 
 def walk(k, addr: int, pid: int | None = None) -> str:
     """The 4-level walk of ``addr`` in a task's address space: each entry's
-    physical slot, raw value and flags; for the PMD entry whether the PTE
-    table is COW-shared, its share count and owner; for the PTE the page's
+    physical slot, raw value and flags; for each table below the PGD whether
+    it is COW-shared, its share count and owner; for the PTE the page's
     refcount and mapcount; the VMA; what a write there would do."""
     from minios.procfs import maps
     t = _task(k, pid)
@@ -146,7 +142,8 @@ def walk(k, addr: int, pid: int | None = None) -> str:
     lines = [f"walk {addr:#x} in pid {t.tid}: pgd frame {mm.pgd:#x}"
              f"{' (cr3)' if k.current is not None and k.current.mm is mm else ''}"]
     table = mm.pgd
-    pmd = pte = 0
+    path = []                          # (upper entry, table below it)
+    pte = 0
     names = ("PGD", "PUD", "PMD", "PTE")
     for level, shift in zip(names, (39, 30, 21, 12)):
         idx = (addr >> shift) & 511
@@ -157,22 +154,18 @@ def walk(k, addr: int, pid: int | None = None) -> str:
             lines.append(head + "  (not present)")
             break
         nxt = entry_pfn(e)
-        if level == "PMD":
-            pmd = e
-            rc = int(fr.refcount[nxt])
-            if e & _PMD_COW:
-                head += (f"\n           -> PTE table {nxt:#x}: COW-shared, share count {rc}, "
-                         f"owner {table_owner(k, nxt)}")
-            else:
-                head += (f"\n           -> PTE table {nxt:#x}: private (share count {rc}), "
-                         f"owner {table_owner(k, nxt)}")
-        elif level == "PTE":
+        if level == "PTE":
             pte = e
             kind = "file" if fr.file[nxt] else "anon"
             head += (f"\n           -> page {nxt:#x} ({kind}, refcount {int(fr.refcount[nxt])}, "
                      f"mapcount {int(fr.mapcount[nxt])})")
         else:
-            head += f" -> {names[names.index(level) + 1]} table {nxt:#x}"
+            path.append((e, nxt))
+            rc = int(fr.refcount[nxt])
+            state = (f"COW-shared, share count {rc}" if e & TABLE_COW else
+                     f"private (share count {rc})")
+            head += (f"\n           -> {LEVEL_NAME[shift - 9]} table {nxt:#x}: {state}, "
+                     f"owner {table_owner(k, nxt)}")
         lines.append(head)
         table = nxt
     v = mm.vma_at(addr)
@@ -181,24 +174,28 @@ def walk(k, addr: int, pid: int | None = None) -> str:
     else:
         one = [ln for ln in maps(k, t).splitlines() if ln.startswith(f"{v.start:08x}-")]
         lines.append("  VMA: " + (one[0] if one else f"{v.start:#x}-{v.end:#x}"))
-    lines.append("  a write here: " + _predict_write(k, mm, v, pmd, pte))
+    lines.append("  a write here: " + _predict_write(k, v, path, pte))
     return "\n".join(lines)
 
 
-def _predict_write(k, mm, v, pmd: int, pte: int) -> str:
+def _predict_write(k, v, path, pte: int) -> str:
+    """What the fault handler will do: break each shared table on the way
+    down (a copy makes every table below it shared once more), then the
+    page."""
     from minios.mm import PROT_WRITE
     if v is None or not v.prot & PROT_WRITE:
         return "SIGSEGV (no writable VMA)"
     steps = []
-    extra_ref = 0
-    if pmd & x86.P and pmd & _PMD_COW:
-        rc = int(k.frames.refcount[entry_pfn(pmd)])
-        steps.append("break the PTE table share by " +
+    extra = 0                          # the level above was copied
+    for (e, table), name in zip(path, ("PUD", "PMD", "PTE")):
+        if not (e & TABLE_COW or extra):
+            continue
+        rc = int(k.frames.refcount[table]) + extra
+        steps.append(f"break the {name} table share by " +
                      (f"copy ({rc} sharers)" if rc > 1 else "reuse (last sharer)"))
-        if rc > 1 and pte & x86.P and not v.shared:
-            # the copy write-protects every entry and takes a page reference
-            pte &= ~x86.RW
-            extra_ref = 1
+        extra = int(rc > 1)
+    if extra and pte & x86.P and not v.shared:
+        pte &= ~x86.RW                 # the PTE table's copy write-protects its entries
     if not pte & x86.P:
         steps.append("shared page" if v.shm is not None else
                      ("file page" if v.image is not None else "demand-zero page"))
@@ -207,7 +204,7 @@ def _predict_write(k, mm, v, pmd: int, pte: int) -> str:
             steps.append("make the shared page writable")
         else:
             f = entry_pfn(pte)
-            steps.append("COW copy of the page" if k.frames.refcount[f] + extra_ref > 1 else
+            steps.append("COW copy of the page" if k.frames.refcount[f] + extra > 1 else
                          "COW reuse of the page (last user)")
     if not steps:
         return "no fault (writable)"
@@ -224,36 +221,42 @@ def _size(n: int) -> str:
 
 
 def _pte_tables(k, mm):
-    """(va of the table's first page, PMD entry value, table frame) for each
-    present PMD entry of ``mm``'s user half, in address order."""
-    q, t = k.ram.q, k.ram.t
+    """(va of the table's first page, share note, table frame) for each
+    PTE table of ``mm``'s user half, in address order. The note names the
+    highest COW-shared table on the way: its level and share count."""
+    q, t, rc = k.ram.q, k.ram.t, k.frames.refcount
+
+    def shared(e: int, name: str, above: str) -> str:
+        return above or (f"x{int(rc[entry_pfn(e)])} at {name}" if e & TABLE_COW else "")
+
     for i in np.flatnonzero(t[mm.pgd][:256] & _P).tolist():
-        pud = entry_pfn(int(q[mm.pgd * 512 + i]))
-        for j in np.flatnonzero(t[pud] & _P).tolist():
-            pmd = entry_pfn(int(q[pud * 512 + j]))
-            for s in np.flatnonzero(t[pmd] & _P).tolist():
-                e = int(q[pmd * 512 + s])
-                yield (i << 39) | (j << 30) | (s << 21), e, entry_pfn(e)
+        e1 = int(q[mm.pgd * 512 + i])
+        n1 = shared(e1, "PUD", "")
+        for j in np.flatnonzero(t[entry_pfn(e1)] & _P).tolist():
+            e2 = int(q[entry_pfn(e1) * 512 + j])
+            n2 = shared(e2, "PMD", n1)
+            for s in np.flatnonzero(t[entry_pfn(e2)] & _P).tolist():
+                e = int(q[entry_pfn(e2) * 512 + s])
+                yield (i << 39) | (j << 30) | (s << 21), shared(e, "PTE", n2), entry_pfn(e)
 
 
 def ptdump_mm(k, mm, title: str = "", tables: bool = False) -> str:
     """One address space as Linux's page-table dump prints one: ranges of
     pages with the same flags (``USR``, ``RW``/``ro``, ``NX``/``x``), each
-    with its PTE tables: private, or COW-shared with share count and owner.
+    with its PTE tables: private, or COW-shared (the highest shared table on
+    the way: its level and share count) and their owner.
     The flags are the PTE's own: below a COW-shared table every write
     faults whatever they say. ``tables=True``: one line per run of PTE
     tables with the same sharing instead (2 MiB each)."""
-    fr = k.frames
     out = []
     runs = []                    # [start, end, key, note]
     trows = []                   # [start, end, note, [tables], pages]
     ntables = nshared = npages = 0
-    for base, pe, table in _pte_tables(k, mm):
+    for base, share, table in _pte_tables(k, mm):
         ntables += 1
-        rc = int(fr.refcount[table])
-        if pe & _PMD_COW:
+        if share:
             nshared += 1
-            note = f"COW-shared x{rc}, owner {table_owner(k, table).split(' (')[0]}"
+            note = f"COW-shared {share}, owner {table_owner(k, table)}"
         else:
             note = "private"
         ents = k.ram.t[table]
@@ -505,7 +508,7 @@ class Break:
             if f == "cow-pte":
                 from minios.pgtable import lookup_pte
                 _, pmd = lookup_pte(task.mm, what)
-                return bool(pmd & x86.P and pmd & _PMD_COW)
+                return bool(pmd & x86.P and pmd & TABLE_COW)
             return True
         if self.kind == "syscall":
             return not self.filter or self.filter == what or self.filter == str(task.syscall_nr)

@@ -28,6 +28,7 @@ def mm_release(k: "Kernel", mm: "MM") -> None:
     k.frames.put(mm.pgd)
     mm.nr_tables -= 1
     k.mms.pop(mm, None)
+    k.mm_ids.pop(mm.id, None)
 
 
 def release_vfork(k: "Kernel", t: "Task") -> None:

@@ -52,8 +52,9 @@ class Kernel:
         self.frames = FrameAllocator(self.ram, RESERVED_FRAMES)
         self.frames.on_code_reuse = self.cpu.flush_code
         self.pt_owner = np.full(self.ram.nframes, -1, dtype=np.int64)
-        self.pmd_mm: dict = {}
         self.mms: dict = {}             # every live mm, in creation order
+        self.mm_ids: dict = {}          # ... by id (an owner in pt_owner)
+        self.next_mm_id = 0
         self.cow_pte = cow_pte
         self.root = root
         self.rw_dirs = list(rw)          # host dirs writable in the guest (minios/vfs.py)

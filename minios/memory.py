@@ -12,9 +12,9 @@ import numpy as np
 from emu import x86
 from emu.ram import PAGE_SHIFT, PAGE_SIZE
 from minios.frames import ONE
-from minios.cow import _P, _NOT_RW, _move_owner, _pfns, drop_pte_table
-from minios.pgtable import (PMD_SHIFT, PMD_SIZE, entry_pfn, pte_index, pte_table_for_write,
-                            walk_pmd, TASK_SIZE)
+from minios.cow import _P, _NOT_RW, drop_table, release_tables
+from minios.pgtable import (PGDIR_SHIFT, PMD_SIZE, PUD_SHIFT, TASK_SIZE, entry_pfn, lookup_pte,
+                            pfns, pmd_entry_for_write, pte_index, pte_table_for_write)
 from minios.mm import PROT_EXEC, PROT_WRITE
 
 if TYPE_CHECKING:
@@ -34,33 +34,38 @@ def _chunks(start: int, end: int):
         va = nxt
 
 
-def _has_table(mm: "MM", va: int) -> int | None:
-    slot = walk_pmd(mm, va, False)
-    if slot is None or not int(mm.kernel.ram.q[slot >> 3]) & x86.P:
-        return None
-    return slot
+def _has_table(mm: "MM", va: int) -> bool:
+    """A PTE table covers ``va`` (looked up, nothing broken)."""
+    return bool(lookup_pte(mm, va)[1] & x86.P)
 
 
 def zap_range(mm: "MM", start: int, end: int) -> None:
     """Unmap every page in [start, end) and free tables left wholly empty."""
     k = mm.kernel
-    fr = k.frames
+    q, fr = k.ram.w, k.frames
+    gone: list[int] = []
+    at: list[int] = []
     for lo, hi, whole in _chunks(start, end):
-        slot = _has_table(mm, lo)
-        if slot is None:
+        if not _has_table(mm, lo):
             continue
-        if whole:
-            drop_pte_table(mm, slot)          # shared: just one reference less
+        if whole:                 # the whole table goes: shared, just one reference less
+            i = pmd_entry_for_write(mm, lo, create=False)
+            gone.append(entry_pfn(q[i]))
+            at.append(lo)
+            q[i] = 0
             continue
         table = pte_table_for_write(mm, lo, create=False)
         row = k.ram.t[table][pte_index(lo):pte_index(lo) + ((hi - lo) >> PAGE_SHIFT)]
         live = row[(row & _P) != 0]
         if len(live):
-            frames = _pfns(live)
+            frames = pfns(live)
             np.subtract.at(fr.mapcount, frames, ONE)
             fr.put_many(frames)
             mm.rss -= len(frames)
         row[:] = 0
+    if gone:
+        release_tables(mm, np.array(gone, dtype=np.int64), np.array(at, dtype=np.int64),
+                       PAGE_SHIFT)
     k.cpu.flush_tlb()
 
 
@@ -68,7 +73,7 @@ def break_range(mm: "MM", start: int, end: int) -> None:
     """Unshare every PTE table over [start, end) now, so a later change of
     the range cannot fail half-way for lack of memory."""
     for lo, _hi, _ in _chunks(start, end):
-        if _has_table(mm, lo) is not None:
+        if _has_table(mm, lo):
             pte_table_for_write(mm, lo, create=False)
 
 
@@ -78,7 +83,7 @@ def change_protection(mm: "MM", vma: "VMA", start: int, end: int) -> None:
     and copy, exactly as for a fresh COW page."""
     k = mm.kernel
     for lo, hi, _ in _chunks(start, end):
-        if _has_table(mm, lo) is None:
+        if not _has_table(mm, lo):
             continue
         table = pte_table_for_write(mm, lo, create=False)
         row = k.ram.t[table][pte_index(lo):pte_index(lo) + ((hi - lo) >> PAGE_SHIFT)]
@@ -101,13 +106,12 @@ def move_range(mm: "MM", old: int, new: int, length: int) -> None:
     # Every allocation first (breaking shared source tables, creating the
     # destination ones), so OutOfMemory cannot strike with a page in flight.
     for lo, hi, _ in _chunks(old, old + length):
-        if _has_table(mm, lo) is not None:
+        if _has_table(mm, lo):
             pte_table_for_write(mm, lo, create=False)
             for dlo, _h, _w in _chunks(new + (lo - old), new + (hi - old)):
                 pte_table_for_write(mm, dlo)
     for off in range(0, length, PAGE_SIZE):
-        slot = _has_table(mm, old + off)
-        if slot is None:
+        if not _has_table(mm, old + off):
             continue
         src = pte_table_for_write(mm, old + off, create=False)
         e = int(q[src * 512 + pte_index(old + off)])
@@ -123,46 +127,15 @@ def move_range(mm: "MM", old: int, new: int, length: int) -> None:
 
 def free_pgtables(mm: "MM") -> None:
     """Release every user table of ``mm`` (exit, execve), in bulk: shared
-    PTE tables just lose a reference (ownership moves on if this mm owned
-    one), private ones release their pages; then every private table, PMD
-    and PUD tables included, is freed in one call. A few numpy calls in
-    all, whatever the size: exit is as hot as fork."""
+    tables just lose a reference (what this mm owned below them moves to
+    another sharer), private ones are freed with their pages."""
     k = mm.kernel
-    q, t, fr = k.ram.q, k.ram.t, k.frames
-    pmds = list(mm.pmd_tables)
-    dead = pmds
-    if pmds:
-        ents = t[pmds]
-        rows, cols = np.nonzero(ents & _P)
-        tables = _pfns(ents[rows, cols])
-        shared = fr.refcount[tables] > 1
-        if shared.any():
-            sh = tables[shared]
-            slots = (np.array(pmds, dtype=np.int64)[rows] * PAGE_SIZE + cols * 8)[shared]
-            fr.refcount[sh] -= 1         # one entry per table in this mm: exact
-            t[pmds] = 0                  # find_sharer must not find this mm
-            owned = k.pt_owner[sh] == slots
-            for table, slot in zip(sh[owned].tolist(), slots[owned].tolist()):
-                pmd = slot >> PAGE_SHIFT
-                _move_owner(k, table, mm.pmd_tables[pmd] + ((slot & 0xFFF) >> 3 << PMD_SHIFT))
-            tables = tables[~shared]
-        if len(tables):
-            blocks = t[tables]
-            frames = _pfns(blocks[(blocks & _P) != 0])
-            np.subtract.at(fr.mapcount, frames, ONE)   # a file page may repeat
-            fr.put_many(frames)
-            mm.rss -= len(frames)
-            mm.nr_ptes -= len(tables)
-            dead = tables.tolist() + pmds
-        for pmd in pmds:
-            k.pmd_mm.pop(pmd, None)
-        mm.pmd_tables.clear()
-        mm.pmd_at.clear()
-    user = t[mm.pgd][:256]
-    dead = dead + [entry_pfn(int(q[mm.pgd * 512 + i])) for i in np.flatnonzero(user & _P).tolist()]
+    user = k.ram.t[mm.pgd][:256]
+    idx = np.flatnonzero(user & _P)
+    tables = pfns(user[idx])
     user[:] = 0
-    fr.free_tables(dead)
-    mm.nr_tables -= len(dead)
+    release_tables(mm, tables, idx << PGDIR_SHIFT, PUD_SHIFT)
+    mm.pmd_at.clear()
     k.cpu.flush_tlb()
 
 
@@ -191,9 +164,8 @@ def free_uncovered(mm: "MM", start: int, end: int) -> None:
     ``copy_page_range`` inherits tables without looking at VMAs."""
     for lo, _hi, _ in _chunks(start, end):
         base = lo & ~(PMD_SIZE - 1)
-        slot = _has_table(mm, lo)
-        if slot is not None and not mm.overlapping(base, base + PMD_SIZE):
-            drop_pte_table(mm, slot)
+        if _has_table(mm, lo) and not mm.overlapping(base, base + PMD_SIZE):
+            drop_table(mm, pmd_entry_for_write(mm, lo, create=False), PAGE_SHIFT, base)
 
 
 def release_shm(k, vma: "VMA") -> None:

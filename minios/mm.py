@@ -111,8 +111,7 @@ class MM:
         self.rss = 0            # pages mapped by PTE tables this mm owns
         self.nr_tables = 0      # table frames this mm owns (VmPTE)
         self.nr_ptes = 0        # of which PTE tables
-        self.pmd_tables: dict[int, int] = {}   # PMD table frame -> VA it maps (1 GiB)
-        self.pmd_at: dict[int, int] = {}       # and back: va >> 30 -> PMD table frame
+        self.pmd_at: dict[int, int] = {}       # va >> 30 -> PMD table on a private path
         self.utlb: dict[int, int] = {}         # uaccess's translations (uaccess._phys)
         self.utlb_gen = -1                     # ... valid while cpu.tlb_gen equals this
         self.flags = 0
@@ -122,7 +121,10 @@ class MM:
         self.start_stack = 0
         self.arg_start = self.arg_end = self.env_start = self.env_end = 0
         self.exe = ""
-        self.pgd = pgd_alloc(self)
+        self.id = kernel.next_mm_id      # what kernel.pt_owner records
+        kernel.next_mm_id += 1
+        self.pgd = pgd_alloc(self)       # may raise OutOfMemory: not registered yet
+        kernel.mm_ids[self.id] = self
         kernel.mms[self] = None
 
     # ----------------------------------------------------------- lookup

@@ -1,13 +1,23 @@
 """x86-64 page tables in guest RAM: walk, allocate, and change them.
 
-Four levels, 512 entries each: pgd -> pud -> pmd -> pte. Upper-level entries
-are always P|RW|US (permissions live in the PTE) except a PMD entry whose PTE
-table is COW-shared: that one has RW clear and ``_PMD_COW`` set, so the CPU
-itself faults on every write below it.
+Four levels, 512 entries each: pgd -> pud -> pmd -> pte. A table is named
+here by the shift of the entries it holds: the PGD's entries map 1 << 39
+bytes each, a PUD table's 1 << 30, a PMD table's 1 << 21, a PTE table's
+1 << 12 (one page).
 
-The one rule: a PTE is changed only through :func:`pte_table_for_write`,
-which breaks a shared table first (see ``minios.cow``). Nothing else in the
-kernel writes a PTE, so no path can forget to break a share.
+Upper-level entries are P|RW|US (permissions live in the PTE), except an
+entry pointing at a COW-shared table: it has RW clear and ``TABLE_COW`` set,
+so the CPU itself faults on every write below it. Any table below the PGD
+may be COW-shared (``minios.cow``).
+
+The one rule: an entry is changed only in a table got through
+:func:`pte_table_for_write` or :func:`pmd_entry_for_write`, which break
+every shared table on the way down first. Nothing else writes an entry, so
+no path can forget to break a share.
+
+``mm.pmd_at`` caches, per 1 GiB (va >> 30), the PMD table an mm reaches
+through private tables only: such a path stays private until the mm forks
+(which clears the cache), so a hit needs no walk, for reading or writing.
 """
 from __future__ import annotations
 
@@ -23,13 +33,14 @@ if TYPE_CHECKING:
     from minios.mm import MM
 
 ADDR = x86.ADDR_MASK
-_PMD_COW = x86.SW1                      # software bit: PTE table is COW-shared
-UPPER = x86.P | x86.RW | x86.US         # flags of every upper-level entry
+TABLE_COW = x86.SW1                     # software bit: the table below is COW-shared
+UPPER = x86.P | x86.RW | x86.US         # flags of every private upper-level entry
 TASK_SIZE = 1 << 47                     # user half of the address space
 
 PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT = 39, 30, 21
 PMD_SIZE = 1 << PMD_SHIFT
 PUD_SIZE = 1 << PUD_SHIFT
+LEVEL_NAME = {PUD_SHIFT: "PUD", PMD_SHIFT: "PMD", PAGE_SHIFT: "PTE"}   # by entries' shift
 
 
 def pgd_index(va: int) -> int:
@@ -52,92 +63,106 @@ def entry_pfn(e: int) -> int:
     return (e & ADDR) >> PAGE_SHIFT
 
 
-def alloc_table(mm: "MM") -> int:
-    """A zeroed table frame, accounted to ``mm`` (VmPTE)."""
-    pfn = mm.kernel.frames.alloc(TABLE)
+def alloc_table(mm: "MM", shift: int) -> int:
+    """A zeroed table frame (holding entries of ``shift``) owned and
+    accounted to ``mm`` (VmPTE)."""
+    k = mm.kernel
+    pfn = k.frames.alloc(TABLE)
+    k.pt_owner[pfn] = mm.id
     mm.nr_tables += 1
+    if shift == PAGE_SHIFT:
+        mm.nr_ptes += 1
     return pfn
 
 
 def pgd_alloc(mm: "MM") -> int:
-    pfn = alloc_table(mm)
+    pfn = alloc_table(mm, PGDIR_SHIFT)
     mm.kernel.ram.q[pfn * 512 + 511] = mm.kernel.cpu.kernel_pgd_entry
     return pfn
 
 
-def walk_pmd(mm: "MM", va: int, create: bool) -> int | None:
-    """Physical address of the PMD entry covering ``va``, or None.
-
-    With ``create`` missing PUD and PMD tables are allocated (OutOfMemory
-    propagates; nothing is left half-built because each level is installed
-    only once it exists)."""
-    pmd = mm.pmd_at.get(va >> PUD_SHIFT)
-    if pmd is not None:                 # the common case: no walk at all
-        return pmd * 4096 + ((va >> PMD_SHIFT) & 511) * 8
+def walk_entry(mm: "MM", va: int, shift: int) -> tuple[int, int] | None:
+    """Read-only walk: (index in ``ram.q`` of the entry of ``shift`` covering
+    ``va``, the AND of the RW bits and OR of the COW bits above it), or None
+    where a table on the way is missing. Breaks nothing."""
     q = mm.kernel.ram.w
-    slot = mm.pgd * 512 + pgd_index(va)
-    for shift in (PUD_SHIFT, PMD_SHIFT):
-        e = int(q[slot])
+    i = mm.pgd * 512 + pgd_index(va)
+    rw, cow = x86.RW, 0
+    for s in (PUD_SHIFT, PMD_SHIFT, PAGE_SHIFT):
+        if s < shift:
+            break
+        e = q[i]
         if not e & x86.P:
-            if not create:
-                return None
-            pfn = alloc_table(mm)
-            if shift == PMD_SHIFT:
-                register_pmd_table(mm, pfn, va)
-            q[slot] = (pfn << PAGE_SHIFT) | UPPER
-            e = int(q[slot])
-        slot = entry_pfn(e) * 512 + ((va >> shift) & 511)
-    return slot * 8
-
-
-def register_pmd_table(mm: "MM", pfn: int, va: int) -> None:
-    """Record that PMD table ``pfn`` of ``mm`` maps the 1 GiB holding ``va``
-    (the lookups walk_pmd, slot_va and fork use)."""
-    mm.pmd_tables[pfn] = va & ~(PUD_SIZE - 1)
-    mm.pmd_at[va >> PUD_SHIFT] = pfn
-    mm.kernel.pmd_mm[pfn] = mm
-
-
-def slot_va(k, slot: int) -> int:
-    """The virtual address a PMD entry (by physical address) maps."""
-    pmd = slot >> PAGE_SHIFT
-    return k.pmd_mm[pmd].pmd_tables[pmd] + (((slot & 0xFFF) >> 3) << PMD_SHIFT)
+            return None
+        rw &= e
+        cow |= e & TABLE_COW
+        i = entry_pfn(e) * 512 + ((va >> s) & 511)
+    return i, rw | cow
 
 
 def lookup_pte(mm: "MM", va: int) -> tuple[int, int]:
-    """(pte value, pmd entry value) for ``va``; zeros where nothing is mapped."""
-    slot = walk_pmd(mm, va, False)
-    if slot is None:
-        return 0, 0
+    """(pte, effective pmd entry) for ``va``; zeros where nothing is mapped.
+    The pmd value has RW only if every entry above the PTE has it, and
+    ``TABLE_COW`` if any table on the way is COW-shared."""
     q = mm.kernel.ram.w
-    pmd = int(q[slot >> 3])
-    if not pmd & x86.P:
-        return 0, pmd
-    return int(q[entry_pfn(pmd) * 512 + pte_index(va)]), pmd
+    pmd = mm.pmd_at.get(va >> PUD_SHIFT)
+    if pmd is not None:                 # a private path: the PMD entry says it all
+        e = q[pmd * 512 + ((va >> PMD_SHIFT) & 511)]
+    else:
+        w = walk_entry(mm, va, PMD_SHIFT)
+        if w is None:
+            return 0, 0
+        e = q[w[0]]
+        e = (e & ~x86.RW) | (e & w[1] & x86.RW) | (w[1] & TABLE_COW)
+    if not e & x86.P:
+        return 0, e
+    return q[entry_pfn(e) * 512 + pte_index(va)], e
+
+
+def _table_for_write(mm: "MM", i: int, shift: int, va: int, create: bool) -> int | None:
+    """The frame of the table (of entries of ``shift``) under entry ``q[i]``,
+    which lies in a table private to ``mm``, made private too: a shared one
+    is broken, a missing one created if ``create`` (OutOfMemory leaves
+    everything as it was)."""
+    q = mm.kernel.ram.w
+    e = q[i]
+    if not e & x86.P:
+        if not create:
+            return None
+        pfn = alloc_table(mm, shift)
+        q[i] = (pfn << PAGE_SHIFT) | UPPER
+        return pfn
+    if e & TABLE_COW:
+        from minios.cow import break_cow
+        return break_cow(mm, i, shift, va)
+    return entry_pfn(e)
+
+
+def pmd_entry_for_write(mm: "MM", va: int, create: bool = True) -> int | None:
+    """Index in ``ram.q`` of the PMD entry covering ``va``, in a PMD table
+    private to ``mm`` (shared PUD and PMD tables above it are broken first),
+    or None where a table is missing and ``create`` is false."""
+    pmd = mm.pmd_at.get(va >> PUD_SHIFT)
+    if pmd is None:
+        i = mm.pgd * 512 + pgd_index(va)
+        for shift in (PUD_SHIFT, PMD_SHIFT):
+            pmd = _table_for_write(mm, i, shift, va, create)
+            if pmd is None:
+                return None
+            i = pmd * 512 + ((va >> shift) & 511)
+        mm.pmd_at[va >> PUD_SHIFT] = pmd
+    return pmd * 512 + ((va >> PMD_SHIFT) & 511)
 
 
 def pte_table_for_write(mm: "MM", va: int, create: bool = True) -> int | None:
     """THE choke point: the frame of a PTE table covering ``va`` that ``mm``
-    may change. A COW-shared table is broken first (copied or reused); a
-    missing table is allocated when ``create``. Returns None if there is no
-    table and ``create`` is false."""
-    slot = walk_pmd(mm, va, create)
-    if slot is None:
+    may change. Every COW-shared table on the way is broken first (copied
+    or reused); missing tables are allocated when ``create``. Returns None
+    if there is no table and ``create`` is false."""
+    i = pmd_entry_for_write(mm, va, create)
+    if i is None:
         return None
-    q = mm.kernel.ram.w
-    pmd = q[slot >> 3]
-    if not pmd & x86.P:
-        if not create:
-            return None
-        pfn = alloc_table(mm)
-        mm.nr_ptes += 1
-        mm.kernel.pt_owner[pfn] = slot
-        q[slot >> 3] = (pfn << PAGE_SHIFT) | UPPER
-        return pfn
-    if pmd & _PMD_COW:
-        from minios.cow import break_cow_pte
-        return break_cow_pte(mm, slot)
-    return entry_pfn(pmd)
+    return _table_for_write(mm, i, PAGE_SHIFT, va, create)
 
 
 def set_pte(mm: "MM", table: int, va: int, value: int) -> int:
@@ -160,8 +185,23 @@ def set_pte(mm: "MM", table: int, va: int, value: int) -> int:
     return old
 
 
-def present_frames(ram, tables: np.ndarray) -> np.ndarray:
-    """Frame numbers mapped by the present entries of ``tables`` (bulk)."""
-    e = ram.t[tables].ravel()
-    e = e[(e & np.uint64(x86.P)) != 0]
-    return ((e & np.uint64(ADDR)) >> np.uint64(PAGE_SHIFT)).astype(np.int64)
+_P = np.uint64(x86.P)
+_ADDR = np.uint64(ADDR)
+_SHIFT = np.uint64(PAGE_SHIFT)
+
+
+def pfns(entries: np.ndarray) -> np.ndarray:
+    """Frame numbers of ``entries`` (any shape), as int64."""
+    return ((entries & _ADDR) >> _SHIFT).astype(np.int64)
+
+
+def pmd_tables(mm: "MM") -> tuple[np.ndarray, np.ndarray]:
+    """(frames, base addresses) of every PMD table ``mm`` reaches, in a
+    few bulk steps."""
+    t = mm.kernel.ram.t
+    user = t[mm.pgd][:256]
+    i = np.flatnonzero(user & _P)
+    ents = t[pfns(user[i])]
+    r, c = np.nonzero(ents & _P)
+    return pfns(ents[r, c]), (i[r] << PGDIR_SHIFT) | (c << PUD_SHIFT)
+

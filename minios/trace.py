@@ -25,9 +25,9 @@ Categories (``--trace=syscall,fault,sched,signal,fork``, ``Machine(trace=)``):
 * ``fault`` - every page fault the CPU raises: address, ip, the decoded
   error code and what the kernel did, including COW-PTE table breaks::
 
-      [pid 2] page fault at 0x7ffff7c00000 ip 0x401b2c (user write, protection) -> PTE table share broken by copy (was shared by 2), COW copy
+      [pid 2] page fault at 0x7ffff7c00000 ip 0x401b2c (user write, protection) -> PUD table share broken by copy (was shared by 2), PMD table share broken by copy (was shared by 2), PTE table share broken by copy (was shared by 2), COW copy
 
-* ``fork`` - ``[pid 1] fork: 3 PTE tables shared, 0 copied (41 us), child pid 2``
+* ``fork`` - ``[pid 1] fork: 2 tables shared, 0 copied (41 us), child pid 2``
 * ``signal`` - ``[pid 1] --- SIGCHLD {si_signo=SIGCHLD, si_code=1} ---`` and
   ``+++ exited with N +++`` / ``+++ killed by SIGSEGV (core dumped) +++``
   (also printed with ``syscall``, as strace does)
@@ -1070,8 +1070,8 @@ def format_resumed(k, t, r) -> str:
 # ------------------------------------------------------------ other events
 
 def format_fork(k, t, last_fork: dict, child_pid: int | None = None) -> str:
-    """``[pid 1] fork: 3 PTE tables shared, 0 copied (41 us), child pid 2``."""
-    line = (f"[pid {t.tid}] fork: {last_fork['shared']} PTE tables shared, "
+    """``[pid 1] fork: 2 tables shared, 0 copied (41 us), child pid 2``."""
+    line = (f"[pid {t.tid}] fork: {last_fork['shared']} tables shared, "
             f"{last_fork['copied']} copied ({last_fork['ns'] / 1000:.0f} us)")
     if child_pid is not None:
         line += f", child pid {child_pid}"
@@ -1116,21 +1116,29 @@ def trace_fault(k, t, cr2: int, err: int):
     its trace line; returns what ``handle_mm_fault`` returned."""
     from minios import signals
     from minios.fault import handle_mm_fault
-    from minios.pgtable import _PMD_COW, entry_pfn, lookup_pte
+    from minios.pgtable import LEVEL_NAME, entry_pfn, walk_entry
     st = k.stats
-    before = (st["cow_pte_copy"], st["cow_pte_reuse"])
-    _, pmd = lookup_pte(t.mm, cr2)
-    shares = int(k.frames.refcount[entry_pfn(pmd)]) if pmd & _PMD_COW else 0
+    names = [LEVEL_NAME[s] for s in (30, 21, 12)]
+    before = [(st[f"cow_{n.lower()}_copy"], st[f"cow_{n.lower()}_reuse"]) for n in names]
+    shares = []                     # share count of the table below each level's entry
+    for shift in (39, 30, 21):
+        w = walk_entry(t.mm, cr2, shift)
+        e = k.ram.w[w[0]] if w is not None else 0
+        shares.append(int(k.frames.refcount[entry_pfn(e)]) if e & x86.P else 0)
     res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I))
     notes = []
-    if st["cow_pte_copy"] != before[0]:
-        notes.append(f"PTE table share broken by copy (was shared by {shares})")
-    elif st["cow_pte_reuse"] != before[1]:
-        notes.append("PTE table share broken by reuse (last sharer)")
+    extra = 0                       # a copy above shares each table below once more
+    for n, (copies, reuses), rc in zip(names, before, shares):
+        if st[f"cow_{n.lower()}_copy"] != copies:
+            notes.append(f"{n} table share broken by copy (was shared by {rc + extra})")
+            extra = 1
+        elif st[f"cow_{n.lower()}_reuse"] != reuses:
+            extra = 0
+            notes.append(f"{n} table share broken by reuse (last sharer)")
     note = k.trace_fault_note
     if res is not None:
         note = "SIGSEGV" if res[0] == signals.SIGSEGV else "SIGBUS"
-    if note and not note.startswith("PTE table share broken"):
+    if note and "table share broken" not in note:
         notes.append(note)
     k.trace_out.write(f"[pid {t.tid}] page fault at {cr2:#x} ip {k.cpu.reg('rip'):#x} "
                       f"({x86.pf_reason(err)}) -> {', '.join(notes) or 'nothing to do'}\n")
@@ -1211,7 +1219,7 @@ _RE_SYSCALL = re.compile(_PID + r"([a-z_0-9]+)\((.*)\) = (.+)$")
 _RE_UNFINISHED = re.compile(_PID + r"([a-z_0-9]+)\((.*?)(?:,  | )<unfinished \.\.\.>$")
 _RE_RESUMED = re.compile(_PID + r"<\.\.\. ([a-z_0-9]+) resumed>(.*)\) = (.+)$")
 _RE_FAULT = re.compile(_PID + r"page fault at (0x[0-9a-f]+) ip (0x[0-9a-f]+) \(([^)]*)\) -> (.*)$")
-_RE_FORK = re.compile(_PID + r"fork: (\d+) PTE tables shared, (\d+) copied \((\d+) us\)"
+_RE_FORK = re.compile(_PID + r"fork: (\d+) tables shared, (\d+) copied \((\d+) us\)"
                       r"(?:, child pid (\d+))?")
 _RE_SIGNAL = re.compile(_PID + r"--- (SIG\w+|\d+) (\{.*\}) ---$")
 _RE_EXIT = re.compile(_PID + r"\+\+\+ (exited with (\d+)|killed by (\S+)( \(core dumped\))?) \+\+\+$")

@@ -419,8 +419,11 @@ def _release_all(k):
 
 
 def test_cow_fork_shares_tables():
+    """The arena's 4 PTE tables lie under one PGD entry: the fork shares that
+    PUD table and the child owns nothing but its PGD."""
     k, parent, child, pages = _cow_pair()
-    assert k.last_fork["shared"] == 4 and k.last_fork["copied"] == 0
+    assert k.last_fork["shared"] == 1 and k.last_fork["copied"] == 0
+    assert child.nr_tables == 1 and child.rss == 0 and child.nr_ptes == 0
     _release_all(k)
 
 

@@ -82,7 +82,7 @@ def test_break_fault_walk_shows_shared_pmd(monkeypatch):
                      first["walk"]), first["walk"]
     assert "a write here: break the PTE table share by copy (2 sharers), then COW copy" \
         in first["walk"]
-    assert "COW-shared x2, owner pid 1" in first["ptdump"]
+    assert "COW-shared x2 at PTE, owner pid 1" in first["ptdump"]
     assert "(pid 2, running)" in first["regs"]
     assert first["disas"].startswith("=> 0x")
     # after the break: the child has a private copy, the parent keeps the old table
@@ -125,7 +125,7 @@ def test_pythonbreakpoint_is_respected(tmp_path):
     assert st == 0, err
     log = (tmp_path / "log").read_text()
     assert log.count("fork ") == 1 and log.count("exit ") == 2
-    assert "COW-shared x2, owner pid 1" in log.split("exit ")[0], log
+    assert "COW-shared x2 at PUD, owner pid 1" in log.split("exit ")[0], log
 
 
 def test_quit_stops_the_machine():
@@ -225,7 +225,7 @@ def test_ptdump_command_at_fork():
     assert "=== #1: fork, child pid 2 in pid 1 ===" in out
     parent, child = out.split("---[ pid 2")[0], out.split("---[ pid 2")[1]
     assert "6 PTE tables (6 COW-shared)" in parent and "6 PTE tables (6 COW-shared)" in child
-    assert re.search(r"8M 4 tables 0x[0-9a-f]+\.\.0x[0-9a-f]+ +2048 pages  COW-shared x2, "
+    assert re.search(r"8M 4 tables 0x[0-9a-f]+\.\.0x[0-9a-f]+ +2048 pages  COW-shared x2 at (PUD|PMD|PTE), "
                      r"owner pid 1", child), out
     assert "rss 0" in child.splitlines()[0]          # the parent owns (and counts) them
 
