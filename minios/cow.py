@@ -73,19 +73,21 @@ def find_sharer(k, table: int, shift: int, va: int, exclude: "MM") -> "MM | None
     return None
 
 
-def _move(k, tables, shift: int, old: "MM", new: "MM") -> None:
-    """Hand ``tables`` (entries of ``shift``) and their accounting from
-    ``old`` to ``new``."""
-    n = len(tables)
+def _move(k, tables, shift: int, old: "MM", new: "MM", present: int | None = None) -> None:
+    """Hand ``tables`` (one frame, or an array of them, of entries of
+    ``shift``; ``present`` pages in all, counted if not given) and their
+    accounting from ``old`` to ``new``."""
+    n = 1 if isinstance(tables, int) else len(tables)
     k.pt_owner[tables] = new.id
     old.nr_tables -= n
     new.nr_tables += n
     if shift == PAGE_SHIFT:
-        pages = int(np.count_nonzero(k.ram.t[tables] & _P))
+        if present is None:
+            present = int(np.count_nonzero(k.ram.t[tables] & _P))
         old.nr_ptes -= n
         new.nr_ptes += n
-        old.rss -= pages
-        new.rss += pages
+        old.rss -= present
+        new.rss += present
 
 
 def _heir(k, table: int, shift: int, va: int, old: "MM") -> "MM":
@@ -95,20 +97,27 @@ def _heir(k, table: int, shift: int, va: int, old: "MM") -> "MM":
     return heir
 
 
-def _give_subtree(k, table: int, shift: int, va: int, old: "MM") -> None:
-    """``old`` no longer reaches the shared ``table``: what it owned in and
-    below it goes to an mm that still reaches the table (and so all of it)."""
-    level, s, heir = np.array([table], dtype=np.int64), shift, None
-    while len(level):
-        mine = level[k.pt_owner[level] == old.id]
-        if len(mine):
-            if heir is None:
-                heir = _heir(k, table, shift, va, old)
-            _move(k, mine, s, old, heir)
-        if s == PAGE_SHIFT:
-            break
-        e = k.ram.t[level].ravel()
-        level, s = pfns(e[(e & _P) != 0]), s - 9
+def _orphan(k, tables: np.ndarray, vas: np.ndarray, shift: int, old: "MM") -> None:
+    """``old`` no longer reaches the shared ``tables`` (entries of
+    ``shift``, mapping from ``vas``): what it owned in and below each goes
+    to an mm that still reaches that table (and so all below it)."""
+    if shift == PAGE_SHIFT:              # no subtree: look at the owned ones only
+        mine = k.pt_owner[tables] == old.id
+        for tab, va in zip(tables[mine].tolist(), vas[mine].tolist()):
+            _move(k, tab, shift, old, _heir(k, tab, shift, va, old))
+        return
+    for tab, va in zip(tables.tolist(), vas.tolist()):
+        level, s, heir = np.array([tab], dtype=np.int64), shift, None
+        while len(level):
+            mine = level[k.pt_owner[level] == old.id]
+            if len(mine):
+                if heir is None:
+                    heir = _heir(k, tab, shift, va, old)
+                _move(k, mine, s, old, heir)
+            if s == PAGE_SHIFT:
+                break
+            e = k.ram.t[level].ravel()
+            level, s = pfns(e[(e & _P) != 0]), s - 9
 
 
 def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
@@ -123,7 +132,7 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
         # Last user: take the table back. Entries other sharers copied were
         # write-protected then, so what lies below stays COW one level down.
         if k.pt_owner[table] != mm.id:
-            _move(k, [table], shift, k.mm_ids[int(k.pt_owner[table])], mm)
+            _move(k, table, shift, k.mm_ids[int(k.pt_owner[table])], mm)
         q[i] = (table << PAGE_SHIFT) | UPPER
         k.stats[f"cow_{name.lower()}_reuse"] += 1
         k.trace_fault_note = f"{name} table share broken by reuse"
@@ -131,25 +140,28 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
     new = fr.alloc(TABLE)                      # may raise: nothing changed yet
     t = k.ram.t
     block = t[table]
-    live = (block & _P) != 0
+    present = None
     if shift == PAGE_SHIFT:
         block &= _NOT_RW                       # other sharers: page-level COW
-        frames = pfns(block[live])
+        t[new] = block
+        frames = pfns(block[(block & _P) != 0])
         fr.refcount[frames] += 1               # a table maps a private page once
         fr.mapcount[frames] += 1
-        mm.rss += len(frames)
+        present = len(frames)
+        mm.rss += present
         mm.nr_ptes += 1
-    else:
-        block[live] = (block[live] & _NOT_RW) | _COW   # both copies point below
-        fr.refcount[pfns(block[live])] += 1
-    t[new] = block
+    else:                                      # what lies below: shared once more
+        _share_entries(k, table, new, np.flatnonzero(block & _P))
     k.pt_owner[new] = mm.id
     mm.nr_tables += 1
     q[i] = (new << PAGE_SHIFT) | UPPER
     fr.refcount[table] -= 1
     if k.pt_owner[table] == mm.id:
-        _move(k, [table], shift, mm, _heir(k, table, shift, va, mm))
-    k.cpu.flush_tlb()
+        _move(k, table, shift, mm, _heir(k, table, shift, va, mm), present)
+    # No TLB flush: no translation changed. Every mm reaching the old table
+    # reached it through a COW entry, so its pages were already read-only
+    # for all of them, and they stay so; mm's path now goes through a copy
+    # holding the same entries. (The CPU caches translations, not tables.)
     k.stats[f"cow_{name.lower()}_copy"] += 1
     k.trace_fault_note = f"{name} table share broken by copy"
     return new
@@ -172,8 +184,7 @@ def release_tables(mm: "MM", tables: np.ndarray, vas: np.ndarray, shift: int) ->
             shared = fr.refcount[tables] > 0
             if shared.any():
                 if mm.nr_tables > 1:     # it owns more than its PGD
-                    for tab, va in zip(tables[shared].tolist(), vas[shared].tolist()):
-                        _give_subtree(k, tab, shift, va, mm)
+                    _orphan(k, tables[shared], vas[shared], shift, mm)
                 tables, vas = tables[~shared], vas[~shared]
         dead += tables.tolist()
         if shift == PAGE_SHIFT:
@@ -238,6 +249,25 @@ def _special(mm: "MM") -> list[tuple[int, int]]:
     return [(v.start, v.end) for v in mm.vmas if v.shared or v.dontfork]
 
 
+def _share_entries(k, ptab: int, ctab: int, js: np.ndarray) -> None:
+    """Share the tables under entries ``js`` of ``ptab`` with ``ctab``: one
+    more reference each, and the entries in both lose RW and gain COW. A
+    few entries (upper levels) are cheaper one by one than in bulk."""
+    if len(js) <= 16:
+        w, rc = k.ram.w, k.frames.refcount
+        for j in js.tolist():
+            e = (w[ptab * 512 + j] & ~x86.RW) | TABLE_COW
+            w[ptab * 512 + j] = w[ctab * 512 + j] = e
+            rc[entry_pfn(e)] += 1
+        return
+    t = k.ram.t
+    sel = t[ptab, js]
+    k.frames.refcount[pfns(sel)] += 1
+    sel = (sel & _NOT_RW) | _COW
+    t[ptab, js] = sel
+    t[ctab, js] = sel
+
+
 def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, base: int,
                   special: list[tuple[int, int]]) -> tuple[int, int]:
     """COW fork of one table ``ptab`` of ``parent`` (entries of ``shift``,
@@ -245,25 +275,14 @@ def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, b
     ``ctab``: share every table below, except on the paths down to
     ``special`` memory. Returns (tables shared, PTE tables copied)."""
     k = parent.kernel
-    t, q, fr = k.ram.t, k.ram.w, k.frames
     n = 256 if shift == PGDIR_SHIFT else 512          # the PGD's user half
-    ents = t[ptab][:n]
-    live = (ents & _P) != 0
-    spec = np.zeros(n, dtype=bool)
+    live = np.flatnonzero(k.ram.t[ptab][:n] & _P)
+    spec = np.zeros(len(live), dtype=bool)
     for s, e in special:
-        lo, hi = (s - base) >> shift, ((e - 1 - base) >> shift) + 1
-        if hi > 0 and lo < n:
-            spec[max(lo, 0):min(hi, n)] = True
-    spec &= live
-    share = live & ~spec
-    sel = ents[share]
-    if len(sel):
-        fr.refcount[pfns(sel)] += 1
-        sel = (sel & _NOT_RW) | _COW
-        ents[share] = sel
-        t[ctab][:n][share] = sel
-    shared, copied = len(sel), 0
-    for j in np.flatnonzero(spec).tolist():
+        spec |= (live >= (s - base) >> shift) & (live <= (e - 1 - base) >> shift)
+    _share_entries(k, ptab, ctab, live[~spec] if len(special) else live)
+    shared, copied = len(live) - int(spec.sum()), 0
+    for j in live[spec].tolist():
         va = base + (j << shift)
         if not child.overlapping(va, va + (1 << shift)):
             continue                  # only MADV_DONTFORK memory here: no table
@@ -278,7 +297,7 @@ def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, b
             new = alloc_table(child, shift - 9)
             a, b = _share_tables(parent, child, psub, new, shift - 9, va, special)
             shared, copied = shared + a, copied + b
-        q[ctab * 512 + j] = (new << PAGE_SHIFT) | UPPER
+        k.ram.w[ctab * 512 + j] = (new << PAGE_SHIFT) | UPPER
     return shared, copied
 
 

@@ -191,8 +191,9 @@ _SHIFT = np.uint64(PAGE_SHIFT)
 
 
 def pfns(entries: np.ndarray) -> np.ndarray:
-    """Frame numbers of ``entries`` (any shape), as int64."""
-    return ((entries & _ADDR) >> _SHIFT).astype(np.int64)
+    """Frame numbers of ``entries`` (any shape), as int64 (a view: they
+    are below 2**52)."""
+    return ((entries & _ADDR) >> _SHIFT).view(np.int64)
 
 
 def pmd_tables(mm: "MM") -> tuple[np.ndarray, np.ndarray]:

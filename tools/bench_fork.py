@@ -15,13 +15,16 @@ Uses userland/build/glibc/fork_bench (``make -C userland glibc``).
    of minios' copy_page_range (min over the forks); the rest of a minios fork
    is fixed cost: syscall entry, VMA and task copies, clock_gettime calls.
 2. Write after fork (--write-size): the child writes one byte to every page,
-   the parent times fork + waitpid. COW PTE adds one table break per 2 MiB on
-   top of the page copies a plain fork also pays; the target is COW <= 1.1x.
+   the parent times fork + waitpid. COW adds one table break per 2 MiB (and
+   one per 1 GiB) on top of the page copies a plain fork also pays; the
+   target is COW <= 1.1x.
    Plain and COW runs alternate (--write-rounds) and each keeps its best.
 3. Cost of one PTE table break: the child writes one byte per 2 MiB (one page
    per PTE table) and times that loop itself; (cow - plain) / tables is the
-   guest-visible cost of a break. The host-side time of break_cow_pte and the
-   kernel's cow_pte_copy / cow_pte_reuse counters are reported too.
+   guest-visible cost of a break. The host-side time of break_cow (by level:
+   a child's first write below a shared PUD table breaks the PUD and PMD
+   tables too) and the kernel's cow_pte_copy / cow_pte_reuse counters are
+   reported too.
 4. A log-log PNG of fork latency vs size (matplotlib, Agg backend).
 
 Touching memory dominates the run time: about 25 us per page under minios,
@@ -74,18 +77,21 @@ def worker(size_mb: int, mode: str, iters: int, stride_kb: int) -> int:
     import minios.sys_proc as sys_proc
     from minios.machine import Machine
 
-    brk: dict[str, list[int]] = {"copy": [], "reuse": []}
+    from minios.pgtable import LEVEL_NAME
+    brk: dict[str, list[int]] = {}
     copies: list[int] = []
-    orig = cow.break_cow_pte
+    orig = cow.break_cow
     orig_copy = sys_proc.copy_page_range
 
-    def timed_break(mm, slot):
+    def timed_break(mm, i, shift, va):
         st = mm.kernel.stats
-        before = st["cow_pte_copy"]
+        key = f"cow_{LEVEL_NAME[shift].lower()}_copy"
+        before = st[key]
         t0 = time.perf_counter_ns()
-        r = orig(mm, slot)
+        r = orig(mm, i, shift, va)
         dt = time.perf_counter_ns() - t0
-        brk["copy" if st["cow_pte_copy"] != before else "reuse"].append(dt)
+        kind = "copy" if st[key] != before else "reuse"
+        brk.setdefault(f"{LEVEL_NAME[shift]} {kind}", []).append(dt)
         return r
 
     def timed_copy(*args):
@@ -93,10 +99,10 @@ def worker(size_mb: int, mode: str, iters: int, stride_kb: int) -> int:
         r = orig_copy(*args)
         copies.append(time.perf_counter_ns() - t0)
         return r
-    # pgtable.pte_table_for_write imports break_cow_pte from minios.cow at
-    # call time, so patching the module attribute catches every break;
-    # sys_proc imported copy_page_range by name.
-    cow.break_cow_pte = timed_break
+    # pgtable._table_for_write imports break_cow from minios.cow at call
+    # time, so patching the module attribute catches every break; sys_proc
+    # imported copy_page_range by name.
+    cow.break_cow = timed_break
     sys_proc.copy_page_range = timed_copy
 
     mem = (size_mb << 20) + (2 << 30)
@@ -284,10 +290,9 @@ def main(argv: list[str] | None = None) -> int:
               f"({cb['child_write_us'] / tables:.1f} us per table)")
         print(f"guest-visible cost of one break: ({cb['child_write_us']:.0f} - "
               f"{pb['child_write_us']:.0f}) / {tables} = {per:.1f} us")
-        bc, br = b["copy"], b["reuse"]
-        print(f"host time in break_cow_pte (median / mean): copy "
-              f"{fmt(bc['median_us'], '.1f')} / {fmt(bc['mean_us'], '.1f')} us x {bc['n']}, "
-              f"reuse {fmt(br['median_us'], '.1f')} / {fmt(br['mean_us'], '.1f')} us x {br['n']}")
+        print("host time in break_cow (median / mean, by level and kind): " + "; ".join(
+            f"{key} {fmt(v['median_us'], '.1f')} / {fmt(v['mean_us'], '.1f')} us x {v['n']}"
+            for key, v in sorted(b.items())))
         print(f"  (kernel.stats: cow_pte_copy={st.get('cow_pte_copy', 0)}, "
               f"cow_pte_reuse={st.get('cow_pte_reuse', 0)}, cow_copy={st.get('cow_copy', 0)}, "
               f"forks={st.get('forks', 0)})")

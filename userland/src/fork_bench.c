@@ -12,7 +12,8 @@
  *   plain-write  as plain, but the child writes one byte every STRIDE_KB KiB
  *   cow-write    (default 4: every page) before exiting; the parent times
  *                fork + waitpid -> fork_write_us=, and the child times its
- *                write loop alone (reported through a MAP_SHARED page)
+ *                write loop alone (reported through a MAP_SHARED page,
+ *                mapped in these modes only)
  *                -> child_write_us=. With STRIDE_KB 2048 the child writes one
  *                byte per PTE table: the cow - plain difference of
  *                child_write_us over SIZE_MB / 2 is the cost of one break.
@@ -110,12 +111,17 @@ int main(int argc, char **argv)
         for (size_t off = 0; off < len; off += 4096)
             p[off] = 1;
     }
-    /* the child's write-loop time comes back through this page */
-    volatile double *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (shared == MAP_FAILED) {
-        perror("mmap shared");
-        return 1;
+    /* The child's write-loop time comes back through this page. Only the
+     * write modes map it: the latency modes fork a process holding the
+     * region and nothing else (a MAP_SHARED mapping is never COW-shared,
+     * so the tables on the way down to it are built for the child). */
+    volatile double *shared = NULL;
+    if (write_mode) {
+        shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (shared == MAP_FAILED) {
+            perror("mmap shared");
+            return 1;
+        }
     }
     printf("mode=%s size_mb=%ld iter=%d%s", mode, size_mb, iter, write_mode ? "" : "\n");
     if (write_mode)
