@@ -8,8 +8,9 @@ per page:
   tables, each table's share count (its frame refcount) goes up, and both
   entries lose RW and gain ``TABLE_COW``, so the CPU traps every write below
   them. A fork costs one PGD, whatever the size. Only the few paths down to
-  MAP_SHARED or MADV_DONTFORK memory are built for the child, down to that
-  memory's PTE tables, which are copied as Linux copies them.
+  MAP_SHARED or MADV_DONTFORK memory, and to the forking thread's stack,
+  are built for the child, down to those PTE tables, which are copied as a
+  plain fork copies them.
 * Plain fork: every PTE table is copied (as whole 4 KiB rows), private
   entries are write-protected on both sides, and page refcounts go up.
 
@@ -138,17 +139,10 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
         k.trace_fault_note = f"{name} table share broken by reuse"
         return table
     new = fr.alloc(TABLE)                      # may raise: nothing changed yet
-    t = k.ram.t
-    block = t[table]
+    block = k.ram.t[table]
     present = None
     if shift == PAGE_SHIFT:
-        block &= _NOT_RW                       # other sharers: page-level COW
-        t[new] = block
-        frames = pfns(block[(block & _P) != 0])
-        fr.refcount[frames] += 1               # a table maps a private page once
-        fr.mapcount[frames] += 1
-        present = len(frames)
-        mm.rss += present
+        present = _copy_pte_table(k, table, new, mm)
         mm.nr_ptes += 1
     else:                                      # what lies below: shared once more
         _share_entries(k, table, new, np.flatnonzero(block & _P))
@@ -165,6 +159,22 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
     k.stats[f"cow_{name.lower()}_copy"] += 1
     k.trace_fault_note = f"{name} table share broken by copy"
     return new
+
+
+def _copy_pte_table(k, table: int, new: int, mm: "MM") -> int:
+    """Copy PTE table ``table`` of private memory into ``new`` (of ``mm``):
+    its pages become COW (write-protected in both, one more reference and
+    mapping each; a table maps a private page once, so a fancy-index
+    increment is exact). Returns how many pages it maps."""
+    t, fr = k.ram.t, k.frames
+    block = t[table]
+    block &= _NOT_RW
+    t[new] = block
+    frames = pfns(block[(block & _P) != 0])
+    fr.refcount[frames] += 1
+    fr.mapcount[frames] += 1
+    mm.rss += len(frames)
+    return len(frames)
 
 
 def release_tables(mm: "MM", tables: np.ndarray, vas: np.ndarray, shift: int) -> None:
@@ -255,7 +265,7 @@ def _share_entries(k, ptab: int, ctab: int, js: np.ndarray) -> None:
     few entries (upper levels) are cheaper one by one than in bulk."""
     if len(js) <= 16:
         w, rc = k.ram.w, k.frames.refcount
-        for j in js.tolist():
+        for j in (js if isinstance(js, list) else js.tolist()):
             e = (w[ptab * 512 + j] & ~x86.RW) | TABLE_COW
             w[ptab * 512 + j] = w[ctab * 512 + j] = e
             rc[entry_pfn(e)] += 1
@@ -269,33 +279,46 @@ def _share_entries(k, ptab: int, ctab: int, js: np.ndarray) -> None:
 
 
 def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, base: int,
-                  special: list[tuple[int, int]]) -> tuple[int, int]:
+                  special: list[tuple[int, int]], hot: int) -> tuple[int, int]:
     """COW fork of one table ``ptab`` of ``parent`` (entries of ``shift``,
     mapping from ``base``, private to the parent) into the child's fresh
     ``ctab``: share every table below, except on the paths down to
-    ``special`` memory. Returns (tables shared, PTE tables copied)."""
+    ``special`` memory and to the PTE table at ``hot``. Returns (tables
+    shared, PTE tables copied)."""
     k = parent.kernel
     n = 256 if shift == PGDIR_SHIFT else 512          # the PGD's user half
     live = np.flatnonzero(k.ram.t[ptab][:n] & _P)
-    spec = np.zeros(len(live), dtype=bool)
-    for s, e in special:
-        spec |= (live >= (s - base) >> shift) & (live <= (e - 1 - base) >> shift)
-    _share_entries(k, ptab, ctab, live[~spec] if len(special) else live)
-    shared, copied = len(live) - int(spec.sum()), 0
-    for j in live[spec].tolist():
+    marks = [((s - base) >> shift, (e - 1 - base) >> shift) for s, e in special]
+    if 0 <= hot - base < n << shift:
+        marks.append(((hot - base) >> shift,) * 2)
+    if len(live) <= 16:                # upper levels: a few entries, plain ints
+        down = [j for j in live.tolist() if any(lo <= j <= hi for lo, hi in marks)]
+        share = [j for j in live.tolist() if j not in down]
+    else:
+        spec = np.zeros(len(live), dtype=bool)
+        for lo, hi in marks:
+            spec |= (live >= lo) & (live <= hi)
+        down, share = live[spec].tolist(), live[~spec]
+    _share_entries(k, ptab, ctab, share)
+    shared, copied = len(share), 0
+    for j in down:
         va = base + (j << shift)
         if not child.overlapping(va, va + (1 << shift)):
             continue                  # only MADV_DONTFORK memory here: no table
         if shift == PMD_SHIFT:
             # The parent's entries get write-protected: through the choke
             # point, which breaks the table first if it is COW-shared.
-            new = _copy_special_table(parent, child,
-                                      pte_table_for_write(parent, va, create=False), va)
+            src = pte_table_for_write(parent, va, create=False)
+            if any(s < va + PMD_SIZE and e > va for s, e in special):
+                new = _copy_special_table(parent, child, src, va)
+            else:                     # only the stack: private memory
+                new = alloc_table(child, PAGE_SHIFT)
+                _copy_pte_table(k, src, new, child)
             copied += 1
         else:
             psub = _table_for_write(parent, ptab * 512 + j, shift - 9, va, False)
             new = alloc_table(child, shift - 9)
-            a, b = _share_tables(parent, child, psub, new, shift - 9, va, special)
+            a, b = _share_tables(parent, child, psub, new, shift - 9, va, special, hot)
             shared, copied = shared + a, copied + b
         k.ram.w[ctab * 512 + j] = (new << PAGE_SHIFT) | UPPER
     return shared, copied
@@ -378,16 +401,23 @@ def _copy_tables(parent: "MM", child: "MM") -> int:
     return n
 
 
-def copy_page_range(parent: "MM", child: "MM", share: bool) -> tuple[int, int]:
+def copy_page_range(parent: "MM", child: "MM", share: bool,
+                    stack: int = -1) -> tuple[int, int]:
     """Duplicate ``parent``'s user page tables into ``child`` (fork).
-    Returns (tables shared, PTE tables copied)."""
+    Returns (tables shared, PTE tables copied).
+
+    With ``share``, the PTE table holding ``stack`` (the forking thread's
+    stack pointer) is copied, not shared: both sides write it at once (the
+    return from fork pushes and pops there), so sharing it would only buy,
+    in each process, a break of every table on the way down to it."""
     k = parent.kernel
     if share:         # later forks of either side share too; find_sharer looks here
         parent.flags |= MMF_COW_PGTABLE
         child.flags |= MMF_COW_PGTABLE
         parent.pmd_at.clear()         # its paths are about to be shared
+        hot = stack & ~(PMD_SIZE - 1) if parent.vma_at(stack) is not None else -1
         counts = _share_tables(parent, child, parent.pgd, child.pgd, PGDIR_SHIFT, 0,
-                               _special(parent))
+                               _special(parent), hot)
     else:
         counts = 0, _copy_tables(parent, child)
     k.cpu.flush_tlb()                 # the parent's entries were downgraded

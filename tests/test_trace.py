@@ -259,14 +259,14 @@ def test_fault_fork_and_sched_lines(tmp_path):
     _, ev, text = run_minios(tmp_path, binary("glibc", "fork_bench"), ["8", "cow-write", "1"],
                              trace="fault,fork,sched")
     fork = [e for e in ev if e["kind"] == "fork"]
-    assert len(fork) == 1 and fork[0]["shared"] >= 2 and fork[0]["copied"] == 0
+    assert len(fork) == 1 and fork[0]["shared"] >= 2 and fork[0]["copied"] == 1   # the stack
     assert fork[0]["child"] == 2
     breaks = [e for e in ev if e["kind"] == "fault" and e["pid"] == 2
               and e["note"] == "PTE table share broken by copy (was shared by 2), COW copy"]
     assert len(breaks) >= 4, text[:3000]        # one per 2 MiB of the 8 MiB region
     assert all(e["reason"] == "user write, protection" for e in breaks)
     assert any(e["kind"] == "fault" and e["note"] == "demand-zero" for e in ev)
-    assert any(e["kind"] == "fault" and e["note"].startswith("PTE table share broken by reuse")
+    assert any(e["kind"] == "fault" and "table share broken by reuse" in e["note"]
                for e in ev)
     sched = [e for e in ev if e["kind"] == "sched"]
     assert any(e["pid"] == 2 and e["why"] == "pid 1 blocked: wait4" for e in sched), sched
