@@ -7,7 +7,8 @@ Checked, for the whole machine:
 * each table frame's refcount = entries pointing at it (its share count);
   its owner is an mm that reaches it; a PGD is owned by its mm;
 * each mm's RSS, page-table and PTE-table counts = what the tables it owns
-  hold; ``mm.pmd_at`` names only PMD tables the mm reaches privately;
+  hold; ``mm.pmd_at`` names only PMD tables the mm reaches privately, and
+  all of them for an mm that never shared (plain fork copies that list);
 * frame kinds agree with use, the free count with the FREE frames;
 * safety: a table with two entries pointing at it is marked COW and
   write-protected in both; a table reached by two mms is writable through
@@ -22,6 +23,7 @@ import numpy as np
 
 from emu import x86
 from minios.frames import DATA, FREE, TABLE
+from minios.mm import MMF_COW_PGTABLE
 from minios.pgtable import LEVEL_NAME, TABLE_COW, entry_pfn, lookup_pte, walk_entry
 
 _P, _RW, _US = np.uint64(x86.P), np.uint64(x86.RW), np.uint64(x86.US)
@@ -145,6 +147,13 @@ def check_invariants(k) -> None:
         if mm.nr_tables != tables or mm.nr_ptes != ptes:
             raise InvariantError(f"mm {id(mm):x}: nr_tables {mm.nr_tables}/{tables}, "
                                  f"nr_ptes {mm.nr_ptes}/{ptes}")
+        if not mm.flags & MMF_COW_PGTABLE:     # plain fork copies what it lists
+            got = sorted(mm.pmd_at.values())
+            want = sorted(t for t, (sh, us) in reach.items() if sh == 21
+                          and any(u[0] is mm for u in us))
+            if got != want:
+                raise InvariantError(f"mm {id(mm):x} never shared but pmd_at lists PMD tables "
+                                     f"{got}, it has {want}")
         for key, pmd in mm.pmd_at.items():
             w = walk_entry(mm, key << 30, 30)
             e = int(ram.q[w[0]]) if w is not None else 0

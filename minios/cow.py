@@ -40,7 +40,7 @@ from minios.frames import ONE, TABLE
 from minios.mm import MMF_COW_PGTABLE
 from minios.pgtable import (ADDR, LEVEL_NAME, PGDIR_SHIFT, PMD_SHIFT, PMD_SIZE, PUD_SHIFT,
                             TABLE_COW, UPPER, _table_for_write, alloc_table, entry_pfn,
-                            pfns, pmd_tables, pte_table_for_write, walk_entry)
+                            pfns, pte_table_for_write, walk_entry)
 
 if TYPE_CHECKING:
     from minios.mm import MM
@@ -145,7 +145,7 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
         present = _copy_pte_table(k, table, new, mm)
         mm.nr_ptes += 1
     else:                                      # what lies below: shared once more
-        _share_entries(k, table, new, np.flatnonzero(block & _P))
+        _share_entries(k, table, new, (block & _P).nonzero()[0])
     k.pt_owner[new] = mm.id
     mm.nr_tables += 1
     q[i] = (new << PAGE_SHIFT) | UPPER
@@ -205,11 +205,11 @@ def release_tables(mm: "MM", tables: np.ndarray, vas: np.ndarray, shift: int) ->
             mm.rss -= len(frames)
             mm.nr_ptes -= len(tables)
             break
-        ents = t[tables]
-        r, c = np.nonzero(ents & _P)
+        ents = t[tables].ravel()
+        f = (ents & _P).nonzero()[0]      # 1-D: a 2-D nonzero costs 5x more
         if cow:
-            vas = vas[r] + (c << shift)
-        tables, shift = pfns(ents[r, c]), shift - 9
+            vas = vas[f >> 9] + ((f & 511) << shift)
+        tables, shift = pfns(ents[f]), shift - 9
     fr.free_tables(dead)
     mm.nr_tables -= len(dead)
 
@@ -287,18 +287,22 @@ def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, b
     shared, PTE tables copied)."""
     k = parent.kernel
     n = 256 if shift == PGDIR_SHIFT else 512          # the PGD's user half
-    live = np.flatnonzero(k.ram.t[ptab][:n] & _P)
+    live = (k.ram.t[ptab][:n] & _P).nonzero()[0]
     marks = [((s - base) >> shift, (e - 1 - base) >> shift) for s, e in special]
     if 0 <= hot - base < n << shift:
         marks.append(((hot - base) >> shift,) * 2)
-    if len(live) <= 16:                # upper levels: a few entries, plain ints
+    if len(live) <= 16 or not marks:   # upper levels: a few entries, plain ints
         down = [j for j in live.tolist() if any(lo <= j <= hi for lo, hi in marks)]
-        share = [j for j in live.tolist() if j not in down]
-    else:
-        spec = np.zeros(len(live), dtype=bool)
-        for lo, hi in marks:
-            spec |= (live >= lo) & (live <= hi)
-        down, share = live[spec].tolist(), live[~spec]
+        share = [j for j in live.tolist() if j not in down] if down else live
+    else:                              # ``live`` is sorted: cut the marked runs out
+        cuts = sorted((np.searchsorted(live, lo), np.searchsorted(live, hi, "right"))
+                      for lo, hi in marks)
+        down = [j for a, b in cuts for j in live[a:b].tolist()]
+        keep, at = [], 0
+        for a, b in cuts:
+            keep.append(live[at:max(a, at)])
+            at = max(at, b)
+        share = np.concatenate(keep + [live[at:]])
     _share_entries(k, ptab, ctab, share)
     shared, copied = len(share), 0
     for j in down:
@@ -344,6 +348,16 @@ def _child_pmd_tables(child: "MM", bases: np.ndarray) -> np.ndarray:
     return np.array(pmds, dtype=np.int64)
 
 
+def _pmd_tables(mm: "MM") -> tuple[np.ndarray, np.ndarray]:
+    """(frames, base addresses) of every PMD table ``mm`` reaches."""
+    t = mm.kernel.ram.t
+    user = t[mm.pgd][:256]
+    i = (user & _P).nonzero()[0]
+    ents = t[pfns(user[i])].ravel()
+    f = (ents & _P).nonzero()[0]
+    return pfns(ents[f]), (i[f >> 9] << PGDIR_SHIFT) | ((f & 511) << PUD_SHIFT)
+
+
 def _copy_tables(parent: "MM", child: "MM") -> int:
     """Plain fork: copy every PTE table, in bulk. All of the parent's PMD
     tables are gathered into one (n, 512) array, so a fork costs the same
@@ -352,7 +366,12 @@ def _copy_tables(parent: "MM", child: "MM") -> int:
     uncovered), so only special memory needs looking at VMAs."""
     k = parent.kernel
     t, fr = k.ram.t, k.frames
-    src, bases = pmd_tables(parent)
+    if parent.flags & MMF_COW_PGTABLE:           # (the kernel always shares then)
+        src, bases = _pmd_tables(parent)
+    else:                         # never shared: pmd_at lists every PMD table
+        n = len(parent.pmd_at)
+        src = np.fromiter(parent.pmd_at.values(), np.int64, n)
+        bases = np.fromiter(parent.pmd_at.keys(), np.int64, n) << PUD_SHIFT
     if not len(src):
         return 0
     dst = _child_pmd_tables(child, bases)

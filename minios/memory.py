@@ -131,7 +131,7 @@ def free_pgtables(mm: "MM") -> None:
     another sharer), private ones are freed with their pages."""
     k = mm.kernel
     user = k.ram.t[mm.pgd][:256]
-    idx = np.flatnonzero(user & _P)
+    idx = (user & _P).nonzero()[0]
     tables = pfns(user[idx])
     user[:] = 0
     release_tables(mm, tables, idx << PGDIR_SHIFT, PUD_SHIFT)

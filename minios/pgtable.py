@@ -18,6 +18,8 @@ no path can forget to break a share.
 ``mm.pmd_at`` caches, per 1 GiB (va >> 30), the PMD table an mm reaches
 through private tables only: such a path stays private until the mm forks
 (which clears the cache), so a hit needs no walk, for reading or writing.
+Every PMD table is created through it, so for an mm that never shared it
+lists them all.
 """
 from __future__ import annotations
 
@@ -194,15 +196,3 @@ def pfns(entries: np.ndarray) -> np.ndarray:
     """Frame numbers of ``entries`` (any shape), as int64 (a view: they
     are below 2**52)."""
     return ((entries & _ADDR) >> _SHIFT).view(np.int64)
-
-
-def pmd_tables(mm: "MM") -> tuple[np.ndarray, np.ndarray]:
-    """(frames, base addresses) of every PMD table ``mm`` reaches, in a
-    few bulk steps."""
-    t = mm.kernel.ram.t
-    user = t[mm.pgd][:256]
-    i = np.flatnonzero(user & _P)
-    ents = t[pfns(user[i])]
-    r, c = np.nonzero(ents & _P)
-    return pfns(ents[r, c]), (i[r] << PGDIR_SHIFT) | (c << PUD_SHIFT)
-
