@@ -14,7 +14,8 @@ Checked, for the whole machine:
   write-protected in both; a table reached by two mms is writable through
   neither; no user PTE is effectively writable onto a private page that
   another table also maps; a table is shared only at one address; every
-  present PTE lies in a VMA and every PTE table under one.
+  present PTE lies in a VMA and every PTE table under one; an absent PTE
+  is 0.
 Raises :class:`InvariantError` naming the first mismatch.
 """
 from __future__ import annotations
@@ -98,7 +99,10 @@ def check_invariants(k) -> None:
         if shift != 12:
             continue
         ents = ram.t[table]
-        frames = _pfn(ents[(ents & _P) != 0])
+        present = (ents & _P) != 0
+        if (ents[~present] != 0).any():          # bulk copies rely on this
+            raise InvariantError(f"PTE table {table} holds a non-zero absent entry")
+        frames = _pfn(ents[present])
         all_frames.append(frames)
         counts[1] += 1
         counts[2] += len(frames)

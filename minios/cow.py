@@ -54,11 +54,6 @@ _COW = np.uint64(TABLE_COW)
 _UPPER = np.uint64(UPPER)
 
 
-def _wrprotect(block: np.ndarray) -> np.ndarray:
-    """Clear RW in the present entries of ``block`` (any shape)."""
-    return np.where((block & _P) != 0, block & _NOT_RW, block)
-
-
 def find_sharer(k, table: int, shift: int, va: int, exclude: "MM") -> "MM | None":
     """Some mm other than ``exclude`` that reaches ``table`` (of entries of
     ``shift``, mapping ``va``): one walk per COW mm, no scan of tables."""
@@ -396,16 +391,18 @@ def _copy_tables(parent: "MM", child: "MM") -> int:
         # fancy-index increment is exact.
         old = pfns(sel)
         new = np.array(fr.alloc_tables(n), dtype=np.int64)
-        block = _wrprotect(t[old])
+        block = t[old]
+        block &= _NOT_RW              # an absent entry is 0: no mask needed
         t[old] = block
         t[new] = block
         frames = pfns(block[(block & _P) != 0])
         fr.refcount[frames] += 1
         fr.mapcount[frames] += 1
         child.rss += len(frames)
-        cents = np.zeros_like(ents)
-        cents[live] = (new.astype(np.uint64) << _SHIFT) | _UPPER
-        t[dst] = cents
+        ents[live] = (new.view(np.uint64) << _SHIFT) | _UPPER
+        for r, c in special:
+            ents[r, c] = 0
+        t[dst] = ents
         k.pt_owner[new] = child.id
         child.nr_tables += n
         child.nr_ptes += n
