@@ -93,7 +93,7 @@ def _exit_notify(k: "Kernel", g) -> None:
         if init is not None and init is not g:
             init.children.append(c)
             if c.zombie:
-                k.wake_all(lambda t: t.group is init and t.wait_channel == "wait4")
+                k.wake_waiters(init)
     g.children = []
     if g.tgid == 1:
         st = g.exit_status
@@ -114,4 +114,4 @@ def _exit_notify(k: "Kernel", g) -> None:
     if ign:           # SIGCHLD ignored: children are reaped at once
         parent.children.remove(g)
         k.groups.pop(g.tgid, None)
-    k.wake_all(lambda t: t.group is parent and t.wait_channel == "wait4")
+    k.wake_waiters(parent)

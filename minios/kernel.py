@@ -171,9 +171,11 @@ class Kernel:
                 self.need_resched = True
                 self.rearm = True
 
-    def wake_all(self, pred: Callable[[Task], bool]) -> None:
-        for t in self.tasks.values():         # wake() changes states, not the dict
-            if t.state == BLOCKED and pred(t):
+    def wake_waiters(self, group: ThreadGroup) -> None:
+        """A child of ``group`` changed state: wake its threads asleep in
+        wait4/waitid (only they can be: no scan of every task)."""
+        for t in group.threads:
+            if t.state == BLOCKED and t.wait_channel == "wait4":
                 self.wake(t)
 
     def wake_sleepers(self, key) -> None:

@@ -129,7 +129,7 @@ def _notify_parent(k: "Kernel", group, code: int, status: int) -> None:
         return
     send_signal(k, parent, SIGCHLD, {"code": code, "pid": group.tgid, "uid": 0,
                                      "status": status})
-    k.wake_all(lambda t: t.group is parent and t.wait_channel == "wait4")
+    k.wake_waiters(parent)
 
 
 def force_sig_fault(k: "Kernel", t: "Task", sig: int, code: int, addr: int,
