@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from minios import futex, signals
 from minios.memory import free_pgtables, release_shm
 from minios.task import DEAD, ZOMBIE
+from minios.uaccess import Fault, put_u32
 
 if TYPE_CHECKING:
     from minios.kernel import Kernel
@@ -40,8 +42,6 @@ def release_vfork(k: "Kernel", t: "Task") -> None:
 
 def do_exit(k: "Kernel", t: "Task", code: int) -> None:
     """One thread leaves (exit(2) or the end of a group exit)."""
-    from minios import futex
-    from minios.uaccess import Fault, put_u32
     if t.state in (DEAD, ZOMBIE):
         return
     if t.clear_child_tid and t.mm.users > 1:
@@ -85,7 +85,6 @@ def do_group_exit(k: "Kernel", t: "Task", status: int) -> None:
 
 
 def _exit_notify(k: "Kernel", g) -> None:
-    from minios import signals
     g.exit_status = g.group_exit
     init = k.groups.get(1)
     for c in g.children:

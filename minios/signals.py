@@ -12,7 +12,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from emu import x86
-from minios.task import BLOCKED, RUNNING, STOPPED
+from minios.task import BLOCKED, RUNNING, STOPPED, ThreadGroup
 from minios.uaccess import Fault, copy_from_user, copy_to_user
 
 if TYPE_CHECKING:
@@ -75,7 +75,6 @@ def _ignored(t: "Task", sig: int) -> bool:
 
 def send_signal(k: "Kernel", target, sig: int, info: dict, thread: bool = False) -> None:
     """Queue ``sig`` on a task (``thread``) or its whole process, as kill/tgkill."""
-    from minios.task import ThreadGroup
     group = target if isinstance(target, ThreadGroup) else target.group
     if group.zombie or not group.threads or sig == 0:
         return
