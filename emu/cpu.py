@@ -69,7 +69,9 @@ CTX = {name: i for i, name in enumerate(
      "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip"))}
 _CTX_CR3 = -1
 _RF_VM = 0x30000                       # EFLAGS.RF and VM: never set at CPL 3 here
-_ENV_GPRS = struct.Struct("<17Q")      # regs[16] and eip at the start of the live state
+# RAX, RDX, RSI, RDI, R8, R9, R10 and RIP from the start of the live state
+# (regs[16] in x86 order, then eip): the others are skipped, not unpacked.
+_ENV_SYSCALL = struct.Struct("<Q8xQ24xQQQQQ40xQ")
 _ENV_LOC: tuple[int, int] | None = None   # (uc_struct word, offset from it) of the state
 
 _SYSCALL_IN = ("rax", "rdi", "rsi", "rdx", "r10", "r8", "r9", "rip", "eflags")
@@ -105,9 +107,13 @@ _CTL_TB_FLUSH = (UC_CTL_IO_WRITE << 30) | UC_CTL_TB_FLUSH
 _POOL_MAX = 256
 
 
-def _ctx_ptr(ctx) -> int:
+def _adopt(ctx):
+    """Keep the blob's address and its register words on ``ctx`` itself:
+    a task switch then costs no binding property and no ctypes cast."""
     p = ctx.context
-    return p.value if hasattr(p, "value") else p
+    ctx._ptr = p = p.value if hasattr(p, "value") else p
+    ctx._regs = (ctypes.c_uint64 * (ctx.size // 8)).from_address(p + _ENV)
+    return ctx
 
 
 class _Batch:
@@ -298,13 +304,16 @@ class CPU:
             except BaseException as e:
                 failed(e)
 
-        def syscall(_h, _data) -> None:
+        def syscall() -> None:
             try:
                 self.on_syscall()
             except BaseException as e:
                 failed(e)
         intr_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
-        sys_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+        # The syscall hook gets (uc, user_data) and needs neither: declared
+        # without parameters, ctypes converts nothing (the SysV x86-64 ABI
+        # passes them in registers the callee may ignore).
+        sys_t = ctypes.CFUNCTYPE(None)
         self._cbs = (intr_t(intr), sys_t(syscall))
         for cb, kind, extra in ((self._cbs[0], UC_HOOK_INTR, ()),
                                 (self._cbs[1], UC_HOOK_INSN, (ctypes.c_int(X.UC_X86_INS_SYSCALL),))):
@@ -364,9 +373,9 @@ class CPU:
         env = self._env
         if env is None:
             return self._in.read()
-        r = _ENV_GPRS.unpack_from(env)
+        rax, rdx, rsi, rdi, r8, r9, r10, rip = _ENV_SYSCALL.unpack_from(env)
         rd = self._read_eflags
-        return (r[0], r[7], r[6], r[2], r[10], r[8], r[9], r[16],
+        return (rax, rdi, rsi, rdx, r10, r8, r9, rip,
                 rd(self._env_addr) if rd is not None else self._one["eflags"].read()[0])
 
     def set_syscall_result(self, value: int, rip: int, rflags: int) -> None:
@@ -449,7 +458,9 @@ class CPU:
         self._one["cr2"].write(old_cr2)
         if not ok:
             return
-        self._env = words
+        # A memoryview of unsigned words: indexing and struct unpacking
+        # through it are cheaper than through the ctypes array.
+        self._env = memoryview(words).cast("B").cast("Q")
         self._env_addr = env
         self._env_cr2 = cr2
         self._read_eflags = self._eflags_reader(env)
@@ -539,9 +550,7 @@ class CPU:
     def ctx_regs(self, ctx):
         """The saved registers of ``ctx`` as a live array (``CTX_*`` indices)."""
         v = getattr(ctx, "_regs", None)
-        if v is None:
-            v = ctx._regs = (ctypes.c_uint64 * (ctx.size // 8)).from_address(_ctx_ptr(ctx) + _ENV)
-        return v
+        return v if v is not None else _adopt(ctx)._regs
 
     def ctx_reg(self, ctx, name: str) -> int:
         return self.ctx_regs(ctx)[CTX[name]]
@@ -551,11 +560,12 @@ class CPU:
         ``new`` with page-table root ``cr3`` and flush the TLB, which
         context_restore alone keeps (it is a plain copy of the state). A
         switch within one address space (``same_space``: threads) keeps
-        the TLB, as a CPU keeps it when CR3 does not change."""
+        the TLB, as a CPU keeps it when CR3 does not change. Both are
+        task contexts (new_context, clone_context)."""
         if old is not None:
-            _CTX_SAVE(self._h, _ctx_ptr(old))
-        self.ctx_regs(new)[_CTX_CR3] = cr3 * PAGE_SIZE
-        _CTX_RESTORE(self._h, _ctx_ptr(new))
+            _CTX_SAVE(self._h, old._ptr)
+        new._regs[_CTX_CR3] = cr3 * PAGE_SIZE
+        _CTX_RESTORE(self._h, new._ptr)
         if not same_space:                     # tlb_gen stays: it is for changes of
             _CTL0(self._h, _CTL_TLB_FLUSH)     # one address space's tables
 
@@ -584,7 +594,7 @@ class CPU:
         ctx = self.uc.context_save()
         self.uc.context_restore(self.user_template)
         self.uc.context_update(ctx)
-        return ctx
+        return _adopt(ctx)
 
     def free_context(self, ctx) -> None:
         """``ctx`` is no longer anyone's: keep it for the next clone."""
@@ -596,10 +606,10 @@ class CPU:
         (fork's child: RIP, RAX = 0, RCX/R11, maybe RSP and FS base)."""
         if self._ctx_pool:
             ctx = self._ctx_pool.pop()
-            _CTX_SAVE(self._h, _ctx_ptr(ctx))
+            _CTX_SAVE(self._h, ctx._ptr)
         else:
-            ctx = self.uc.context_save()
-        saved = self.ctx_regs(ctx)
+            ctx = _adopt(self.uc.context_save())
+        saved = ctx._regs
         for name in [r for r in regs if r in CTX]:      # in place: most of them
             saved[CTX[name]] = regs.pop(name) & 0xFFFF_FFFF_FFFF_FFFF
         if not regs:
@@ -609,7 +619,7 @@ class CPU:
         vals = (ctypes.c_uint64 * n)(*[v & 0xFFFF_FFFF_FFFF_FFFF for v in regs.values()])
         base = ctypes.addressof(vals)
         ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
-        _CTX_WRITE_BATCH(_ctx_ptr(ctx), ctypes.addressof(ids), ctypes.addressof(ptrs), n)
+        _CTX_WRITE_BATCH(ctx._ptr, ctypes.addressof(ids), ctypes.addressof(ptrs), n)
         return ctx
 
     # -------------------------------------------------------------------- run

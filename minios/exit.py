@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from minios import futex, signals
 from minios.memory import free_pgtables, release_shm
 from minios.task import DEAD, ZOMBIE
+from minios.uaccess import Fault, put_u32
 
 if TYPE_CHECKING:
     from minios.kernel import Kernel
@@ -41,8 +43,6 @@ def release_vfork(k: "Kernel", t: "Task") -> None:
 
 def do_exit(k: "Kernel", t: "Task", code: int) -> None:
     """One thread leaves (exit(2) or the end of a group exit)."""
-    from minios import futex
-    from minios.uaccess import Fault, put_u32
     if t.state in (DEAD, ZOMBIE):
         return
     if t.clear_child_tid and t.mm.users > 1:
@@ -86,7 +86,6 @@ def do_group_exit(k: "Kernel", t: "Task", status: int) -> None:
 
 
 def _exit_notify(k: "Kernel", g) -> None:
-    from minios import signals
     g.exit_status = g.group_exit
     init = k.groups.get(1)
     for c in g.children:
@@ -94,7 +93,7 @@ def _exit_notify(k: "Kernel", g) -> None:
         if init is not None and init is not g:
             init.children.append(c)
             if c.zombie:
-                k.wake_all(lambda t: t.group is init and t.wait_channel == "wait4")
+                k.wake_waiters(init)
     g.children = []
     if g.tgid == 1:
         st = g.exit_status
@@ -115,4 +114,4 @@ def _exit_notify(k: "Kernel", g) -> None:
     if ign:           # SIGCHLD ignored: children are reaped at once
         parent.children.remove(g)
         k.groups.pop(g.tgid, None)
-    k.wake_all(lambda t: t.group is parent and t.wait_channel == "wait4")
+    k.wake_waiters(parent)

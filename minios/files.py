@@ -470,7 +470,7 @@ class Pipe:
     def wake(self) -> None:
         k = self.kernel
         if k is not None:
-            k.wake_all(lambda x: x.wait_obj is self or x.wait_channel == "poll")
+            k.wake_sleepers(self)
 
 
 class PipeEnd(File):

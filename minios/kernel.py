@@ -138,18 +138,16 @@ class Kernel:
         cur = self.current
         if cur is t:
             return
-        regs = self.cpu.ctx_regs(t.ctx)
+        cpu = self.cpu
+        regs = cpu.ctx_regs(t.ctx)
         if in_hook:
             regs[RIP] -= 2
         if rax is not None:
             regs[RAX] = rax & 0xFFFF_FFFF_FFFF_FFFF
-        old = None
-        if cur is not None and cur.state not in (DEAD, ZOMBIE):
-            old = cur.ctx
-        self.cpu.switch_context(old, t.ctx, t.mm.pgd,
-                                same_space=cur is not None and cur.mm is t.mm and old is not None)
+        old = cur.ctx if cur is not None and cur.state not in (DEAD, ZOMBIE) else None
+        cpu.switch_context(old, t.ctx, t.mm.pgd, same_space=old is not None and cur.mm is t.mm)
         if in_hook and old is not None:
-            self.cpu.ctx_regs(old)[RIP] = cur.syscall_rip + 2
+            cpu.ctx_regs(old)[RIP] = cur.syscall_rip + 2
         self.current = t
         self.nr_switches += 1
 
@@ -174,9 +172,20 @@ class Kernel:
                 self.need_resched = True
                 self.rearm = True
 
-    def wake_all(self, pred: Callable[[Task], bool]) -> None:
+    def wake_waiters(self, group: ThreadGroup) -> None:
+        """A child of ``group`` changed state: wake its threads asleep in
+        wait4/waitid (only they can be: no scan of every task)."""
+        for t in group.threads:
+            if t.state == BLOCKED and t.wait_channel == "wait4":
+                self.wake(t)
+
+    def wake_sleepers(self, key) -> None:
+        """Wake the tasks asleep on ``key`` (a pipe, an eventfd: see
+        sys_fs._blocking) and the poll/epoll sleepers, who may wait for it
+        too. One loop without a predicate call: pipe I/O does this twice
+        per round trip."""
         for t in self.tasks.values():         # wake() changes states, not the dict
-            if t.state == BLOCKED and pred(t):
+            if t.state == BLOCKED and (t.wait_obj is key or t.wait_channel == "poll"):
                 self.wake(t)
 
     def _pick(self) -> Task | None:
@@ -307,7 +316,8 @@ class Kernel:
             self.need_resched = False            # it meant "t is gone"
             if not self._switch_in_hook(t):
                 cpu.stop()
-        elif self.need_resched or t.state != RUNNING or signals.has_pending(t) \
+        elif self.need_resched or t.state != RUNNING \
+                or ((t.pending or t.group.shared_pending) and signals.has_pending(t)) \
                 or self.host_signals or (self.quantum <= 0 and self._others_runnable(t)):
             cpu.stop()
         else:

@@ -12,7 +12,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from emu import x86
-from minios.task import BLOCKED, RUNNING, STOPPED
+from minios.task import BLOCKED, RUNNING, STOPPED, ThreadGroup
 from minios.uaccess import Fault, copy_from_user, copy_to_user
 
 if TYPE_CHECKING:
@@ -75,7 +75,6 @@ def _ignored(t: "Task", sig: int) -> bool:
 
 def send_signal(k: "Kernel", target, sig: int, info: dict, thread: bool = False) -> None:
     """Queue ``sig`` on a task (``thread``) or its whole process, as kill/tgkill."""
-    from minios.task import ThreadGroup
     group = target if isinstance(target, ThreadGroup) else target.group
     if group.zombie or not group.threads or sig == 0:
         return
@@ -129,7 +128,7 @@ def _notify_parent(k: "Kernel", group, code: int, status: int) -> None:
         return
     send_signal(k, parent, SIGCHLD, {"code": code, "pid": group.tgid, "uid": 0,
                                      "status": status})
-    k.wake_all(lambda t: t.group is parent and t.wait_channel == "wait4")
+    k.wake_waiters(parent)
 
 
 def force_sig_fault(k: "Kernel", t: "Task", sig: int, code: int, addr: int,

@@ -155,8 +155,7 @@ def _wake_pipe(k, f) -> None:
     """Wake whoever may wait on ``f``'s other side: pipe ends, and eventfds
     (readers, writers and poll/epoll sleepers share these channels)."""
     if f.wakes_waiters:
-        key = f.wait_key
-        k.wake_all(lambda x: x.wait_obj is key or x.wait_channel == "poll")
+        k.wake_sleepers(f.wait_key)
 
 
 def _readable_fd(t, fd: int):
