@@ -156,10 +156,13 @@ class CowModel(RuleBasedStateMachine):
         self.procs.append(self.new_proc())
 
     @precondition(lambda self: len(self.procs) < MAX_MMS)
-    @rule(data=st.data(), share=st.booleans())
-    def fork(self, data, share):
+    @rule(data=st.data(), share=st.booleans(),
+          stack=st.one_of(st.just(-1), st.integers(0, NPAGES - 1)))
+    def fork(self, data, share, stack):
+        """``stack``: a page whose PTE table a COW fork copies, as it copies
+        the one under the forking thread's stack pointer (-1: none)."""
         p = data.draw(st.sampled_from(self.procs), label="parent")
-        mm = _dup_mm(self.k, p.mm, share)
+        mm = _dup_mm(self.k, p.mm, share, ARENA + stack * PAGE if stack >= 0 else -1)
         self.procs.append(p.fork(mm))
 
     @precondition(lambda self: len(self.procs) < MAX_MMS)
