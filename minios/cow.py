@@ -134,13 +134,12 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
         k.trace_fault_note = f"{name} table share broken by reuse"
         return table
     new = fr.alloc(TABLE)                      # may raise: nothing changed yet
-    block = k.ram.t[table]
     present = None
     if shift == PAGE_SHIFT:
-        present = _copy_pte_table(k, table, new, mm)
+        present = _copy_pte_tables(k, table, new, mm)
         mm.nr_ptes += 1
     else:                                      # what lies below: shared once more
-        _share_entries(k, table, new, (block & _P).nonzero()[0])
+        _share_entries(k, table, new, (k.ram.t[table] & _P).nonzero()[0])
     k.pt_owner[new] = mm.id
     mm.nr_tables += 1
     q[i] = (new << PAGE_SHIFT) | UPPER
@@ -156,14 +155,15 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
     return new
 
 
-def _copy_pte_table(k, table: int, new: int, mm: "MM") -> int:
-    """Copy PTE table ``table`` of private memory into ``new`` (of ``mm``):
-    its pages become COW (write-protected in both, one more reference and
-    mapping each; a table maps a private page once, so a fancy-index
-    increment is exact). Returns how many pages it maps."""
+def _copy_pte_tables(k, tables, new, mm: "MM") -> int:
+    """Copy the PTE tables ``tables`` of private memory (one frame, or an
+    array of them) into ``new`` (of ``mm``): their pages become COW,
+    write-protected in both, one more reference and mapping each (an mm
+    maps a private page once, so a fancy-index increment is exact).
+    Returns how many pages they map."""
     t, fr = k.ram.t, k.frames
-    block = t[table]
-    block &= _NOT_RW
+    block = t[tables] & _NOT_RW               # an absent entry is 0: no mask needed
+    t[tables] = block
     t[new] = block
     frames = pfns(block[(block & _P) != 0])
     fr.refcount[frames] += 1
@@ -312,7 +312,7 @@ def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, b
                 new = _copy_special_table(parent, child, src, va)
             else:                     # only the stack: private memory
                 new = alloc_table(child, PAGE_SHIFT)
-                _copy_pte_table(k, src, new, child)
+                _copy_pte_tables(k, src, new, child)
             copied += 1
         else:
             psub = _table_for_write(parent, ptab * 512 + j, shift - 9, va, False)
@@ -386,19 +386,8 @@ def _copy_tables(parent: "MM", child: "MM") -> int:
     sel = ents[live]
     n = len(sel)
     if n:
-        # Copy whole tables, write-protect, count pages. A private page is
-        # mapped once per mm, so ``frames`` has no repeats and a
-        # fancy-index increment is exact.
-        old = pfns(sel)
         new = np.array(fr.alloc_tables(n), dtype=np.int64)
-        block = t[old]
-        block &= _NOT_RW              # an absent entry is 0: no mask needed
-        t[old] = block
-        t[new] = block
-        frames = pfns(block[(block & _P) != 0])
-        fr.refcount[frames] += 1
-        fr.mapcount[frames] += 1
-        child.rss += len(frames)
+        _copy_pte_tables(k, pfns(sel), new, child)
         ents[live] = (new.view(np.uint64) << _SHIFT) | _UPPER
         for r, c in special:
             ents[r, c] = 0
