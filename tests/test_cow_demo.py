@@ -40,6 +40,9 @@ def test_cow_demo_page_tables(libc):
     # 64 MiB needs 32 PTE tables (128 kB): a plain fork copies them all.
     assert grow_plain >= 128, text
     assert grow_cow < grow_plain // 3, text
+    # The child's PGD, and its own PUD, PMD and PTE table down to its
+    # stack (fork copies that one): the rest is shared at every level.
+    assert grow_cow <= 16, text
     if "VmPTE" in cow:
         parent, child = cow["VmPTE"]
         assert child < parent, text
