@@ -430,6 +430,44 @@ def test_cow_fork_shares_tables():
     _release_all(k)
 
 
+def test_write_breaks_each_level_once_then_reuses():
+    """The child's first write copies the PUD, PMD and PTE table on its way
+    down (3 tables, accounted to it); its next write in another PTE table
+    of the same 1 GiB copies only that one. The parent, left the only sharer of the old
+    tables, takes each back without copying."""
+    k, parent, child, pages = _cow_pair()
+    st, tables = k.stats, k.frames.nr_tables
+    va = ARENA + TABLE                       # a whole PTE table
+    assert handle_mm_fault(child, va, True, False) is None
+    assert (st["cow_pud_copy"], st["cow_pmd_copy"], st["cow_pte_copy"]) == (1, 1, 1)
+    assert k.frames.nr_tables == tables + 3 and child.nr_tables == 1 + 3
+    assert handle_mm_fault(child, ARENA, True, False) is None    # same 1 GiB
+    assert (st["cow_pud_copy"], st["cow_pmd_copy"], st["cow_pte_copy"]) == (1, 1, 2)
+    check_invariants(k)
+    assert handle_mm_fault(parent, va, True, False) is None
+    assert (st["cow_pud_reuse"], st["cow_pmd_reuse"], st["cow_pte_reuse"]) == (1, 1, 1)
+    assert k.frames.nr_tables == tables + 4
+    check_invariants(k)
+    _intact(parent, pages)
+    _intact(child, pages)
+    _release_all(k)
+
+
+@pytest.mark.parametrize("first", ["parent", "child"])
+def test_exit_hands_owned_subtree_to_the_sharer(first):
+    """The owner exits first: the sharer inherits every table below the PUD
+    table they shared, with its pages' RSS. The sharer exits first: the
+    owner keeps everything. Counters stay exact either way."""
+    k, parent, child, pages = _cow_pair()
+    tables, rss = parent.nr_tables - 1, parent.rss          # all but its PGD
+    gone, stays = (parent, child) if first == "parent" else (child, parent)
+    mm_release(k, gone)
+    check_invariants(k)
+    assert stays.nr_tables == tables + 1 and stays.rss == rss
+    _intact(stays, pages)
+    _release_all(k)
+
+
 @pytest.mark.parametrize("limit", [0, 1])
 @pytest.mark.parametrize("who", ["child", "parent"])
 def test_oom_during_cow_break(who, limit):
