@@ -468,12 +468,13 @@ def test_exit_hands_owned_subtree_to_the_sharer(first):
     _release_all(k)
 
 
-@pytest.mark.parametrize("limit", [0, 1])
+@pytest.mark.parametrize("limit", [0, 1, 2, 3])
 @pytest.mark.parametrize("who", ["child", "parent"])
 def test_oom_during_cow_break(who, limit):
-    """No frame for the PTE-table copy (limit 0) or for the page copy
-    (limit 1): the write fault gets SIGBUS, the kernel stays consistent,
-    both sides keep their data; with memory back the write succeeds."""
+    """No frame for the PUD, PMD or PTE table copy (limit 0, 1, 2: the
+    levels above are broken already) or for the page copy (limit 3): the
+    write fault gets SIGBUS, the kernel stays consistent, both sides keep
+    their data; with memory back the write succeeds."""
     k, parent, child, pages = _cow_pair()
     mm = child if who == "child" else parent
     va = ARENA + TABLE            # a page in a whole, shared PTE table
