@@ -275,10 +275,38 @@ def _scatter(t, vec, data: bytes) -> None:
         pos += n
 
 
+def _iov_prefix(t, vec, write: bool) -> int:
+    """How many bytes of the buffers of ``vec``, in order, the task may
+    write (or read) before the first bad byte: readv and writev stop there
+    as read and write do."""
+    total = 0
+    for b, n in vec:
+        a = user_prefix(t.mm, b, n, write)
+        total += a
+        if a < n:
+            break
+    return total
+
+
 @syscall(20, "writev")
 def sys_writev(k, t, fd, iov, cnt, *_):
     f = _writable_fd(t, fd)
-    data = b"".join(copy_from_user(t.mm, b, n) for b, n in _iov(t, iov, cnt))
+    vec = _iov(t, iov, cnt)
+    if f.ignores_writes:
+        return sum(n for _, n in vec)          # /dev/null never reads the buffers
+    try:
+        data = b"".join(copy_from_user(t.mm, b, n) for b, n in vec)
+    except Fault:                              # as write(): the readable prefix
+        left = _iov_prefix(t, vec, False)
+        if left == 0 or f.whole_copies:
+            return -E.EFAULT
+        parts = []
+        for b, n in vec:
+            parts.append(copy_from_user(t.mm, b, min(n, left)))
+            left -= len(parts[-1])
+            if not left:
+                break
+        data = b"".join(parts)
     return _write_all(k, t, f, data)
 
 
@@ -288,9 +316,14 @@ def sys_readv(k, t, fd, iov, cnt, *_):
     if isinstance(f, DirFile):
         return -E.EISDIR
     vec = _iov(t, iov, cnt)
-    total = sum(n for _, n in vec)
+    want = sum(n for _, n in vec)
+    total = _iov_prefix(t, vec, True)          # as read(): up to the first bad byte
+    if want and not total:
+        return -E.EFAULT
 
     def op():
+        if total < want and f.whole_copies and len(f.pipe.buf) > total:
+            return -E.EFAULT                   # a pipe fails whole, keeping its data
         data = f.read(total)
         _scatter(t, vec, data)
         _wake_pipe(k, f)

@@ -1,13 +1,15 @@
 /* partial_rw.c - read() and write() with a buffer whose tail is unmapped or
  * read-only. Linux moves the accessible prefix of the buffer and returns
  * its length (/dev/zero, pread); a pipe fails the whole call with EFAULT
- * and keeps its data; /dev/null never looks at the buffer. */
+ * and keeps its data; /dev/null never looks at the buffer. readv and
+ * writev follow the same rules over the whole iovec. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +60,27 @@ int main(void)
     int nul = open("/dev/null", O_WRONLY);
     show("/dev/null write 200, 20 mapped", write(nul, edge - 20, 200));
     show("/dev/null write from unmapped", write(nul, edge, 5));
+
+    /* readv and writev: the same rules over the whole iovec, which stops
+     * at its first bad byte. */
+    int p2[2];
+    if (pipe(p2))
+        return 2;
+    fcntl(p2[0], F_SETFL, O_NONBLOCK);
+    show("pipe write 300", write(p2[1], big, 300));
+    struct iovec rv[3] = {{m, 10}, {edge - 20, 100}, {m + 64, 10}};
+    show("pipe readv 10 + 20 of 100 mapped", readv(p2[0], rv, 3));
+    struct iovec rv2[2] = {{m, 10}, {m + 64, 10}};
+    show("pipe readv 10 + 10 ok", readv(p2[0], rv2, 2));
+    show("drain", read(p2[0], rest, sizeof rest));
+    show("/dev/zero readv 10 + 20 of 100", readv(z, rv, 3));
+    struct iovec rv3[2] = {{edge, 10}, {m, 10}};
+    show("/dev/zero readv, first unmapped", readv(z, rv3, 2));
+    struct iovec wv[2] = {{m, 10}, {edge, 10}};
+    show("/dev/null writev, second unmapped", writev(nul, wv, 2));
+    show("/dev/null writev, first unmapped", writev(nul, rv3, 2));
+    show("pipe writev, first unmapped", writev(p2[1], rv3, 2));
+    show("drain", read(p2[0], rest, sizeof rest));
 
     /* The kernel caches translations of user pages it has touched: after
      * munmap or mprotect they must be gone, as from the CPU's TLB. (A raw
