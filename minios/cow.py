@@ -40,7 +40,7 @@ from minios.frames import ONE, TABLE
 from minios.mm import MMF_COW_PGTABLE
 from minios.pgtable import (ADDR, LEVEL_NAME, PGDIR_SHIFT, PMD_SHIFT, PMD_SIZE, PUD_SHIFT,
                             TABLE_COW, UPPER, _table_for_write, alloc_table, entry_pfn,
-                            pfns, pte_table_for_write, walk_entry)
+                            pfns, present_entries, pte_table_for_write, walk_entry)
 
 if TYPE_CHECKING:
     from minios.mm import MM
@@ -112,8 +112,7 @@ def _orphan(k, tables: np.ndarray, vas: np.ndarray, shift: int, old: "MM") -> No
                 _move(k, mine, s, old, heir)
             if s == PAGE_SHIFT:
                 break
-            e = k.ram.t[level].ravel()
-            level, s = pfns(e[(e & _P) != 0]), s - 9
+            level, s = present_entries(k.ram.t[level])[0], s - 9
 
 
 def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
@@ -139,7 +138,7 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
         present = _copy_pte_tables(k, table, new, mm)
         mm.nr_ptes += 1
     else:                                      # what lies below: shared once more
-        _share_entries(k, table, new, (k.ram.t[table] & _P).nonzero()[0])
+        _share_entries(k, table, new, present_entries(k.ram.t[table])[1])
     k.pt_owner[new] = mm.id
     mm.nr_tables += 1
     q[i] = (new << PAGE_SHIFT) | UPPER
@@ -165,7 +164,7 @@ def _copy_pte_tables(k, tables, new, mm: "MM") -> int:
     block = t[tables] & _NOT_RW               # an absent entry is 0: no mask needed
     t[tables] = block
     t[new] = block
-    frames = pfns(block[(block & _P) != 0])
+    frames = present_entries(block)[0]
     fr.refcount[frames] += 1
     fr.mapcount[frames] += 1
     mm.rss += len(frames)
@@ -193,18 +192,16 @@ def release_tables(mm: "MM", tables: np.ndarray, vas: np.ndarray, shift: int) ->
                 tables, vas = tables[~shared], vas[~shared]
         dead += tables.tolist()
         if shift == PAGE_SHIFT:
-            blocks = t[tables]
-            frames = pfns(blocks[(blocks & _P) != 0])
+            frames = present_entries(t[tables])[0]
             np.subtract.at(fr.mapcount, frames, ONE)   # a file page may repeat
             fr.put_many(frames)
             mm.rss -= len(frames)
             mm.nr_ptes -= len(tables)
             break
-        ents = t[tables].ravel()
-        f = (ents & _P).nonzero()[0]      # 1-D: a 2-D nonzero costs 5x more
+        below, f = present_entries(t[tables])
         if cow:
             vas = vas[f >> 9] + ((f & 511) << shift)
-        tables, shift = pfns(ents[f]), shift - 9
+        tables, shift = below, shift - 9
     fr.free_tables(dead)
     mm.nr_tables -= len(dead)
 
@@ -241,7 +238,7 @@ def _copy_special_table(parent: "MM", child: "MM", table: int, va: int) -> int:
     new = alloc_table(child, PAGE_SHIFT)
     dst = np.where(keep & present, src, np.uint64(0))
     k.ram.t[new] = dst
-    frames = pfns(dst[(dst & _P) != 0])
+    frames = present_entries(dst)[0]
     np.add.at(fr.refcount, frames, ONE)
     np.add.at(fr.mapcount, frames, ONE)
     child.rss += len(frames)
@@ -282,7 +279,7 @@ def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, b
     shared, PTE tables copied)."""
     k = parent.kernel
     n = 256 if shift == PGDIR_SHIFT else 512          # the PGD's user half
-    live = (k.ram.t[ptab][:n] & _P).nonzero()[0]
+    live = present_entries(k.ram.t[ptab][:n])[1]
     marks = [((s - base) >> shift, (e - 1 - base) >> shift) for s, e in special]
     if 0 <= hot - base < n << shift:
         marks.append(((hot - base) >> shift,) * 2)
@@ -346,11 +343,9 @@ def _child_pmd_tables(child: "MM", bases: np.ndarray) -> np.ndarray:
 def _pmd_tables(mm: "MM") -> tuple[np.ndarray, np.ndarray]:
     """(frames, base addresses) of every PMD table ``mm`` reaches."""
     t = mm.kernel.ram.t
-    user = t[mm.pgd][:256]
-    i = (user & _P).nonzero()[0]
-    ents = t[pfns(user[i])].ravel()
-    f = (ents & _P).nonzero()[0]
-    return pfns(ents[f]), (i[f >> 9] << PGDIR_SHIFT) | ((f & 511) << PUD_SHIFT)
+    puds, i = present_entries(t[mm.pgd][:256])
+    pmds, f = present_entries(t[puds])
+    return pmds, (i[f >> 9] << PGDIR_SHIFT) | ((f & 511) << PUD_SHIFT)
 
 
 def _copy_tables(parent: "MM", child: "MM") -> int:

@@ -14,7 +14,8 @@ from emu.ram import PAGE_SHIFT, PAGE_SIZE
 from minios.frames import ONE
 from minios.cow import _P, _NOT_RW, drop_table, release_tables
 from minios.pgtable import (PGDIR_SHIFT, PMD_SIZE, PUD_SHIFT, TASK_SIZE, entry_pfn, lookup_pte,
-                            pfns, pmd_entry_for_write, pte_index, pte_table_for_write)
+                            pmd_entry_for_write, present_entries, pte_index,
+                            pte_table_for_write)
 from minios.mm import PROT_EXEC, PROT_WRITE
 
 if TYPE_CHECKING:
@@ -56,9 +57,8 @@ def zap_range(mm: "MM", start: int, end: int) -> None:
             continue
         table = pte_table_for_write(mm, lo, create=False)
         row = k.ram.t[table][pte_index(lo):pte_index(lo) + ((hi - lo) >> PAGE_SHIFT)]
-        live = row[(row & _P) != 0]
-        if len(live):
-            frames = pfns(live)
+        frames = present_entries(row)[0]
+        if len(frames):
             np.subtract.at(fr.mapcount, frames, ONE)
             fr.put_many(frames)
             mm.rss -= len(frames)
@@ -131,8 +131,7 @@ def free_pgtables(mm: "MM") -> None:
     another sharer), private ones are freed with their pages."""
     k = mm.kernel
     user = k.ram.t[mm.pgd][:256]
-    idx = (user & _P).nonzero()[0]
-    tables = pfns(user[idx])
+    tables, idx = present_entries(user)
     user[:] = 0
     release_tables(mm, tables, idx << PGDIR_SHIFT, PUD_SHIFT)
     mm.pmd_at.clear()

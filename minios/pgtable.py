@@ -41,16 +41,11 @@ TASK_SIZE = 1 << 47                     # user half of the address space
 
 PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT = 39, 30, 21
 PMD_SIZE = 1 << PMD_SHIFT
-PUD_SIZE = 1 << PUD_SHIFT
 LEVEL_NAME = {PUD_SHIFT: "PUD", PMD_SHIFT: "PMD", PAGE_SHIFT: "PTE"}   # by entries' shift
 
 
 def pgd_index(va: int) -> int:
     return (va >> PGDIR_SHIFT) & 511
-
-
-def pud_index(va: int) -> int:
-    return (va >> PUD_SHIFT) & 511
 
 
 def pmd_index(va: int) -> int:
@@ -109,7 +104,7 @@ def lookup_pte(mm: "MM", va: int) -> tuple[int, int]:
     q = mm.kernel.ram.w
     pmd = mm.pmd_at.get(va >> PUD_SHIFT)
     if pmd is not None:                 # a private path: the PMD entry says it all
-        e = q[pmd * 512 + ((va >> PMD_SHIFT) & 511)]
+        e = q[pmd * 512 + pmd_index(va)]
     else:
         w = walk_entry(mm, va, PMD_SHIFT)
         if w is None:
@@ -153,7 +148,7 @@ def pmd_entry_for_write(mm: "MM", va: int, create: bool = True) -> int | None:
                 return None
             i = pmd * 512 + ((va >> shift) & 511)
         mm.pmd_at[va >> PUD_SHIFT] = pmd
-    return pmd * 512 + ((va >> PMD_SHIFT) & 511)
+    return pmd * 512 + pmd_index(va)
 
 
 def pte_table_for_write(mm: "MM", va: int, create: bool = True) -> int | None:
@@ -196,3 +191,12 @@ def pfns(entries: np.ndarray) -> np.ndarray:
     """Frame numbers of ``entries`` (any shape), as int64 (a view: they
     are below 2**52)."""
     return ((entries & _ADDR) >> _SHIFT).view(np.int64)
+
+
+def present_entries(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, positions) of the present entries of ``block``: one table
+    or several, taken flat (position // 512 is the table's row). A 1-D
+    nonzero: the 2-D one costs several times more."""
+    e = block.ravel()
+    f = (e & _P).nonzero()[0]
+    return pfns(e[f]), f

@@ -198,18 +198,39 @@ def sys_read(k, t, fd, buf, n, *_):
     return _blocking(k, t, f, op, "pipe_read")
 
 
-def _user_source(t, f, buf: int, n: int) -> bytes | int:
-    """The bytes write() takes from the user: the readable prefix of the
-    buffer (Linux stops at the first bad page), or -EFAULT when there is
-    none or the file is a pipe (which fails whole)."""
+def _user_source(t, f, vec) -> bytes | int:
+    """The bytes write() or writev() takes from the user's buffers ``vec``
+    ((address, length) pairs): all of them, or the readable prefix (Linux
+    stops at the first bad page), or -EFAULT when there is none or the file
+    is a pipe (which fails whole)."""
     try:
-        return copy_from_user(t.mm, buf, n)
+        if len(vec) == 1:                       # write(): no join
+            return copy_from_user(t.mm, vec[0][0], vec[0][1])
+        return b"".join(copy_from_user(t.mm, b, n) for b, n in vec)
     except Fault:
         pass
-    avail = user_prefix(t.mm, buf, n, False)
-    if avail < n and (avail == 0 or f.whole_copies):
+    left = _iov_prefix(t, vec, False)
+    if left < sum(n for _, n in vec) and (left == 0 or f.whole_copies):
         return -E.EFAULT
-    return copy_from_user(t.mm, buf, avail)
+    parts = []
+    for b, n in vec:
+        parts.append(copy_from_user(t.mm, b, min(n, left)))
+        left -= len(parts[-1])
+        if not left:
+            break
+    return b"".join(parts)
+
+
+def _iov_prefix(t, vec, write: bool) -> int:
+    """How many bytes of the buffers of ``vec``, in order, the task may
+    write (or read) before the first bad byte: the calls stop there."""
+    total = 0
+    for b, n in vec:
+        a = user_prefix(t.mm, b, n, write)
+        total += a
+        if a < n:
+            break
+    return total
 
 
 @syscall(1, "write")
@@ -218,7 +239,7 @@ def sys_write(k, t, fd, buf, n, *_):
     n = min(n, MAX_RW)
     if f.ignores_writes:
         return n                    # /dev/null never reads the buffer
-    data = _user_source(t, f, buf, n)
+    data = _user_source(t, f, ((buf, n),))
     if isinstance(data, int):
         return data
     return _write_all(k, t, f, data)
@@ -275,39 +296,14 @@ def _scatter(t, vec, data: bytes) -> None:
         pos += n
 
 
-def _iov_prefix(t, vec, write: bool) -> int:
-    """How many bytes of the buffers of ``vec``, in order, the task may
-    write (or read) before the first bad byte: readv and writev stop there
-    as read and write do."""
-    total = 0
-    for b, n in vec:
-        a = user_prefix(t.mm, b, n, write)
-        total += a
-        if a < n:
-            break
-    return total
-
-
 @syscall(20, "writev")
 def sys_writev(k, t, fd, iov, cnt, *_):
     f = _writable_fd(t, fd)
     vec = _iov(t, iov, cnt)
     if f.ignores_writes:
         return sum(n for _, n in vec)          # /dev/null never reads the buffers
-    try:
-        data = b"".join(copy_from_user(t.mm, b, n) for b, n in vec)
-    except Fault:                              # as write(): the readable prefix
-        left = _iov_prefix(t, vec, False)
-        if left == 0 or f.whole_copies:
-            return -E.EFAULT
-        parts = []
-        for b, n in vec:
-            parts.append(copy_from_user(t.mm, b, min(n, left)))
-            left -= len(parts[-1])
-            if not left:
-                break
-        data = b"".join(parts)
-    return _write_all(k, t, f, data)
+    data = _user_source(t, f, vec)
+    return data if isinstance(data, int) else _write_all(k, t, f, data)
 
 
 @syscall(19, "readv")
@@ -353,7 +349,7 @@ def sys_pwrite64(k, t, fd, buf, n, off, *_):
     n = min(n, MAX_RW)
     if f.ignores_writes:
         return n
-    data = _user_source(t, f, buf, n)
+    data = _user_source(t, f, ((buf, n),))
     return data if isinstance(data, int) else f.pwrite(data, off)
 
 
