@@ -25,23 +25,20 @@ import numpy as np
 from emu import x86
 from minios.frames import DATA, FREE, TABLE
 from minios.mm import MMF_COW_PGTABLE
-from minios.pgtable import LEVEL_NAME, TABLE_COW, entry_pfn, lookup_pte, walk_entry
+from minios.pgtable import LEVEL_NAME, TABLE_COW, entry_pfn, lookup_pte, pfns, walk_entry
 
-_P, _RW, _US = np.uint64(x86.P), np.uint64(x86.RW), np.uint64(x86.US)
-_ADDR, _SH = np.uint64(x86.ADDR_MASK), np.uint64(12)
+_P, _RW = np.uint64(x86.P), np.uint64(x86.RW)
 
 
 class InvariantError(AssertionError):
     pass
 
 
-def _pfn(e):
-    return ((e & _ADDR) >> _SH).astype(np.int64)
-
-
 def _walk_tables(k):
-    """Every table below a PGD: {table: (shift, [(mm, base, writable path)])}
-    and the number of distinct entries pointing at each frame."""
+    """Every table below a PGD: {table: (shift of its entries, [(mm reaching
+    it, base address, writable all the way, index of the entry pointing at
+    it, that entry)])}, and the number of distinct entries pointing at each
+    frame."""
     ram = k.ram
     refs = np.zeros(k.frames.nframes, dtype=np.int64)
     seen: set[int] = set()
@@ -102,7 +99,7 @@ def check_invariants(k) -> None:
         present = (ents & _P) != 0
         if (ents[~present] != 0).any():          # bulk copies rely on this
             raise InvariantError(f"PTE table {table} holds a non-zero absent entry")
-        frames = _pfn(ents[present])
+        frames = pfns(ents[present])
         all_frames.append(frames)
         counts[1] += 1
         counts[2] += len(frames)
@@ -186,7 +183,7 @@ def _check_cow_pages(k, pt: int, users, ents) -> None:
     w = np.flatnonzero(((ents & _P) != 0) & ((ents & _RW) != 0))
     if not len(w):
         return
-    multi = w[fr.refcount[_pfn(ents[w])] > 1]
+    multi = w[fr.refcount[pfns(ents[w])] > 1]
     for mm, base, writable, _, _ in users:
         if not writable:
             continue
@@ -194,7 +191,7 @@ def _check_cow_pages(k, pt: int, users, ents) -> None:
             va = base + idx * 4096
             v = mm.vma_at(va)
             if v is not None and not v.shared:
-                f = int(_pfn(ents[idx]))
+                f = int(pfns(ents[idx]))
                 raise InvariantError(f"va {va:#x} in mm {id(mm):x} is writable onto frame "
                                      f"{f} that {fr.refcount[f]} tables map")
 
