@@ -46,7 +46,11 @@ def _walk_tables(k):
 
     def visit(mm, table: int, shift: int, base: int, rw: bool) -> None:
         ents = ram.t[table][:256] if table == mm.pgd else ram.t[table]
-        for j in np.flatnonzero(ents & _P).tolist():
+        live = ents & _P
+        if (ents[live == 0] != 0).any():     # fork finds entries by nonzero
+            raise InvariantError(f"{LEVEL_NAME.get(shift, 'PGD')} table {table} holds a non-zero "
+                                 "absent entry")
+        for j in np.flatnonzero(live).tolist():
             slot = table * 512 + j
             e = int(ram.q[slot])
             sub, b, w = entry_pfn(e), base | (j << shift), rw and bool(e & x86.RW)

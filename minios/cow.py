@@ -36,11 +36,12 @@ import numpy as np
 
 from emu import x86
 from emu.ram import PAGE_SHIFT, PAGE_SIZE
-from minios.frames import ONE, TABLE
-from minios.mm import MMF_COW_PGTABLE
+from minios.frames import ONE, TABLE, OutOfMemory
+from minios.mm import MMF_COW_PGTABLE, PROT_EXEC, PROT_WRITE
 from minios.pgtable import (ADDR, LEVEL_NAME, PGDIR_SHIFT, PMD_SHIFT, PMD_SIZE, PUD_SHIFT,
                             TABLE_COW, UPPER, _table_for_write, alloc_table, entry_pfn,
-                            pfns, present_entries, pte_table_for_write, walk_entry)
+                            pfns, pmd_index, present_entries, pte_index,
+                            pte_table_for_write, walk_entry)
 
 if TYPE_CHECKING:
     from minios.mm import MM
@@ -138,7 +139,7 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
         present = _copy_pte_tables(k, table, new, mm)
         mm.nr_ptes += 1
     else:                                      # what lies below: shared once more
-        _share_entries(k, table, new, present_entries(k.ram.t[table])[1])
+        _share_row(k, table, new, 512, [])
     k.pt_owner[new] = mm.id
     mm.nr_tables += 1
     q[i] = (new << PAGE_SHIFT) | UPPER
@@ -251,23 +252,38 @@ def _special(mm: "MM") -> list[tuple[int, int]]:
     return [(v.start, v.end) for v in mm.vmas if v.shared or v.dontfork]
 
 
-def _share_entries(k, ptab: int, ctab: int, js: np.ndarray) -> None:
-    """Share the tables under entries ``js`` of ``ptab`` with ``ctab``: one
-    more reference each, and the entries in both lose RW and gain COW. A
-    few entries (upper levels) are cheaper one by one than in bulk."""
-    if len(js) <= 16:
-        w, rc = k.ram.w, k.frames.refcount
-        for j in (js if isinstance(js, list) else js.tolist()):
-            e = (w[ptab * 512 + j] & ~x86.RW) | TABLE_COW
-            w[ptab * 512 + j] = w[ctab * 512 + j] = e
+def _share_row(k, ptab: int, ctab: int, n: int,
+               marks: list[tuple[int, int]]) -> tuple[int, list[int]]:
+    """Share the tables under the first ``n`` entries of ``ptab`` with the
+    fresh table ``ctab``: one more reference each, and the entries in both
+    lose RW and gain COW. Entries in the ``marks`` ranges [lo, hi] are left
+    alone (and 0 in ``ctab``). Returns (how many shared, the present marked
+    entries). A full table costs a handful of numpy calls, no mask gather."""
+    t, w, rc = k.ram.t, k.ram.w, k.frames.refcount
+    p, c = ptab * 512, ctab * 512
+    row = t[ptab, :n]
+    live = row.nonzero()[0]                  # an absent entry is 0
+    if len(live) <= 16:                      # upper levels: a few entries, plain ints
+        down = []
+        for j in live.tolist():
+            if any(lo <= j <= hi for lo, hi in marks):
+                down.append(j)
+                continue
+            e = (w[p + j] & ~x86.RW) | TABLE_COW
+            w[p + j] = w[c + j] = e
             rc[entry_pfn(e)] += 1
-        return
-    t = k.ram.t
-    sel = t[ptab, js]
-    k.frames.refcount[pfns(sel)] += 1
-    sel = (sel & _NOT_RW) | _COW
-    t[ptab, js] = sel
-    t[ctab, js] = sel
+        return len(live) - len(down), down
+    kept = {j: w[p + j] for lo, hi in marks for j in range(lo, hi + 1) if w[p + j]}
+    nz = row != 0
+    for lo, hi in marks:
+        nz[lo:hi + 1] = False
+    rc[pfns(row)] += nz             # distinct tables; the rest adds 0 (to frame 0, reserved)
+    row &= _NOT_RW
+    row |= nz * _COW
+    t[ctab, :n] = row
+    for j, e in kept.items():       # the marked ones: as they were, and none in ctab
+        w[p + j], w[c + j] = e, 0
+    return len(live) - len(kept), list(kept)
 
 
 def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, base: int,
@@ -278,45 +294,35 @@ def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, b
     ``special`` memory and to the PTE table at ``hot``. Returns (tables
     shared, PTE tables copied)."""
     k = parent.kernel
+    w = k.ram.w
     n = 256 if shift == PGDIR_SHIFT else 512          # the PGD's user half
-    live = present_entries(k.ram.t[ptab][:n])[1]
-    marks = [((s - base) >> shift, (e - 1 - base) >> shift) for s, e in special]
-    if 0 <= hot - base < n << shift:
-        marks.append(((hot - base) >> shift,) * 2)
-    if len(live) <= 16 or not marks:   # upper levels: a few entries, plain ints
-        down = [j for j in live.tolist() if any(lo <= j <= hi for lo, hi in marks)]
-        share = [j for j in live.tolist() if j not in down] if down else live
-    else:                              # ``live`` is sorted: cut the marked runs out
-        cuts = sorted((np.searchsorted(live, lo), np.searchsorted(live, hi, "right"))
-                      for lo, hi in marks)
-        down = [j for a, b in cuts for j in live[a:b].tolist()]
-        keep, at = [], 0
-        for a, b in cuts:
-            keep.append(live[at:max(a, at)])
-            at = max(at, b)
-        share = np.concatenate(keep + [live[at:]])
-    _share_entries(k, ptab, ctab, share)
-    shared, copied = len(share), 0
+    marks = [((hot - base) >> shift,) * 2] if 0 <= hot - base < n << shift else []
+    for s, e in special:
+        lo, hi = max((s - base) >> shift, 0), min((e - 1 - base) >> shift, n - 1)
+        if lo <= hi:
+            marks.append((lo, hi))
+    shared, down = _share_row(k, ptab, ctab, n, marks)
+    copied = 0
     for j in down:
         va = base + (j << shift)
         if not child.overlapping(va, va + (1 << shift)):
             continue                  # only MADV_DONTFORK memory here: no table
+        # The parent's side goes through the choke point, which breaks the
+        # table first if it is COW-shared: its entries get write-protected.
+        psub = _table_for_write(parent, ptab * 512 + j, shift - 9, va, False)
         if shift == PMD_SHIFT:
-            # The parent's entries get write-protected: through the choke
-            # point, which breaks the table first if it is COW-shared.
-            src = pte_table_for_write(parent, va, create=False)
             if any(s < va + PMD_SIZE and e > va for s, e in special):
-                new = _copy_special_table(parent, child, src, va)
+                new = _copy_special_table(parent, child, psub, va)
             else:                     # only the stack: private memory
                 new = alloc_table(child, PAGE_SHIFT)
-                _copy_pte_tables(k, src, new, child)
+                _copy_pte_tables(k, psub, new, child)
+                _copy_hot_page(k, psub, new, hot)
             copied += 1
         else:
-            psub = _table_for_write(parent, ptab * 512 + j, shift - 9, va, False)
             new = alloc_table(child, shift - 9)
             a, b = _share_tables(parent, child, psub, new, shift - 9, va, special, hot)
             shared, copied = shared + a, copied + b
-        k.ram.w[ctab * 512 + j] = (new << PAGE_SHIFT) | UPPER
+        w[ctab * 512 + j] = (new << PAGE_SHIFT) | UPPER
     return shared, copied
 
 
@@ -401,6 +407,42 @@ def _copy_tables(parent: "MM", child: "MM") -> int:
     return n
 
 
+def _copy_hot_page(k, ptable: int, ctable: int, va: int) -> None:
+    """Give the child its own copy of the page at ``va`` (just below the
+    forking thread's stack pointer), in its fresh PTE table ``ctable``
+    copied from the parent's private ``ptable``, now. Both sides write
+    there as soon as fork returns, so waiting buys two faults (the first
+    writer copies, the other reuses) for the same end state. Only a
+    private writable page that no third mm maps."""
+    q, fr = k.ram.w, k.frames
+    i = pte_index(va)
+    pte = q[ptable * 512 + i]
+    f = entry_pfn(pte)
+    if not pte & x86.P or fr.refcount[f] != 2 or fr.mapcount[f] != 2 or fr.cached[f]:
+        return
+    try:
+        new = fr.alloc()
+    except OutOfMemory:
+        return                        # the write faults will do it
+    k.ram.copy_frame(new, f)
+    q[ctable * 512 + i] = (new << PAGE_SHIFT) | (pte & 0xFFF & ~x86.A) | x86.RW | x86.D \
+        | (pte & x86.NX)
+    q[ptable * 512 + i] = pte | x86.RW | x86.D
+    fr.refcount[f] -= 1
+    fr.mapcount[f] -= 1
+    fr.mapcount[new] += 1
+    k.stats["fork_hot_copy"] += 1
+
+
+def _hot(mm: "MM", stack: int) -> int:
+    """Where fork's first writes land (the next push below the stack
+    pointer), if in private writable memory; else -1."""
+    v = mm.vma_at(stack - 8)
+    if v is None or v.shared or v.prot & (PROT_WRITE | PROT_EXEC) != PROT_WRITE:
+        return -1                     # (an executable page would need had_code kept)
+    return stack - 8
+
+
 def copy_page_range(parent: "MM", child: "MM", share: bool,
                     stack: int = -1) -> tuple[int, int]:
     """Duplicate ``parent``'s user page tables into ``child`` (fork).
@@ -409,16 +451,23 @@ def copy_page_range(parent: "MM", child: "MM", share: bool,
     With ``share``, the PTE table holding ``stack`` (the forking thread's
     stack pointer) is copied, not shared: both sides write it at once (the
     return from fork pushes and pops there), so sharing it would only buy,
-    in each process, a break of every table on the way down to it."""
+    in each process, a break of every table on the way down to it. In
+    both modes the page just below ``stack`` is copied for the child at
+    once (``_copy_hot_page``)."""
     k = parent.kernel
+    q = k.ram.w
     if share:         # later forks of either side share too; find_sharer looks here
         parent.flags |= MMF_COW_PGTABLE
         child.flags |= MMF_COW_PGTABLE
         parent.pmd_at.clear()         # its paths are about to be shared
-        hot = stack & ~(PMD_SIZE - 1) if parent.vma_at(stack) is not None else -1
         counts = _share_tables(parent, child, parent.pgd, child.pgd, PGDIR_SHIFT, 0,
-                               _special(parent), hot)
+                               _special(parent), _hot(parent, stack))
     else:
         counts = 0, _copy_tables(parent, child)
+        hot = _hot(parent, stack)
+        pp, cp = parent.pmd_at.get(hot >> PUD_SHIFT), child.pmd_at.get(hot >> PUD_SHIFT)
+        if hot >= 0 and pp is not None and cp is not None and q[pp * 512 + pmd_index(hot)]:
+            _copy_hot_page(k, entry_pfn(q[pp * 512 + pmd_index(hot)]),
+                           entry_pfn(q[cp * 512 + pmd_index(hot)]), hot)
     k.cpu.flush_tlb()                 # the parent's entries were downgraded
     return counts

@@ -78,7 +78,7 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
         mm.users += 1
     else:
         try:
-            mm = _dup_mm(k, t.mm, share, cpu.reg("rsp") if share else -1)
+            mm = _dup_mm(k, t.mm, share, cpu.reg("rsp"))
         except OutOfMemory:
             return -E.ENOMEM            # _dup_mm released the half-built child
         if "fork" in k.trace:          # the child gets the next pid (alloc_pid below)

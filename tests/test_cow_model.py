@@ -159,10 +159,11 @@ class CowModel(RuleBasedStateMachine):
     @rule(data=st.data(), share=st.booleans(),
           stack=st.one_of(st.just(-1), st.integers(0, NPAGES - 1)))
     def fork(self, data, share, stack):
-        """``stack``: a page whose PTE table a COW fork copies, as it copies
-        the one under the forking thread's stack pointer (-1: none)."""
+        """``stack``: the page just below the stack pointer fork is given:
+        fork copies its PTE table (COW) and the page itself for the child,
+        as it does at the forking thread's stack (-1: none)."""
         p = data.draw(st.sampled_from(self.procs), label="parent")
-        mm = _dup_mm(self.k, p.mm, share, ARENA + stack * PAGE if stack >= 0 else -1)
+        mm = _dup_mm(self.k, p.mm, share, ARENA + (stack + 1) * PAGE if stack >= 0 else -1)
         self.procs.append(p.fork(mm))
 
     @precondition(lambda self: len(self.procs) < MAX_MMS)
