@@ -72,6 +72,7 @@ _RF_VM = 0x30000                       # EFLAGS.RF and VM: never set at CPL 3 he
 # RAX, RDX, RSI, RDI, R8, R9, R10 and RIP from the start of the live state
 # (regs[16] in x86 order, then eip): the others are skipped, not unpacked.
 _ENV_SYSCALL = struct.Struct("<Q8xQ24xQQQQQ40xQ")
+_ENV_GPR = {name: i for name, i in CTX.items() if name != "rip"}   # (RIP is kept lazily)
 _ENV_LOC: tuple[int, int] | None = None   # (uc_struct word, offset from it) of the state
 
 _SYSCALL_IN = ("rax", "rdi", "rsi", "rdx", "r10", "r8", "r9", "rip", "eflags")
@@ -360,6 +361,9 @@ class CPU:
 
     # ------------------------------------------------------------- registers
     def reg(self, name: str) -> int:
+        i = _ENV_GPR.get(name)
+        if i is not None and self._env is not None:
+            return self._env[i]             # the live state: no API call
         return self._one[name].read()[0]
 
     def set_reg(self, name: str, value: int) -> None:

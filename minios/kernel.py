@@ -281,6 +281,7 @@ class Kernel:
         t = self.current
         t.syscall_nr = nr
         t.syscall_rip = rip
+        t.syscall_rflags = rflags
         t.syscall_args = (a0, a1, a2, a3, a4, a5)
         ent = self.syscalls.get(nr)
         if self.hooks:

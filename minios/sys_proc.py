@@ -110,7 +110,7 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
         group.umask = getattr(t.group, "umask", 0o022)
         k.groups[tid] = group
     rip = t.syscall_rip + 2
-    regs = {"rip": rip, "rax": 0, "rcx": rip, "r11": cpu.reg("eflags")}
+    regs = {"rip": rip, "rax": 0, "rcx": rip, "r11": t.syscall_rflags}
     if stack:
         regs["rsp"] = stack
     if flags & CLONE_SETTLS:
