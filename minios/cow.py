@@ -40,7 +40,7 @@ from minios.frames import ONE, TABLE, OutOfMemory
 from minios.mm import MMF_COW_PGTABLE, PROT_EXEC, PROT_WRITE
 from minios.pgtable import (ADDR, LEVEL_NAME, PGDIR_SHIFT, PMD_SHIFT, PMD_SIZE, PUD_SHIFT,
                             TABLE_COW, UPPER, _table_for_write, alloc_table, entry_pfn,
-                            pfns, pmd_index, present_entries, pte_index,
+                            pfns, pmd_entry_for_write, pmd_index, present_entries, pte_index,
                             pte_table_for_write, walk_entry)
 
 if TYPE_CHECKING:
@@ -326,26 +326,6 @@ def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, b
     return shared, copied
 
 
-def _child_pmd_tables(child: "MM", bases: np.ndarray) -> np.ndarray:
-    """Give a fresh child a PMD table at each of ``bases`` (1 GiB aligned),
-    with the PUD tables above them: allocated at once, all or nothing."""
-    k = child.kernel
-    q = k.ram.w
-    bases = bases.tolist()
-    slots = sorted({b >> PGDIR_SHIFT for b in bases})
-    got = k.frames.alloc_tables(len(slots) + len(bases))
-    k.pt_owner[got] = child.id
-    child.nr_tables += len(got)
-    pud_of = dict(zip(slots, got))
-    for i, pud in pud_of.items():
-        q[child.pgd * 512 + i] = (pud << PAGE_SHIFT) | UPPER
-    pmds = got[len(slots):]
-    for b, pmd in zip(bases, pmds):
-        q[pud_of[b >> PGDIR_SHIFT] * 512 + ((b >> PUD_SHIFT) & 511)] = (pmd << PAGE_SHIFT) | UPPER
-        child.pmd_at[b >> PUD_SHIFT] = pmd
-    return np.array(pmds, dtype=np.int64)
-
-
 def _pmd_tables(mm: "MM") -> tuple[np.ndarray, np.ndarray]:
     """(frames, base addresses) of every PMD table ``mm`` reaches."""
     t = mm.kernel.ram.t
@@ -357,47 +337,45 @@ def _pmd_tables(mm: "MM") -> tuple[np.ndarray, np.ndarray]:
 def _copy_tables(parent: "MM", child: "MM") -> int:
     """Plain fork: copy every PTE table, in bulk. All of the parent's PMD
     tables are gathered into one (n, 512) array, so a fork costs the same
-    dozen numpy calls for 2 MiB or 4 GiB of memory. Every present PMD entry
-    lies under some VMA (``unmap_vmas`` frees the tables it leaves
-    uncovered), so only special memory needs looking at VMAs."""
+    dozen numpy calls for 2 MiB or 4 GiB of memory; the child's few PUD and
+    PMD tables are made one by one. Every present PMD entry lies under some
+    VMA (``unmap_vmas`` frees the tables it leaves uncovered), so only
+    special memory needs looking at VMAs."""
     k = parent.kernel
     t, fr = k.ram.t, k.frames
     if parent.flags & MMF_COW_PGTABLE:           # (the kernel always shares then)
         src, bases = _pmd_tables(parent)
+        slots, src = (bases >> PUD_SHIFT).tolist(), src.tolist()
     else:                         # never shared: pmd_at lists every PMD table
-        n = len(parent.pmd_at)
-        src = np.fromiter(parent.pmd_at.values(), np.int64, n)
-        bases = np.fromiter(parent.pmd_at.keys(), np.int64, n) << PUD_SHIFT
-    if not len(src):
+        slots, src = list(parent.pmd_at), list(parent.pmd_at.values())
+    if not src:
         return 0
-    dst = _child_pmd_tables(child, bases)
+    dst = [pmd_entry_for_write(child, slot << PUD_SHIFT) >> 9 for slot in slots]
     ents = t[src]                                    # (n, 512) copy
-    live = (ents & _P) != 0
-    special: list[tuple[int, int]] = []
-    vmas = _special(parent)
-    if vmas:
-        row_of = {b >> PUD_SHIFT: r for r, b in enumerate(bases.tolist())}
-        for s, e in vmas:
-            for slot in range(s >> PMD_SHIFT, ((e - 1) >> PMD_SHIFT) + 1):
-                r = row_of.get(slot >> 9)
-                if r is not None and live[r, slot & 511] and (r, slot & 511) not in special:
-                    special.append((r, slot & 511))
-        for r, c in special:
-            live[r, c] = False
-    sel = ents[live]
-    n = len(sel)
+    e = ents.ravel()
+    f = e.nonzero()[0]                               # an absent entry is 0
+    special: list[tuple[int, int]] = []              # (row, column) of special tables
+    for s, end in _special(parent):
+        for slot in range(s >> PMD_SHIFT, ((end - 1) >> PMD_SHIFT) + 1):
+            if slot >> 9 in slots:
+                rc = (slots.index(slot >> 9), slot & 511)
+                if e[rc[0] * 512 + rc[1]] and rc not in special:
+                    special.append(rc)
+    if special:
+        f = np.setdiff1d(f, [r * 512 + c for r, c in special], assume_unique=True)
+    n = len(f)
     if n:
-        new = np.array(fr.alloc_tables(n), dtype=np.int64)
-        _copy_pte_tables(k, pfns(sel), new, child)
-        ents[live] = (new.view(np.uint64) << _SHIFT) | _UPPER
-        for r, c in special:
-            ents[r, c] = 0
-        t[dst] = ents
+        new = fr.alloc_tables(n)
+        _copy_pte_tables(k, pfns(e[f]), new, child)
+        e[f] = (new.view(np.uint64) << _SHIFT) | _UPPER
         k.pt_owner[new] = child.id
         child.nr_tables += n
         child.nr_ptes += n
     for r, c in special:
-        va = int(bases[r]) + (c << PMD_SHIFT)
+        e[r * 512 + c] = 0
+    t[dst] = ents
+    for r, c in special:
+        va = (slots[r] << PUD_SHIFT) + (c << PMD_SHIFT)
         if not child.overlapping(va, va + PMD_SIZE):
             continue                  # only MADV_DONTFORK memory here: no table
         new = _copy_special_table(parent, child,

@@ -13,7 +13,7 @@ from emu import x86
 from emu.ram import PAGE_SHIFT, PAGE_SIZE
 from minios.frames import OutOfMemory
 from minios.mm import PROT_EXEC, PROT_READ, PROT_WRITE, STACK_LIMIT, page_down, page_up
-from minios.pgtable import pte_table_for_write, set_pte, pte_index, entry_pfn
+from minios.pgtable import entry_pfn, flush_tlb_mm, pte_index, pte_table_for_write, set_pte
 
 if TYPE_CHECKING:
     from minios.mm import MM, VMA
@@ -43,7 +43,12 @@ def _expand_stack(mm: "MM", vma: "VMA", addr: int) -> bool:
     return True
 
 
-def handle_mm_fault(mm: "MM", addr: int, write: bool, fetch: bool):
+def handle_mm_fault(mm: "MM", addr: int, write: bool, fetch: bool, by_cpu: bool = False):
+    """Resolve a fault at ``addr``: None, or the (signal, si_code) to send.
+    ``by_cpu``: the faulting access is the CPU's own, which it retries; the
+    retry refills its TLB entry for this page (replacing any read-only one
+    for the old frame), so remapping this page alone needs no flush. An
+    access by the kernel (uaccess) has no such retry."""
     vma = mm.find_vma(addr)
     if vma is None:
         return SIGSEGV, SEGV_MAPERR
@@ -65,7 +70,7 @@ def handle_mm_fault(mm: "MM", addr: int, write: bool, fetch: bool):
         if not pte & x86.P:
             do_fault(mm, vma, table, va, write)
         elif write and not pte & x86.RW:
-            do_wp_page(mm, vma, table, va, pte)
+            do_wp_page(mm, vma, table, va, pte, by_cpu)
         else:
             mm.kernel.cpu.flush_tlb()          # a stale translation: retry
     except OutOfMemory:
@@ -132,7 +137,8 @@ def _cached_file_page(k, data: bytes, off: int, n: int) -> int:
     return f
 
 
-def do_wp_page(mm: "MM", vma: "VMA", table: int, va: int, pte: int) -> None:
+def do_wp_page(mm: "MM", vma: "VMA", table: int, va: int, pte: int,
+               by_cpu: bool = False) -> None:
     """Write to a present read-only page of a writable VMA: COW."""
     k = mm.kernel
     fr = k.frames
@@ -155,6 +161,9 @@ def do_wp_page(mm: "MM", vma: "VMA", table: int, va: int, pte: int) -> None:
         fr.had_code[new] = True
     set_pte(mm, table, va, (new << PAGE_SHIFT) | (pte & 0xFFF & ~x86.A) | x86.RW | x86.D
             | (pte & x86.NX))
-    k.cpu.flush_tlb()                               # remapped: drop the old frame
+    if not by_cpu:                                  # remapped: drop the old frame
+        flush_tlb_mm(mm)
+    else:
+        mm.utlb.pop((va >> 12) << 1, None)          # the kernel's own TLB (a read entry)
     k.stats["cow_copy"] += 1
     k.trace_fault_note = "COW copy"

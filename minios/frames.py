@@ -88,9 +88,9 @@ class FrameAllocator:
             self.nr_tables += 1
         return pfn
 
-    def alloc_tables(self, n: int) -> list[int]:
-        """``n`` zeroed table frames with refcount 1, in a few bulk steps
-        (fork needs hundreds at once), or OutOfMemory with none taken."""
+    def alloc_tables(self, n: int) -> np.ndarray:
+        """``n`` zeroed table frames with refcount 1 (int64), in a few bulk
+        steps (fork needs hundreds at once), or OutOfMemory with none taken."""
         if self.limit is not None or n > len(self._free) + self.nframes - self._next:
             got: list[int] = []      # the frame-by-frame path, rolled back on failure
             try:
@@ -100,20 +100,20 @@ class FrameAllocator:
                 for f in got:
                     self.free(f)
                 raise
-            return got
+            return np.array(got, dtype=np.int64)
         take = min(n, len(self._free))
         got = self._free[len(self._free) - take:]
         del self._free[len(self._free) - take:]
-        if got:
-            self.ram.t[got] = 0                  # recycled frames are dirty
         got.extend(range(self._next, self._next + n - take))
         self._next += n - take
         a = np.array(got, dtype=np.int64)
+        if take:
+            self.ram.t[a[:take]] = 0             # recycled frames are dirty
         self.refcount[a] = 1
         self.kind[a] = TABLE
         self.nr_free -= n
         self.nr_tables += n
-        return got
+        return a
 
     def cache_add(self, pfn: int, key: tuple) -> None:
         self.cache[key] = pfn

@@ -391,7 +391,8 @@ class Kernel:
                 from minios.trace import trace_fault     # handles it and writes the line
                 res = trace_fault(self, t, cr2, err)
             else:
-                res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I))
+                res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I),
+                                      by_cpu=True)
             if res is None:
                 if self.check and self.checker:
                     self.checker(self)

@@ -182,7 +182,20 @@ def set_pte(mm: "MM", table: int, va: int, value: int) -> int:
     return old
 
 
-_P = np.uint64(x86.P)
+def flush_tlb_mm(mm: "MM") -> None:
+    """After downgrading or remapping translations of ``mm`` (Linux's
+    flush_tlb_mm): the CPU's TLB is flushed only if ``mm`` is the address
+    space it runs, since it caches no other (every switch between address
+    spaces flushes); the kernel's own TLB of ``mm`` (uaccess) is emptied
+    either way. Changing a child's tables at fork flushes nothing."""
+    k = mm.kernel
+    cur = k.current
+    if cur is not None and cur.mm is mm:
+        k.cpu.flush_tlb()
+    else:
+        mm.utlb_gen = -1
+
+
 _ADDR = np.uint64(ADDR)
 _SHIFT = np.uint64(PAGE_SHIFT)
 

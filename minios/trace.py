@@ -1125,7 +1125,8 @@ def trace_fault(k, t, cr2: int, err: int):
         w = walk_entry(t.mm, cr2, shift)
         e = k.ram.w[w[0]] if w is not None else 0
         shares.append(int(k.frames.refcount[entry_pfn(e)]) if e & x86.P else 0)
-    res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I))
+    res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I),
+                          by_cpu=True)
     notes = []
     extra = 0                       # a copy above shares each table below once more
     for n, (copies, reuses), rc in zip(names, before, shares):
