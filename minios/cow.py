@@ -396,19 +396,20 @@ def _copy_hot_page(k, ptable: int, ctable: int, va: int) -> None:
     i = pte_index(va)
     pte = q[ptable * 512 + i]
     f = entry_pfn(pte)
-    if not pte & x86.P or fr.refcount[f] != 2 or fr.mapcount[f] != 2 or fr.cached[f]:
+    rc, mc = fr.refcount_at, fr.mapcount_at
+    if not pte & x86.P or rc[f] != 2 or mc[f] != 2 or fr.cached_at[f]:
         return
     try:
-        new = fr.alloc()
+        new = fr.alloc(zero=False)
     except OutOfMemory:
         return                        # the write faults will do it
     k.ram.copy_frame(new, f)
     q[ctable * 512 + i] = (new << PAGE_SHIFT) | (pte & 0xFFF & ~x86.A) | x86.RW | x86.D \
         | (pte & x86.NX)
     q[ptable * 512 + i] = pte | x86.RW | x86.D
-    fr.refcount[f] -= 1
-    fr.mapcount[f] -= 1
-    fr.mapcount[new] += 1
+    rc[f] -= 1
+    mc[f] -= 1
+    mc[new] += 1
     k.stats["fork_hot_copy"] += 1
 
 

@@ -88,7 +88,7 @@ def do_fault(mm: "MM", vma: "VMA", table: int, va: int, write: bool) -> None:
         if f is None:
             f = fr.alloc()
             vma.shm.frames[idx] = f
-        fr.refcount[f] += 1
+        fr.refcount_at[f] += 1
         set_pte(mm, table, va, (f << PAGE_SHIFT) | _pte_flags(vma, bool(vma.prot & PROT_WRITE)))
         k.trace_fault_note = "shared page"
         return
@@ -125,7 +125,7 @@ def _cached_file_page(k, data: bytes, off: int, n: int) -> int:
     key = (id(data), off, n)
     f = fr.cache.get(key)
     if f is not None:
-        fr.refcount[f] += 1
+        fr.refcount_at[f] += 1
         k.trace_fault_note = "file page (page cache)"
         return f
     f = fr.alloc()
@@ -147,15 +147,15 @@ def do_wp_page(mm: "MM", vma: "VMA", table: int, va: int, pte: int,
     if vma.shared:
         k.ram.w[i] = pte | x86.RW | x86.D
         return
-    if fr.refcount[f] == 1:
-        if fr.cached[f]:
+    if fr.refcount_at[f] == 1:
+        if fr.cached_at[f]:
             fr.uncache(f)                           # now this mm's private page
         k.ram.w[i] = pte | x86.RW | x86.D           # upgrade: no flush
         fr.file[f] = False
         k.stats["cow_reuse"] += 1
         k.trace_fault_note = "COW reuse"
         return
-    new = fr.alloc()
+    new = fr.alloc(zero=False)     # copied over whole
     k.ram.copy_frame(new, f)
     if vma.prot & PROT_EXEC:
         fr.had_code[new] = True

@@ -52,6 +52,12 @@ class FrameAllocator:
         self.cache: dict[tuple, int] = {}        # (bytes id, offset, length) -> frame
         self._cache_key: dict[int, tuple] = {}   # frame -> its key
         self.on_code_reuse = lambda: None
+        # Scalar views of the same arrays: indexing a memoryview costs a
+        # fraction of a numpy scalar access, and faults and fork do many.
+        self.refcount_at = memoryview(self.refcount)
+        self.mapcount_at = memoryview(self.mapcount)
+        self.kind_at = memoryview(self.kind)
+        self.cached_at = memoryview(self.cached)
         self.kind[:reserved] = RESERVED
         self.reserved = reserved
         self._next = reserved            # frames above this were never used
@@ -61,15 +67,17 @@ class FrameAllocator:
         self.nr_tables = 0
         self.limit: int | None = None    # test hook: fail after this many allocs
 
-    def alloc(self, kind: int = DATA) -> int:
-        """One zeroed frame with refcount 1, or OutOfMemory."""
+    def alloc(self, kind: int = DATA, zero: bool = True) -> int:
+        """One frame with refcount 1, zeroed unless the caller overwrites
+        it whole (``zero`` False), or OutOfMemory."""
         if self.limit is not None:
             if self.limit <= 0:
                 raise OutOfMemory
             self.limit -= 1
         if self._free:
             pfn = self._free.pop()
-            self.ram.t[pfn] = 0
+            if zero:
+                self.ram.t[pfn] = 0
         elif self._next < self.nframes:
             pfn = self._next
             self._next += 1
@@ -78,12 +86,13 @@ class FrameAllocator:
             self.had_code[self._free_code] = False
             self._free, self._free_code = self._free_code, self._free
             pfn = self._free.pop()
-            self.ram.t[pfn] = 0
+            if zero:
+                self.ram.t[pfn] = 0
         else:
             raise OutOfMemory
         self.nr_free -= 1
-        self.refcount[pfn] = 1
-        self.kind[pfn] = kind
+        self.refcount_at[pfn] = 1
+        self.kind_at[pfn] = kind
         if kind == TABLE:
             self.nr_tables += 1
         return pfn
@@ -118,29 +127,30 @@ class FrameAllocator:
     def cache_add(self, pfn: int, key: tuple) -> None:
         self.cache[key] = pfn
         self._cache_key[pfn] = key
-        self.cached[pfn] = True
+        self.cached_at[pfn] = True
 
     def uncache(self, pfn: int) -> None:
         """``pfn`` stops being the cached copy (freed, or made private)."""
         del self.cache[self._cache_key.pop(pfn)]
-        self.cached[pfn] = False
+        self.cached_at[pfn] = False
 
     def free(self, pfn: int) -> None:
-        if self.cached[pfn]:
+        if self.cached_at[pfn]:
             self.uncache(pfn)
-        if self.kind[pfn] == TABLE:
+        if self.kind_at[pfn] == TABLE:
             self.nr_tables -= 1
-        self.kind[pfn] = FREE
-        self.refcount[pfn] = 0
-        self.mapcount[pfn] = 0
+        self.kind_at[pfn] = FREE
+        self.refcount_at[pfn] = 0
+        self.mapcount_at[pfn] = 0
         self.file[pfn] = False
         (self._free_code if self.had_code[pfn] else self._free).append(pfn)
         self.nr_free += 1
 
     def put(self, pfn: int) -> None:
         """Drop one reference; free the frame at zero."""
-        self.refcount[pfn] -= 1
-        if self.refcount[pfn] == 0:
+        rc = self.refcount_at
+        rc[pfn] -= 1
+        if rc[pfn] == 0:
             self.free(pfn)
 
     def free_tables(self, pfns: list[int]) -> None:

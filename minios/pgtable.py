@@ -171,12 +171,12 @@ def set_pte(mm: "MM", table: int, va: int, value: int) -> int:
     old = k.ram.w[i]
     if old & x86.P:
         f = entry_pfn(old)
-        k.frames.mapcount[f] -= 1
+        k.frames.mapcount_at[f] -= 1
         k.frames.put(f)
         mm.rss -= 1
     if value & x86.P:
         f = entry_pfn(value)
-        k.frames.mapcount[f] += 1
+        k.frames.mapcount_at[f] += 1
         mm.rss += 1
     k.ram.w[i] = value
     return old
