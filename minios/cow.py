@@ -259,7 +259,7 @@ def _share_row(k, ptab: int, ctab: int, n: int,
     lose RW and gain COW. Entries in the ``marks`` ranges [lo, hi] are left
     alone (and 0 in ``ctab``). Returns (how many shared, the present marked
     entries). A full table costs a handful of numpy calls, no mask gather."""
-    t, w, rc = k.ram.t, k.ram.w, k.frames.refcount
+    t, w = k.ram.t, k.ram.w
     p, c = ptab * 512, ctab * 512
     row = t[ptab, :n]
     live = row.nonzero()[0]                  # an absent entry is 0
@@ -271,19 +271,20 @@ def _share_row(k, ptab: int, ctab: int, n: int,
                 continue
             e = (w[p + j] & ~x86.RW) | TABLE_COW
             w[p + j] = w[c + j] = e
-            rc[entry_pfn(e)] += 1
+            k.frames.refcount_at[entry_pfn(e)] += 1
         return len(live) - len(down), down
-    kept = {j: w[p + j] for lo, hi in marks for j in range(lo, hi + 1) if w[p + j]}
+    kept = list(dict.fromkeys(j for lo, hi in marks for j in range(lo, hi + 1) if w[p + j]))
     nz = row != 0
     for lo, hi in marks:
         nz[lo:hi + 1] = False
-    rc[pfns(row)] += nz             # distinct tables; the rest adds 0 (to frame 0, reserved)
-    row &= _NOT_RW
-    row |= nz * _COW
+    # Distinct tables; the rest adds 0 (to frame 0, reserved). An upper
+    # entry holds no bit above its address: a shift gives the frame.
+    k.frames.refcount[(row >> _SHIFT).view(np.int64)] += nz
+    np.bitwise_or(row & _NOT_RW, _COW, out=row, where=nz)   # marked ones stay
     t[ctab, :n] = row
-    for j, e in kept.items():       # the marked ones: as they were, and none in ctab
-        w[p + j], w[c + j] = e, 0
-    return len(live) - len(kept), list(kept)
+    for j in kept:                  # none in ctab under the marked ones
+        w[c + j] = 0
+    return len(live) - len(kept), kept
 
 
 def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, base: int,
@@ -303,9 +304,10 @@ def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, b
             marks.append((lo, hi))
     shared, down = _share_row(k, ptab, ctab, n, marks)
     copied = 0
+    hot_j = (hot - base) >> shift if hot >= 0 else -1
     for j in down:
         va = base + (j << shift)
-        if not child.overlapping(va, va + (1 << shift)):
+        if j != hot_j and not child.overlapping(va, va + (1 << shift)):
             continue                  # only MADV_DONTFORK memory here: no table
         # The parent's side goes through the choke point, which breaks the
         # table first if it is COW-shared: its entries get write-protected.
@@ -417,7 +419,7 @@ def _hot(mm: "MM", stack: int) -> int:
     """Where fork's first writes land (the next push below the stack
     pointer), if in private writable memory; else -1."""
     v = mm.vma_at(stack - 8)
-    if v is None or v.shared or v.prot & (PROT_WRITE | PROT_EXEC) != PROT_WRITE:
+    if v is None or v.shared or v.dontfork or v.prot & (PROT_WRITE | PROT_EXEC) != PROT_WRITE:
         return -1                     # (an executable page would need had_code kept)
     return stack - 8
 
