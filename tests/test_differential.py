@@ -37,13 +37,13 @@ EXTRA_CASES = [
 
 # Fork/thread programs also run with every fork sharing PTE tables.
 COW_ALWAYS = ["fork_basic", "fork_tree", "shared_vs_private", "pipe_chain",
-              "wait_status", "vfork_exit", "threads_mutex", "mm_fuzz", "mmap_file"]
+              "wait_status", "vfork_exit", "threads_mutex", "mm_fuzz", "mmap_file", "cow_tlb"]
 
 # ... and a few under the invariant checker. It recomputes every counter
 # after each syscall and fault, so it is slow: small RAM, short programs
 # (fork_tree takes over 30 s with it).
 CHECKED = ["fork_basic", "shared_vs_private", "vfork_exit", "mmap_ops", "pipe_chain",
-           "threads_mutex", "wait_status", "clone3_flags", "segv_handler"]
+           "threads_mutex", "wait_status", "clone3_flags", "segv_handler", "cow_tlb"]
 
 KNOWN_BUGS: dict[tuple[str, str], str] = {
     # (program, libc) -> reason; filled in when a kernel bug is found.
