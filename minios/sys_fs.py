@@ -359,7 +359,10 @@ def sys_preadv(k, t, fd, iov, cnt, off, *_):
     if s64(off) < 0:
         return -E.EINVAL
     vec = _iov(t, iov, cnt)
-    data = f.pread(sum(n for _, n in vec), off)
+    total = _iov_prefix(t, vec, True)          # as pread(): up to the first bad byte
+    if not total and any(n for _, n in vec):
+        return -E.EFAULT
+    data = f.pread(total, off)
     _scatter(t, vec, data)
     return len(data)
 
@@ -369,7 +372,11 @@ def sys_pwritev(k, t, fd, iov, cnt, off, *_):
     f = _writable_fd(t, fd)
     if s64(off) < 0:
         return -E.EINVAL
-    return f.pwrite(b"".join(copy_from_user(t.mm, b, n) for b, n in _iov(t, iov, cnt)), off)
+    vec = _iov(t, iov, cnt)
+    if f.ignores_writes:
+        return sum(n for _, n in vec)          # /dev/null never reads the buffers
+    data = _user_source(t, f, vec)
+    return data if isinstance(data, int) else f.pwrite(data, off)
 
 
 @syscall(8, "lseek")

@@ -53,7 +53,7 @@ def _fill_mm(k, parent: MM, mm: MM, share: bool, stack: int) -> MM:
         if v.dontfork:
             continue
         nv = VMA.__new__(VMA)
-        nv.__dict__.update(v.__dict__)
+        nv.__dict__ = v.__dict__.copy()      # (cheaper than __init__ or update)
         if v.anon is not None:               # the child's own anon_vma, chained
             nv.anon, nv.anon_forked = object(), True
         if v.shm is not None:

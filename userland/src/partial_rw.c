@@ -1,8 +1,8 @@
 /* partial_rw.c - read() and write() with a buffer whose tail is unmapped or
  * read-only. Linux moves the accessible prefix of the buffer and returns
  * its length (/dev/zero, pread); a pipe fails the whole call with EFAULT
- * and keeps its data; /dev/null never looks at the buffer. readv and
- * writev follow the same rules over the whole iovec. */
+ * and keeps its data; /dev/null never looks at the buffer. readv, writev,
+ * preadv and pwritev follow the same rules over the whole iovec. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -80,6 +80,13 @@ int main(void)
     show("/dev/null writev, second unmapped", writev(nul, wv, 2));
     show("/dev/null writev, first unmapped", writev(nul, rv3, 2));
     show("pipe writev, first unmapped", writev(p2[1], rv3, 2));
+    /* preadv and pwritev: as pread and pwrite, over the iovec. */
+    show("/dev/zero preadv 10 + 20 of 100", preadv(z, rv, 3, 0));
+    show("/dev/zero preadv, first unmapped", preadv(z, rv3, 2, 0));
+    show("/dev/null pwritev, second unmapped", pwritev(nul, wv, 2, 0));
+    show("/dev/null pwritev, first unmapped", pwritev(nul, rv3, 2, 0));
+    show("pipe preadv", preadv(p2[0], rv2, 2, 0));
+    show("pipe pwritev", pwritev(p2[1], rv2, 2, 0));
     show("drain", read(p2[0], rest, sizeof rest));
 
     /* The kernel caches translations of user pages it has touched: after
