@@ -172,37 +172,98 @@ def _copy_pte_tables(k, tables, new, mm: "MM") -> int:
     return len(frames)
 
 
-def release_tables(mm: "MM", tables: np.ndarray, vas: np.ndarray, shift: int) -> None:
+_FEW = 8          # tables in a level below which plain ints beat numpy calls
+
+
+def release_tables(mm: "MM", tables, vas, shift: int, whole: bool = False,
+                   dead: list[int] | None = None) -> None:
     """``mm`` stops using ``tables`` (of entries of ``shift``, each mapping
     from the address in ``vas``), whose entries were cleared already: a
     shared table loses one reference and what ``mm`` owned below it moves
     to a remaining sharer; a private one is freed with everything below it
     and its pages released. A few numpy calls per level, whatever the size:
-    exit is as hot as fork. Without MMF_COW_PGTABLE nothing is shared."""
+    exit is as hot as fork. A level of at most ``_FEW`` tables goes table by
+    table in plain ints (one nonzero each), as a small process's all do.
+    ``tables`` and ``vas`` are arrays or lists; without MMF_COW_PGTABLE
+    nothing is shared and ``vas`` is not looked at (it may be None).
+    ``whole``: every user table of ``mm`` goes (exit), so what it owns
+    under the shared ones is known from its count once its private ones
+    are gone. ``dead``: private tables of ``mm`` freed along with these."""
     k = mm.kernel
-    t, fr = k.ram.t, k.frames
+    t, w, fr = k.ram.t, k.ram.w, k.frames
+    rc = fr.refcount
     cow = mm.flags & MMF_COW_PGTABLE
-    dead: list[int] = []
+    dead = [] if dead is None else dead
+    shared_at: list[tuple] = []          # (tables, vas, shift) left to other sharers
     while len(tables):
+        few = len(tables) <= _FEW
+        if few:
+            if not isinstance(tables, list):
+                tables = tables.tolist()
+                vas = vas.tolist() if cow else None
+        elif isinstance(tables, list):
+            tables = np.array(tables, dtype=np.int64)
+            vas = np.array(vas, dtype=np.int64) if cow else None
         if cow:
-            fr.refcount[tables] -= 1     # one entry per table in this mm: exact
-            shared = fr.refcount[tables] > 0
-            if shared.any():
-                if mm.nr_tables > 1:     # it owns more than its PGD
-                    _orphan(k, tables[shared], vas[shared], shift, mm)
-                tables, vas = tables[~shared], vas[~shared]
-        dead += tables.tolist()
+            if few:
+                keep, kvas, gone, gvas = [], [], [], []
+                for tab, va in zip(tables, vas):
+                    n = int(rc[tab]) - 1     # one entry per table in this mm: exact
+                    rc[tab] = n
+                    if n:
+                        gone.append(tab)
+                        gvas.append(va)
+                    else:
+                        keep.append(tab)
+                        kvas.append(va)
+                if gone:
+                    shared_at.append((np.array(gone, dtype=np.int64),
+                                      np.array(gvas, dtype=np.int64), shift))
+                    tables, vas = keep, kvas
+            else:
+                rc[tables] -= 1
+                shared = rc[tables] > 0
+                if shared.any():
+                    shared_at.append((tables[shared], vas[shared], shift))
+                    tables, vas = tables[~shared], vas[~shared]
+        if few:
+            dead += tables
+        else:
+            dead += tables.tolist()
         if shift == PAGE_SHIFT:
-            frames = present_entries(t[tables])[0]
-            np.subtract.at(fr.mapcount, frames, ONE)   # a file page may repeat
-            fr.put_many(frames)
-            mm.rss -= len(frames)
+            if few:
+                if not tables:
+                    break
+                frames = present_entries(t[tables[0]] if len(tables) == 1 else t[tables])[0]
+            else:
+                frames = present_entries(t[tables])[0]
+            if len(frames):
+                np.subtract.at(fr.mapcount, frames, ONE)   # a file page may repeat
+                fr.put_many(frames)
+                mm.rss -= len(frames)
             mm.nr_ptes -= len(tables)
             break
-        below, f = present_entries(t[tables])
-        if cow:
-            vas = vas[f >> 9] + ((f & 511) << shift)
-        tables, shift = below, shift - 9
+        if few:
+            below, bvas = [], []
+            for i, tab in enumerate(tables):
+                base = tab * 512
+                for j in t[tab].nonzero()[0].tolist():     # an absent entry is 0
+                    below.append((w[base + j] & ADDR) >> PAGE_SHIFT)
+                    if cow:
+                        bvas.append(vas[i] + (j << shift))
+            tables, vas = below, bvas
+        else:
+            below, f = present_entries(t[tables])
+            if cow:
+                vas = vas[f >> 9] + ((f & 511) << shift)
+            tables = below
+        shift -= 9
+    # What mm owned under the tables it leaves to others moves to one of
+    # them. At exit, once its private tables are gone (all its own: only it
+    # reached them), anything it still owns but its PGD lies there.
+    if shared_at and (mm.nr_tables - len(dead) > 1 if whole else mm.nr_tables > 1):
+        for tabs, tvas, s in shared_at:
+            _orphan(k, tabs, tvas, s, mm)
     fr.free_tables(dead)
     mm.nr_tables -= len(dead)
 

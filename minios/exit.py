@@ -21,7 +21,15 @@ def mm_release(k: "Kernel", mm: "MM") -> None:
     mm.users -= 1
     if mm.users > 0:
         return
-    free_pgtables(mm)
+    # No TLB flush: no task runs mm any more. If the CPU is still on its
+    # tables (its last task exits, or is reaped after a failed spawn), the
+    # next task gets on through a context switch that loads CR3 and flushes
+    # (the old task is dead) before any guest instruction; execve loaded
+    # the new CR3 before releasing the old mm. Frames freed here were
+    # reached by mm only, so no other mm's translations go stale. Its own
+    # kernel TLB goes, in case anything still reads through it.
+    free_pgtables(mm, flush=False)
+    mm.utlb.clear()
     for v in mm.vmas:
         if v.shm:
             release_shm(k, v)

@@ -159,6 +159,15 @@ class FrameAllocator:
         change."""
         if not pfns:
             return
+        if len(pfns) <= 8:               # a small process's: scalar stores beat np.array
+            rc, kind = self.refcount, self.kind
+            for f in pfns:
+                rc[f] = 0
+                kind[f] = FREE
+            self.nr_tables -= len(pfns)
+            self.nr_free += len(pfns)
+            self._free.extend(pfns)
+            return
         a = np.array(pfns, dtype=np.int64)
         self.refcount[a] = 0
         self.kind[a] = FREE
@@ -174,6 +183,11 @@ class FrameAllocator:
             return
         np.subtract.at(self.refcount, pfns, ONE)
         dead = pfns[self.refcount[pfns] == 0]
+        if len(dead) <= 8:               # few freed (a fork child's exit): frame by frame
+            if len(dead):
+                for f in dict.fromkeys(dead.tolist()):
+                    self.free(f)
+            return
         if len(dead) > 1:
             dead = np.array(list(dict.fromkeys(dead.tolist())), dtype=np.int64) \
                 if len(dead) < 256 else np.unique(dead)

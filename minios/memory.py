@@ -12,11 +12,11 @@ import numpy as np
 from emu import x86
 from emu.ram import PAGE_SHIFT, PAGE_SIZE
 from minios.frames import ONE
-from minios.cow import _P, _NOT_RW, drop_table, release_tables
-from minios.pgtable import (PGDIR_SHIFT, PMD_SIZE, PUD_SHIFT, TASK_SIZE, entry_pfn, lookup_pte,
+from minios.cow import _FEW, _P, _NOT_RW, drop_table, release_tables
+from minios.pgtable import (PGDIR_SHIFT, PMD_SHIFT, PMD_SIZE, PUD_SHIFT, TASK_SIZE, entry_pfn, lookup_pte,
                             pmd_entry_for_write, present_entries, pte_index,
                             pte_table_for_write)
-from minios.mm import PROT_EXEC, PROT_WRITE
+from minios.mm import MMF_COW_PGTABLE, PROT_EXEC, PROT_WRITE
 
 if TYPE_CHECKING:
     from minios.mm import MM, VMA
@@ -125,17 +125,39 @@ def move_range(mm: "MM", old: int, new: int, length: int) -> None:
     k.cpu.flush_tlb()
 
 
-def free_pgtables(mm: "MM") -> None:
+def free_pgtables(mm: "MM", flush: bool = True) -> None:
     """Release every user table of ``mm`` (exit, execve), in bulk: shared
     tables just lose a reference (what this mm owned below them moves to
-    another sharer), private ones are freed with their pages."""
+    another sharer), private ones are freed with their pages. ``flush``
+    false: no CPU runs ``mm`` any more, so no translation of it can be
+    used again (see ``mm_release``)."""
     k = mm.kernel
+    w = k.ram.w
+    base = mm.pgd * 512
+    if not mm.flags & MMF_COW_PGTABLE and len(mm.pmd_at) <= _FEW:
+        # Never shared: pmd_at lists every PMD table, and the PUD tables
+        # are the PGD entries above them, unless an OutOfMemory left one
+        # without PMD tables: then the count is off and the PGD is scanned.
+        puds: dict[int, int] = {}
+        for key in mm.pmd_at:
+            if key >> 9 not in puds:
+                puds[key >> 9] = entry_pfn(w[base + (key >> 9)])
+        if 1 + len(puds) + len(mm.pmd_at) + mm.nr_ptes == mm.nr_tables:
+            for i in puds:
+                w[base + i] = 0
+            release_tables(mm, list(mm.pmd_at.values()), None, PMD_SHIFT, True,
+                           list(puds.values()))
+            mm.pmd_at.clear()
+            if flush:
+                k.cpu.flush_tlb()
+            return
     user = k.ram.t[mm.pgd][:256]
     tables, idx = present_entries(user)
     user[:] = 0
-    release_tables(mm, tables, idx << PGDIR_SHIFT, PUD_SHIFT)
+    release_tables(mm, tables, idx << PGDIR_SHIFT, PUD_SHIFT, True)
     mm.pmd_at.clear()
-    k.cpu.flush_tlb()
+    if flush:
+        k.cpu.flush_tlb()
 
 
 def unmap_vmas(mm: "MM", start: int, end: int) -> None:

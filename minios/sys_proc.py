@@ -238,15 +238,15 @@ def _reap(k, t, g, keep: bool) -> None:
 
 def _find_waitable(k, t, match, options):
     """(child group, kind) with kind 'exit', 'stop' or 'cont'; or None; or
-    -ECHILD when nothing could ever match."""
-    groups = [g for th in ([t] if options & __WNOTHREAD else t.group.threads)
-              for g in th.group.children]
-    groups = list(dict.fromkeys(groups))
-    cands = [g for g in groups if match(g) and (
-        options & __WALL or bool(options & __WCLONE) == (g.exit_signal != signals.SIGCHLD))]
-    if not cands:
-        return -E.ECHILD
-    for g in cands:
+    -ECHILD when nothing could ever match. Every thread of a group has its
+    children (``t.group.children``), so __WNOTHREAD changes nothing here."""
+    any_kind = options & __WALL
+    clone = bool(options & __WCLONE)
+    seen = False
+    for g in t.group.children:
+        if not match(g) or not (any_kind or clone == (g.exit_signal != signals.SIGCHLD)):
+            continue
+        seen = True
         if g.zombie and options & WEXITED:
             return g, "exit"
         if g.stop_report is not None:
@@ -254,7 +254,7 @@ def _find_waitable(k, t, match, options):
                 return g, "stop"
             if g.stop_report == 0xFFFF and options & WCONTINUED:
                 return g, "cont"
-    return None
+    return None if seen else -E.ECHILD
 
 
 def _do_wait(k, t, match, options, report):
