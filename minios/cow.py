@@ -207,9 +207,10 @@ def release_tables(mm: "MM", tables, vas, shift: int, whole: bool = False,
         if cow:
             if few:
                 keep, kvas, gone, gvas = [], [], [], []
+                rca = fr.refcount_at
                 for tab, va in zip(tables, vas):
-                    n = int(rc[tab]) - 1     # one entry per table in this mm: exact
-                    rc[tab] = n
+                    n = rca[tab] - 1         # one entry per table in this mm: exact
+                    rca[tab] = n
                     if n:
                         gone.append(tab)
                         gvas.append(va)

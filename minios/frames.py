@@ -160,7 +160,7 @@ class FrameAllocator:
         if not pfns:
             return
         if len(pfns) <= 8:               # a small process's: scalar stores beat np.array
-            rc, kind = self.refcount, self.kind
+            rc, kind = self.refcount_at, self.kind_at
             for f in pfns:
                 rc[f] = 0
                 kind[f] = FREE

@@ -13,8 +13,8 @@ from emu import x86
 from emu.ram import PAGE_SHIFT, PAGE_SIZE
 from minios.frames import ONE
 from minios.cow import _FEW, _P, _NOT_RW, drop_table, release_tables
-from minios.pgtable import (PGDIR_SHIFT, PMD_SHIFT, PMD_SIZE, PUD_SHIFT, TASK_SIZE, entry_pfn, lookup_pte,
-                            pmd_entry_for_write, present_entries, pte_index,
+from minios.pgtable import (PGDIR_SHIFT, PMD_SHIFT, PMD_SIZE, PUD_SHIFT, TASK_SIZE, entry_pfn,
+                            lookup_pte, pmd_entry_for_write, present_entries, pte_index,
                             pte_table_for_write)
 from minios.mm import MMF_COW_PGTABLE, PROT_EXEC, PROT_WRITE
 
