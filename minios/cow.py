@@ -40,7 +40,7 @@ from minios.frames import ONE, TABLE, OutOfMemory
 from minios.mm import MMF_COW_PGTABLE, PROT_EXEC, PROT_WRITE
 from minios.pgtable import (ADDR, LEVEL_NAME, PGDIR_SHIFT, PMD_SHIFT, PMD_SIZE, PUD_SHIFT,
                             TABLE_COW, UPPER, _table_for_write, alloc_table, entry_pfn,
-                            pfns, pmd_entry_for_write, pmd_index, present_entries, pte_index,
+                            pfns, pmd_entry_for_write, present_entries, pte_index,
                             pte_table_for_write, walk_entry)
 
 if TYPE_CHECKING:
@@ -450,12 +450,12 @@ def _copy_tables(parent: "MM", child: "MM") -> int:
 
 
 def _copy_hot_page(k, ptable: int, ctable: int, va: int) -> None:
-    """Give the child its own copy of the page at ``va`` (just below the
-    forking thread's stack pointer), in its fresh PTE table ``ctable``
-    copied from the parent's private ``ptable``, now. Both sides write
-    there as soon as fork returns, so waiting buys two faults (the first
-    writer copies, the other reuses) for the same end state. Only a
-    private writable page that no third mm maps."""
+    """Give the child its own copy of the page at ``va``, in its fresh PTE
+    table ``ctable`` copied from the parent's private ``ptable``, now: for
+    a page both sides write as soon as fork returns (just below the stack
+    pointer; the child's TID for CLONE_CHILD_SETTID), waiting only buys
+    faults (the first writer copies, the other reuses) for the same end
+    state. Only a private page that no third mm maps."""
     q, fr = k.ram.w, k.frames
     i = pte_index(va)
     pte = q[ptable * 512 + i]
@@ -477,17 +477,27 @@ def _copy_hot_page(k, ptable: int, ctable: int, va: int) -> None:
     k.stats["fork_hot_copy"] += 1
 
 
-def _hot(mm: "MM", stack: int) -> int:
-    """Where fork's first writes land (the next push below the stack
-    pointer), if in private writable memory; else -1."""
-    v = mm.vma_at(stack - 8)
+def _hot(mm: "MM", va: int) -> int:
+    """``va`` if it lies in private writable memory fork hands down (not
+    executable: that would need had_code kept); else -1."""
+    v = mm.vma_at(va) if va >= 0 else None
     if v is None or v.shared or v.dontfork or v.prot & (PROT_WRITE | PROT_EXEC) != PROT_WRITE:
-        return -1                     # (an executable page would need had_code kept)
-    return stack - 8
+        return -1
+    return va
+
+
+def _copy_hot_at(parent: "MM", child: "MM", va: int) -> None:
+    """:func:`_copy_hot_page` at ``va``, if both sides reach its PTE table
+    through private paths (a shared table is left to the fault path)."""
+    if _hot(parent, va) < 0:
+        return
+    wp, wc = walk_entry(parent, va, PAGE_SHIFT), walk_entry(child, va, PAGE_SHIFT)
+    if wp is not None and wc is not None and wp[1] & wc[1] & x86.RW:
+        _copy_hot_page(parent.kernel, wp[0] >> 9, wc[0] >> 9, va)
 
 
 def copy_page_range(parent: "MM", child: "MM", share: bool,
-                    stack: int = -1) -> tuple[int, int]:
+                    stack: int = -1, settid: int = -1) -> tuple[int, int]:
     """Duplicate ``parent``'s user page tables into ``child`` (fork).
     Returns (tables shared, PTE tables copied).
 
@@ -495,22 +505,20 @@ def copy_page_range(parent: "MM", child: "MM", share: bool,
     stack pointer) is copied, not shared: both sides write it at once (the
     return from fork pushes and pops there), so sharing it would only buy,
     in each process, a break of every table on the way down to it. In
-    both modes the page just below ``stack`` is copied for the child at
-    once (``_copy_hot_page``)."""
+    both modes the page just below ``stack``, and the one at ``settid``
+    (where fork writes the child's TID), are copied for the child at once
+    (``_copy_hot_page``)."""
     k = parent.kernel
-    q = k.ram.w
     if share:         # later forks of either side share too; find_sharer looks here
         parent.flags |= MMF_COW_PGTABLE
         child.flags |= MMF_COW_PGTABLE
         parent.pmd_at.clear()         # its paths are about to be shared
         counts = _share_tables(parent, child, parent.pgd, child.pgd, PGDIR_SHIFT, 0,
-                               _special(parent), _hot(parent, stack))
+                               _special(parent), _hot(parent, stack - 8))
     else:
         counts = 0, _copy_tables(parent, child)
-        hot = _hot(parent, stack)
-        pp, cp = parent.pmd_at.get(hot >> PUD_SHIFT), child.pmd_at.get(hot >> PUD_SHIFT)
-        if hot >= 0 and pp is not None and cp is not None and q[pp * 512 + pmd_index(hot)]:
-            _copy_hot_page(k, entry_pfn(q[pp * 512 + pmd_index(hot)]),
-                           entry_pfn(q[cp * 512 + pmd_index(hot)]), hot)
+        _copy_hot_at(parent, child, stack - 8)       # the next push lands there
+    if settid >= 0 and settid >> PAGE_SHIFT != (stack - 8) >> PAGE_SHIFT:
+        _copy_hot_at(parent, child, settid)
     k.cpu.flush_tlb()                 # the parent's entries were downgraded
     return counts

@@ -36,19 +36,20 @@ WNOHANG, WUNTRACED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x1000000
 __WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
 
 
-def _dup_mm(k, parent: MM, share: bool, stack: int = -1) -> MM:
-    """The child's mm for fork. On OutOfMemory the half-built child is
-    released and the parent is left consistent (its downgraded entries just
-    take a COW fault that reuses the page)."""
+def _dup_mm(k, parent: MM, share: bool, stack: int = -1, settid: int = -1) -> MM:
+    """The child's mm for fork (``stack``, ``settid``: see copy_page_range).
+    On OutOfMemory the half-built child is released and the parent is left
+    consistent (its downgraded entries just take a COW fault that reuses
+    the page)."""
     mm = MM(k)
     try:
-        return _fill_mm(k, parent, mm, share, stack)
+        return _fill_mm(k, parent, mm, share, stack, settid)
     except OutOfMemory:
         mm_release(k, mm)
         raise
 
 
-def _fill_mm(k, parent: MM, mm: MM, share: bool, stack: int) -> MM:
+def _fill_mm(k, parent: MM, mm: MM, share: bool, stack: int, settid: int) -> MM:
     for v in parent.vmas:
         if v.dontfork:
             continue
@@ -63,7 +64,7 @@ def _fill_mm(k, parent: MM, mm: MM, share: bool, stack: int) -> MM:
               "env_start", "env_end", "exe"):
         setattr(mm, a, getattr(parent, a))
     t0 = time.perf_counter_ns()
-    shared, copied = copy_page_range(parent, mm, share, stack)
+    shared, copied = copy_page_range(parent, mm, share, stack, settid)
     k.last_fork = {"shared": shared, "copied": copied, "ns": time.perf_counter_ns() - t0}
     return mm
 
@@ -78,7 +79,8 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
         mm.users += 1
     else:
         try:
-            mm = _dup_mm(k, t.mm, share, cpu.reg("rsp"))
+            mm = _dup_mm(k, t.mm, share, cpu.reg("rsp"),
+                         child_tid if flags & CLONE_CHILD_SETTID else -1)
         except OutOfMemory:
             return -E.ENOMEM            # _dup_mm released the half-built child
         if "fork" in k.trace:          # the child gets the next pid (alloc_pid below)
