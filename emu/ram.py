@@ -1,9 +1,10 @@
 """Guest-physical RAM: one anonymous host mapping, viewed four ways.
 
 ``buf`` is the raw mmap, ``q`` a numpy uint64 view (one element per 8-byte
-page-table entry), ``w`` the same words for scalar access, and ``t`` the same view shaped as 4 KiB frames of 512
-entries, so whole-table work (copy a table, write-protect 512 entries, gather
-the frames they map) is a single numpy call. Untouched RAM costs nothing: the
+page-table entry), ``w`` the same words for scalar access, and ``t`` the
+same view shaped as 4 KiB frames of 512 entries, so whole-table work
+(copy a table, write-protect 512 entries, gather the frames they map) is a
+single numpy call. Untouched RAM costs nothing: the
 mapping is MAP_NORESERVE and the host only backs pages that are written.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 PAGE_SIZE = 4096
 PAGE_SHIFT = 12
+_ZERO_FRAME = bytes(PAGE_SIZE)
 
 
 class RAM:
@@ -32,6 +34,7 @@ class RAM:
         # The same words as plain Python ints: one entry read or written
         # this way costs a fraction of a numpy scalar access (walks, faults).
         self.w = memoryview(self.buf).cast("Q")
+        self._m = memoryview(self.buf)     # bytes: a frame copy is one memmove
 
     # Byte access by physical address; callers check bounds through the MMU.
     def read(self, paddr: int, n: int) -> bytes:
@@ -41,7 +44,8 @@ class RAM:
         self.buf[paddr:paddr + len(data)] = data
 
     def zero_frame(self, pfn: int) -> None:
-        self.t[pfn] = 0
+        self._m[pfn << 12:(pfn + 1) << 12] = _ZERO_FRAME
 
     def copy_frame(self, dst: int, src: int) -> None:
-        self.t[dst] = self.t[src]
+        m = self._m
+        m[dst << 12:(dst + 1) << 12] = m[src << 12:(src + 1) << 12]

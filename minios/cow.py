@@ -486,14 +486,29 @@ def _hot(mm: "MM", va: int) -> int:
     return va
 
 
+def _private_pte_table(mm: "MM", va: int) -> int:
+    """The PTE table covering ``va`` if ``mm`` reaches it through private
+    tables only (writable entries all the way), else -1."""
+    q = mm.kernel.ram.w
+    pmd = mm.pmd_at.get(va >> PUD_SHIFT)      # a private path down to the PMD table
+    if pmd is not None:
+        e = q[pmd * 512 + ((va >> PMD_SHIFT) & 511)]
+        return entry_pfn(e) if e & x86.P and e & x86.RW else -1
+    w = walk_entry(mm, va, PMD_SHIFT)
+    if w is None or not w[1] & x86.RW:
+        return -1
+    e = q[w[0]]
+    return entry_pfn(e) if e & x86.P and e & x86.RW else -1
+
+
 def _copy_hot_at(parent: "MM", child: "MM", va: int) -> None:
     """:func:`_copy_hot_page` at ``va``, if both sides reach its PTE table
     through private paths (a shared table is left to the fault path)."""
     if _hot(parent, va) < 0:
         return
-    wp, wc = walk_entry(parent, va, PAGE_SHIFT), walk_entry(child, va, PAGE_SHIFT)
-    if wp is not None and wc is not None and wp[1] & wc[1] & x86.RW:
-        _copy_hot_page(parent.kernel, wp[0] >> 9, wc[0] >> 9, va)
+    ptable, ctable = _private_pte_table(parent, va), _private_pte_table(child, va)
+    if ptable >= 0 and ctable >= 0:
+        _copy_hot_page(parent.kernel, ptable, ctable, va)
 
 
 def copy_page_range(parent: "MM", child: "MM", share: bool,

@@ -77,7 +77,7 @@ class FrameAllocator:
         if self._free:
             pfn = self._free.pop()
             if zero:
-                self.ram.t[pfn] = 0
+                self.ram.zero_frame(pfn)
         elif self._next < self.nframes:
             pfn = self._next
             self._next += 1
@@ -87,7 +87,7 @@ class FrameAllocator:
             self._free, self._free_code = self._free_code, self._free
             pfn = self._free.pop()
             if zero:
-                self.ram.t[pfn] = 0
+                self.ram.zero_frame(pfn)
         else:
             raise OutOfMemory
         self.nr_free -= 1
