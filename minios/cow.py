@@ -40,8 +40,8 @@ from minios.frames import ONE, TABLE, OutOfMemory
 from minios.mm import MMF_COW_PGTABLE, PROT_EXEC, PROT_WRITE
 from minios.pgtable import (ADDR, LEVEL_NAME, PGDIR_SHIFT, PMD_SHIFT, PMD_SIZE, PUD_SHIFT,
                             TABLE_COW, UPPER, _table_for_write, alloc_table, entry_pfn,
-                            pfns, pmd_entry_for_write, present_entries, pte_index,
-                            pte_table_for_write, walk_entry)
+                            lookup_pte, pfns, pmd_entry_for_write, present_entries,
+                            pte_index, pte_table_for_write, walk_entry)
 
 if TYPE_CHECKING:
     from minios.mm import MM
@@ -489,16 +489,8 @@ def _hot(mm: "MM", va: int) -> int:
 def _private_pte_table(mm: "MM", va: int) -> int:
     """The PTE table covering ``va`` if ``mm`` reaches it through private
     tables only (writable entries all the way), else -1."""
-    q = mm.kernel.ram.w
-    pmd = mm.pmd_at.get(va >> PUD_SHIFT)      # a private path down to the PMD table
-    if pmd is not None:
-        e = q[pmd * 512 + ((va >> PMD_SHIFT) & 511)]
-        return entry_pfn(e) if e & x86.P and e & x86.RW else -1
-    w = walk_entry(mm, va, PMD_SHIFT)
-    if w is None or not w[1] & x86.RW:
-        return -1
-    e = q[w[0]]
-    return entry_pfn(e) if e & x86.P and e & x86.RW else -1
+    pmd = lookup_pte(mm, va)[1]          # RW only if RW at every level
+    return entry_pfn(pmd) if pmd & x86.P and pmd & x86.RW else -1
 
 
 def _copy_hot_at(parent: "MM", child: "MM", va: int) -> None:
