@@ -206,31 +206,27 @@ def release_tables(mm: "MM", tables, vas, shift: int, whole: bool = False,
             vas = np.array(vas, dtype=np.int64) if cow else None
         if cow:
             if few:
-                keep, kvas, gone, gvas = [], [], [], []
+                private, pvas, shared, svas = [], [], [], []
                 rca = fr.refcount_at
                 for tab, va in zip(tables, vas):
-                    n = rca[tab] - 1         # one entry per table in this mm: exact
-                    rca[tab] = n
-                    if n:
-                        gone.append(tab)
-                        gvas.append(va)
+                    rca[tab] -= 1            # one entry per table in this mm: exact
+                    if rca[tab]:
+                        shared.append(tab)
+                        svas.append(va)
                     else:
-                        keep.append(tab)
-                        kvas.append(va)
-                if gone:
-                    shared_at.append((np.array(gone, dtype=np.int64),
-                                      np.array(gvas, dtype=np.int64), shift))
-                    tables, vas = keep, kvas
+                        private.append(tab)
+                        pvas.append(va)
+                if shared:
+                    shared_at.append((np.array(shared, dtype=np.int64),
+                                      np.array(svas, dtype=np.int64), shift))
+                    tables, vas = private, pvas
             else:
                 rc[tables] -= 1
                 shared = rc[tables] > 0
                 if shared.any():
                     shared_at.append((tables[shared], vas[shared], shift))
                     tables, vas = tables[~shared], vas[~shared]
-        if few:
-            dead += tables
-        else:
-            dead += tables.tolist()
+        dead += tables if few else tables.tolist()
         if shift == PAGE_SHIFT:
             if few:
                 if not tables:
@@ -249,7 +245,7 @@ def release_tables(mm: "MM", tables, vas, shift: int, whole: bool = False,
             for i, tab in enumerate(tables):
                 base = tab * 512
                 for j in t[tab].nonzero()[0].tolist():     # an absent entry is 0
-                    below.append((w[base + j] & ADDR) >> PAGE_SHIFT)
+                    below.append(entry_pfn(w[base + j]))
                     if cow:
                         bvas.append(vas[i] + (j << shift))
             tables, vas = below, bvas
