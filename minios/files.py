@@ -74,6 +74,11 @@ class File:
     def write(self, data: bytes) -> int:
         raise OSError(errno.EINVAL, "")
 
+    def positioned(self) -> bool:
+        """pread/pwrite work here (Linux's FMODE_PREAD): they fail with
+        ESPIPE before anything else is looked at, the buffer included."""
+        return type(self).pread is not File.pread
+
     def pread(self, n: int, off: int) -> bytes:
         raise OSError(errno.ESPIPE, "")
 
@@ -163,6 +168,9 @@ class HostFd(File):
         while total < len(data):
             total += os.write(self.fd, data[total:])
         return total
+
+    def positioned(self) -> bool:
+        return self._seekable
 
     def pread(self, n: int, off: int) -> bytes:
         if not self._seekable:

@@ -332,6 +332,8 @@ def sys_pread64(k, t, fd, buf, n, off, *_):
     f = _readable_fd(t, fd)
     if s64(off) < 0:
         return -E.EINVAL
+    if not f.positioned():
+        return -E.ESPIPE
     n = min(n, MAX_RW)
     avail = user_prefix(t.mm, buf, n, True)
     if n and not avail:
@@ -346,6 +348,8 @@ def sys_pwrite64(k, t, fd, buf, n, off, *_):
     f = _writable_fd(t, fd)
     if s64(off) < 0:
         return -E.EINVAL
+    if not f.positioned():
+        return -E.ESPIPE
     n = min(n, MAX_RW)
     if f.ignores_writes:
         return n
@@ -358,6 +362,8 @@ def sys_preadv(k, t, fd, iov, cnt, off, *_):
     f = _readable_fd(t, fd)
     if s64(off) < 0:
         return -E.EINVAL
+    if not f.positioned():
+        return -E.ESPIPE
     vec = _iov(t, iov, cnt)
     total = _iov_prefix(t, vec, True)          # as pread(): up to the first bad byte
     if not total and any(n for _, n in vec):
@@ -372,6 +378,8 @@ def sys_pwritev(k, t, fd, iov, cnt, off, *_):
     f = _writable_fd(t, fd)
     if s64(off) < 0:
         return -E.EINVAL
+    if not f.positioned():
+        return -E.ESPIPE
     vec = _iov(t, iov, cnt)
     if f.ignores_writes:
         return sum(n for _, n in vec)          # /dev/null never reads the buffers

@@ -87,6 +87,10 @@ int main(void)
     show("/dev/null pwritev, first unmapped", pwritev(nul, rv3, 2, 0));
     show("pipe preadv", preadv(p2[0], rv2, 2, 0));
     show("pipe pwritev", pwritev(p2[1], rv2, 2, 0));
+    show("pipe preadv, first unmapped", preadv(p2[0], rv3, 2, 0));   /* ESPIPE first */
+    show("pipe pwritev, first unmapped", pwritev(p2[1], rv3, 2, 0));
+    show("pipe pread into unmapped", pread(p2[0], edge, 10, 0));
+    show("pipe pwrite from unmapped", pwrite(p2[1], edge, 10, 0));
     show("drain", read(p2[0], rest, sizeof rest));
 
     /* The kernel caches translations of user pages it has touched: after
