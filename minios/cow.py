@@ -244,7 +244,7 @@ def release_tables(mm: "MM", tables, vas, shift: int, whole: bool = False,
             below, bvas = [], []
             for i, tab in enumerate(tables):
                 base = tab * 512
-                for j in t[tab].nonzero()[0].tolist():     # an absent entry is 0
+                for j in t[tab].astype(bool).nonzero()[0].tolist():   # (see present_entries)
                     below.append(entry_pfn(w[base + j]))
                     if cow:
                         bvas.append(vas[i] + (j << shift))
@@ -320,7 +320,8 @@ def _share_row(k, ptab: int, ctab: int, n: int,
     t, w = k.ram.t, k.ram.w
     p, c = ptab * 512, ctab * 512
     row = t[ptab, :n]
-    live = row.nonzero()[0]                  # an absent entry is 0
+    nz = row.astype(bool)                    # (see present_entries)
+    live = nz.nonzero()[0]
     if len(live) <= 16:                      # upper levels: a few entries, plain ints
         down = []
         for j in live.tolist():
@@ -332,7 +333,6 @@ def _share_row(k, ptab: int, ctab: int, n: int,
             k.frames.refcount_at[entry_pfn(e)] += 1
         return len(live) - len(down), down
     kept = list(dict.fromkeys(j for lo, hi in marks for j in range(lo, hi + 1) if w[p + j]))
-    nz = row != 0
     for lo, hi in marks:
         nz[lo:hi + 1] = False
     # Distinct tables; the rest adds 0 (to frame 0, reserved). An upper
@@ -413,7 +413,7 @@ def _copy_tables(parent: "MM", child: "MM") -> int:
     dst = [pmd_entry_for_write(child, slot << PUD_SHIFT) >> 9 for slot in slots]
     ents = t[src]                                    # (n, 512) copy
     e = ents.ravel()
-    f = e.nonzero()[0]                               # an absent entry is 0
+    f = e.astype(bool).nonzero()[0]                  # (see present_entries)
     special: list[tuple[int, int]] = []              # (row, column) of special tables
     for s, end in _special(parent):
         for slot in range(s >> PMD_SHIFT, ((end - 1) >> PMD_SHIFT) + 1):
@@ -425,7 +425,7 @@ def _copy_tables(parent: "MM", child: "MM") -> int:
         f = np.setdiff1d(f, [r * 512 + c for r, c in special], assume_unique=True)
     n = len(f)
     if n:
-        new = fr.alloc_tables(n)
+        new = fr.alloc_tables(n, zero=False)           # _copy_pte_tables fills them
         _copy_pte_tables(k, pfns(e[f]), new, child)
         e[f] = (new.view(np.uint64) << _SHIFT) | _UPPER
         k.pt_owner[new] = child.id
@@ -499,6 +499,23 @@ def _copy_hot_at(parent: "MM", child: "MM", va: int) -> None:
         _copy_hot_page(parent.kernel, ptable, ctable, va)
 
 
+def _copy_hot_plain(parent: "MM", child: "MM", vas: tuple[int, ...]) -> None:
+    """:func:`_copy_hot_page` at each of ``vas`` after a plain fork, where
+    both mms reach every table through private paths that ``pmd_at`` lists
+    (the parent never shared, the child is new): no walk."""
+    q = parent.kernel.ram.w
+    for va in vas:
+        if _hot(parent, va) < 0:
+            continue
+        p, c = parent.pmd_at.get(va >> PUD_SHIFT), child.pmd_at.get(va >> PUD_SHIFT)
+        if p is None or c is None:
+            continue
+        j = (va >> PMD_SHIFT) & 511
+        pe, ce = q[p * 512 + j], q[c * 512 + j]
+        if pe & ce & x86.P:
+            _copy_hot_page(parent.kernel, entry_pfn(pe), entry_pfn(ce), va)
+
+
 def copy_page_range(parent: "MM", child: "MM", share: bool,
                     stack: int = -1, settid: int = -1) -> tuple[int, int]:
     """Duplicate ``parent``'s user page tables into ``child`` (fork).
@@ -512,16 +529,22 @@ def copy_page_range(parent: "MM", child: "MM", share: bool,
     (where fork writes the child's TID), are copied for the child at once
     (``_copy_hot_page``)."""
     k = parent.kernel
+    hot = (stack - 8,)                            # the next push lands there
+    if settid >= 0 and settid >> PAGE_SHIFT != (stack - 8) >> PAGE_SHIFT:
+        hot += (settid,)
     if share:         # later forks of either side share too; find_sharer looks here
         parent.flags |= MMF_COW_PGTABLE
         child.flags |= MMF_COW_PGTABLE
         parent.pmd_at.clear()         # its paths are about to be shared
         counts = _share_tables(parent, child, parent.pgd, child.pgd, PGDIR_SHIFT, 0,
                                _special(parent), _hot(parent, stack - 8))
+        hot = hot[1:]                             # _share_tables copied that one
     else:
         counts = 0, _copy_tables(parent, child)
-        _copy_hot_at(parent, child, stack - 8)       # the next push lands there
-    if settid >= 0 and settid >> PAGE_SHIFT != (stack - 8) >> PAGE_SHIFT:
-        _copy_hot_at(parent, child, settid)
+    if parent.flags & MMF_COW_PGTABLE:
+        for va in hot:
+            _copy_hot_at(parent, child, va)
+    else:
+        _copy_hot_plain(parent, child, hot)
     k.cpu.flush_tlb()                 # the parent's entries were downgraded
     return counts

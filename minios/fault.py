@@ -58,7 +58,7 @@ def handle_mm_fault(mm: "MM", addr: int, write: bool, fetch: bool, by_cpu: bool 
     if (write and not vma.prot & PROT_WRITE) or (fetch and not vma.prot & PROT_EXEC) \
             or not vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC):
         return SIGSEGV, SEGV_ACCERR
-    va = page_down(addr)
+    va = addr & ~(PAGE_SIZE - 1)
     if write and vma.anon is None and not vma.shared:
         vma.anon = object()                      # Linux's anon_vma_prepare
     im = vma.image
@@ -66,7 +66,7 @@ def handle_mm_fault(mm: "MM", addr: int, write: bool, fetch: bool, by_cpu: bool 
         return SIGBUS, BUS_ADRERR                # a mapped file's pages past EOF
     try:
         table = pte_table_for_write(mm, va)
-        pte = mm.kernel.ram.w[table * 512 + pte_index(va)]
+        pte = mm.kernel.ram.w[table * 512 + ((va >> PAGE_SHIFT) & 511)]
         if not pte & x86.P:
             do_fault(mm, vma, table, va, write)
         elif write and not pte & x86.RW:
@@ -159,8 +159,14 @@ def do_wp_page(mm: "MM", vma: "VMA", table: int, va: int, pte: int,
     k.ram.copy_frame(new, f)
     if vma.prot & PROT_EXEC:
         fr.had_code[new] = True
-    set_pte(mm, table, va, (new << PAGE_SHIFT) | (pte & 0xFFF & ~x86.A) | x86.RW | x86.D
-            | (pte & x86.NX))
+    # set_pte, unrolled (every fork's child takes this path): the old frame
+    # keeps a reference (it had two or more), so nothing is freed, and RSS
+    # stays (one page out, one in).
+    rc, mc = fr.refcount_at, fr.mapcount_at
+    rc[f] -= 1
+    mc[f] -= 1
+    mc[new] += 1
+    k.ram.w[i] = (new << PAGE_SHIFT) | (pte & 0xFFF & ~x86.A) | x86.RW | x86.D | (pte & x86.NX)
     if not by_cpu:                                  # remapped: drop the old frame
         flush_tlb_mm(mm)
     else:

@@ -97,9 +97,10 @@ class FrameAllocator:
             self.nr_tables += 1
         return pfn
 
-    def alloc_tables(self, n: int) -> np.ndarray:
-        """``n`` zeroed table frames with refcount 1 (int64), in a few bulk
-        steps (fork needs hundreds at once), or OutOfMemory with none taken."""
+    def alloc_tables(self, n: int, zero: bool = True) -> np.ndarray:
+        """``n`` table frames with refcount 1 (int64), zeroed unless the
+        caller overwrites them whole (``zero`` False), in a few bulk steps
+        (fork needs hundreds at once), or OutOfMemory with none taken."""
         if self.limit is not None or n > len(self._free) + self.nframes - self._next:
             got: list[int] = []      # the frame-by-frame path, rolled back on failure
             try:
@@ -116,7 +117,7 @@ class FrameAllocator:
         got.extend(range(self._next, self._next + n - take))
         self._next += n - take
         a = np.array(got, dtype=np.int64)
-        if take:
+        if take and zero:
             self.ram.t[a[:take]] = 0             # recycled frames are dirty
         self.refcount[a] = 1
         self.kind[a] = TABLE
