@@ -613,11 +613,16 @@ class CPU:
             _CTX_SAVE(self._h, ctx._ptr)
         else:
             ctx = _adopt(self.uc.context_save())
-        saved = ctx._regs
-        for name in [r for r in regs if r in CTX]:      # in place: most of them
-            saved[CTX[name]] = regs.pop(name) & 0xFFFF_FFFF_FFFF_FFFF
-        if not regs:
+        saved, rest = ctx._regs, {}
+        for name, v in regs.items():                    # in place: most of them
+            i = CTX.get(name)
+            if i is None:
+                rest[name] = v
+            else:
+                saved[i] = v & 0xFFFF_FFFF_FFFF_FFFF
+        if not rest:
             return ctx
+        regs = rest
         n = len(regs)
         ids = (ctypes.c_int * n)(*[REG[r] for r in regs])
         vals = (ctypes.c_uint64 * n)(*[v & 0xFFFF_FFFF_FFFF_FFFF for v in regs.values()])

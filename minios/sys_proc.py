@@ -50,19 +50,20 @@ def _dup_mm(k, parent: MM, share: bool, stack: int = -1, settid: int = -1) -> MM
 
 
 def _fill_mm(k, parent: MM, mm: MM, share: bool, stack: int, settid: int) -> MM:
+    new, vmas = VMA.__new__, mm.vmas
     for v in parent.vmas:
         if v.dontfork:
             continue
-        nv = VMA.__new__(VMA)
-        nv.__dict__ = v.__dict__.copy()      # (cheaper than __init__ or update)
-        if v.anon is not None:               # the child's own anon_vma, chained
-            nv.anon, nv.anon_forked = object(), True
-        if v.shm is not None:
+        nv = new(VMA)
+        nv.__dict__ = d = v.__dict__.copy()  # (cheaper than __init__ or update)
+        if d["anon"] is not None:            # the child's own anon_vma, chained
+            d["anon"], d["anon_forked"] = object(), True
+        if d["shm"] is not None:
             v.shm.users += 1
-        mm.vmas.append(nv)
-    for a in ("start_brk", "brk", "mmap_base", "start_stack", "arg_start", "arg_end",
-              "env_start", "env_end", "exe"):
-        setattr(mm, a, getattr(parent, a))
+        vmas.append(nv)
+    mm.start_brk, mm.brk, mm.mmap_base = parent.start_brk, parent.brk, parent.mmap_base
+    mm.start_stack, mm.arg_start, mm.arg_end = parent.start_stack, parent.arg_start, parent.arg_end
+    mm.env_start, mm.env_end, mm.exe = parent.env_start, parent.env_end, parent.exe
     t0 = time.perf_counter_ns()
     shared, copied = copy_page_range(parent, mm, share, stack, settid)
     k.last_fork = {"shared": shared, "copied": copied, "ns": time.perf_counter_ns() - t0}
