@@ -155,13 +155,31 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
     return new
 
 
+_FEW_PAGES = 16   # present entries of one table below which plain ints beat numpy calls
+
+
 def _copy_pte_tables(k, tables, new, mm: "MM") -> int:
     """Copy the PTE tables ``tables`` of private memory (one frame, or an
     array of them) into ``new`` (of ``mm``): their pages become COW,
     write-protected in both, one more reference and mapping each (an mm
     maps a private page once, so a fancy-index increment is exact).
-    Returns how many pages they map."""
+    Returns how many pages they map. One table with few pages (fork's
+    stack table, most breaks) goes entry by entry: fewer calls than the
+    bulk path; ``new`` is zeroed then."""
     t, fr = k.ram.t, k.frames
+    if type(tables) is int:
+        live = t[tables].astype(bool).nonzero()[0]       # (see present_entries)
+        if len(live) <= _FEW_PAGES:
+            w, rc, mc = k.ram.w, fr.refcount_at, fr.mapcount_at
+            p, c = tables * 512, new * 512
+            for j in live.tolist():
+                e = w[p + j] & ~x86.RW
+                w[p + j] = w[c + j] = e
+                f = (e & ADDR) >> PAGE_SHIFT
+                rc[f] += 1
+                mc[f] += 1
+            mm.rss += len(live)
+            return len(live)
     block = t[tables] & _NOT_RW               # an absent entry is 0: no mask needed
     t[tables] = block
     t[new] = block
