@@ -398,6 +398,8 @@ def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, b
             copied += 1
         else:
             new = alloc_table(child, shift - 9)
+            if shift == PUD_SHIFT:    # both paths to this PMD table stay private
+                parent.pmd_at[va >> PUD_SHIFT], child.pmd_at[va >> PUD_SHIFT] = psub, new
             a, b = _share_tables(parent, child, psub, new, shift - 9, va, special, hot)
             shared, copied = shared + a, copied + b
         w[ctab * 512 + j] = (new << PAGE_SHIFT) | UPPER
