@@ -124,11 +124,12 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
     q, fr = k.ram.w, k.frames
     table = entry_pfn(q[i])
     name = LEVEL_NAME[shift]
-    if fr.refcount[table] == 1:
+    owner = k.pt_owner_at[table]
+    if fr.refcount_at[table] == 1:
         # Last user: take the table back. Entries other sharers copied were
         # write-protected then, so what lies below stays COW one level down.
-        if k.pt_owner[table] != mm.id:
-            _move(k, table, shift, k.mm_ids[int(k.pt_owner[table])], mm)
+        if owner != mm.id:
+            _move(k, table, shift, k.mm_ids[owner], mm)
         q[i] = (table << PAGE_SHIFT) | UPPER
         k.stats[f"cow_{name.lower()}_reuse"] += 1
         k.trace_fault_note = f"{name} table share broken by reuse"
@@ -140,11 +141,11 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
         mm.nr_ptes += 1
     else:                                      # what lies below: shared once more
         _share_row(k, table, new, 512, [])
-    k.pt_owner[new] = mm.id
+    k.pt_owner_at[new] = mm.id
     mm.nr_tables += 1
     q[i] = (new << PAGE_SHIFT) | UPPER
-    fr.refcount[table] -= 1
-    if k.pt_owner[table] == mm.id:
+    fr.refcount_at[table] -= 1
+    if owner == mm.id:
         _move(k, table, shift, mm, _heir(k, table, shift, va, mm), present)
     # No TLB flush: no translation changed. Every mm reaching the old table
     # reached it through a COW entry, so its pages were already read-only

@@ -52,6 +52,7 @@ class Kernel:
         self.frames = FrameAllocator(self.ram, RESERVED_FRAMES)
         self.frames.on_code_reuse = self.cpu.flush_code
         self.pt_owner = np.full(self.ram.nframes, -1, dtype=np.int64)
+        self.pt_owner_at = memoryview(self.pt_owner)    # scalar access, as frames' *_at
         self.mms: dict = {}             # every live mm, in creation order
         self.mm_ids: dict = {}          # ... by id (an owner in pt_owner)
         self.next_mm_id = 0

@@ -65,7 +65,7 @@ def alloc_table(mm: "MM", shift: int) -> int:
     accounted to ``mm`` (VmPTE)."""
     k = mm.kernel
     pfn = k.frames.alloc(TABLE)
-    k.pt_owner[pfn] = mm.id
+    k.pt_owner_at[pfn] = mm.id
     mm.nr_tables += 1
     if shift == PAGE_SHIFT:
         mm.nr_ptes += 1
