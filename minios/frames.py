@@ -58,6 +58,8 @@ class FrameAllocator:
         self.mapcount_at = memoryview(self.mapcount)
         self.kind_at = memoryview(self.kind)
         self.cached_at = memoryview(self.cached)
+        self.file_at = memoryview(self.file)
+        self.had_code_at = memoryview(self.had_code)
         self.kind[:reserved] = RESERVED
         self.reserved = reserved
         self._next = reserved            # frames above this were never used
@@ -143,8 +145,8 @@ class FrameAllocator:
         self.kind_at[pfn] = FREE
         self.refcount_at[pfn] = 0
         self.mapcount_at[pfn] = 0
-        self.file[pfn] = False
-        (self._free_code if self.had_code[pfn] else self._free).append(pfn)
+        self.file_at[pfn] = False
+        (self._free_code if self.had_code_at[pfn] else self._free).append(pfn)
         self.nr_free += 1
 
     def put(self, pfn: int) -> None:
