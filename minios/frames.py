@@ -32,7 +32,10 @@ from __future__ import annotations
 import numpy as np
 
 FREE, DATA, TABLE, RESERVED = 0, 1, 2, 3
-ONE = np.int32(1)      # ufunc.at with a Python int takes a slow path (~20x)
+# ufunc.at with a Python int takes a slow path (~20x); a 0-d array costs
+# a ufunc less than a numpy scalar.
+ONE = np.array(1, dtype=np.int32)
+_ZERO = np.array(0, dtype=np.int32)
 
 
 class OutOfMemory(Exception):
@@ -185,7 +188,7 @@ class FrameAllocator:
                 self.put(f)
             return
         np.subtract.at(self.refcount, pfns, ONE)
-        dead = pfns[self.refcount[pfns] == 0]
+        dead = pfns[self.refcount[pfns] == _ZERO]
         if len(dead) <= 8:               # few freed (a fork child's exit): frame by frame
             if len(dead):
                 for f in dict.fromkeys(dead.tolist()):
