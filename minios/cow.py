@@ -250,7 +250,9 @@ def release_tables(mm: "MM", tables, vas, shift: int, whole: bool = False,
             if few:
                 if not tables:
                     break
-                frames = present_entries(t[tables[0]] if len(tables) == 1 else t[tables])[0]
+                # take: indexing with a list converts it first, at twice the cost
+                frames = present_entries(t[tables[0]] if len(tables) == 1
+                                         else t.take(tables, axis=0))[0]
             else:
                 frames = present_entries(t[tables])[0]
             if len(frames):

@@ -610,8 +610,11 @@ class FdTable:
         return new
 
     def close_all(self) -> None:
-        for fd in list(self.fds):
-            self.close(fd)
+        """The last user is gone (exit): drop every file, as close would. No
+        one can look at the table any more, so it is emptied at once."""
+        fds, self.fds = self.fds, {}
+        for f, _ in fds.values():
+            self.drop(f)
 
     def close_on_exec(self) -> None:
         for fd in [fd for fd, (_, cx) in self.fds.items() if cx]:

@@ -32,7 +32,10 @@ from __future__ import annotations
 import numpy as np
 
 FREE, DATA, TABLE, RESERVED = 0, 1, 2, 3
-ONE = np.int32(1)      # ufunc.at with a Python int takes a slow path (~20x)
+# ufunc.at with a Python int takes a slow path (~20x); a 0-d array costs
+# a ufunc less than a numpy scalar.
+ONE = np.array(1, dtype=np.int32)
+_ZERO = np.array(0, dtype=np.int32)
 
 
 class OutOfMemory(Exception):
@@ -58,6 +61,8 @@ class FrameAllocator:
         self.mapcount_at = memoryview(self.mapcount)
         self.kind_at = memoryview(self.kind)
         self.cached_at = memoryview(self.cached)
+        self.file_at = memoryview(self.file)
+        self.had_code_at = memoryview(self.had_code)
         self.kind[:reserved] = RESERVED
         self.reserved = reserved
         self._next = reserved            # frames above this were never used
@@ -143,8 +148,8 @@ class FrameAllocator:
         self.kind_at[pfn] = FREE
         self.refcount_at[pfn] = 0
         self.mapcount_at[pfn] = 0
-        self.file[pfn] = False
-        (self._free_code if self.had_code[pfn] else self._free).append(pfn)
+        self.file_at[pfn] = False
+        (self._free_code if self.had_code_at[pfn] else self._free).append(pfn)
         self.nr_free += 1
 
     def put(self, pfn: int) -> None:
@@ -183,7 +188,7 @@ class FrameAllocator:
                 self.put(f)
             return
         np.subtract.at(self.refcount, pfns, ONE)
-        dead = pfns[self.refcount[pfns] == 0]
+        dead = pfns[self.refcount[pfns] == _ZERO]
         if len(dead) <= 8:               # few freed (a fork child's exit): frame by frame
             if len(dead):
                 for f in dict.fromkeys(dead.tolist()):

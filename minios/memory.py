@@ -145,8 +145,13 @@ def free_pgtables(mm: "MM", flush: bool = True) -> None:
         if 1 + len(puds) + len(mm.pmd_at) + mm.nr_ptes == mm.nr_tables:
             for i in puds:
                 w[base + i] = 0
-            release_tables(mm, list(mm.pmd_at.values()), None, PMD_SHIFT, True,
-                           list(puds.values()))
+            uppers = list(puds.values())
+            ptes = _pte_tables_by_vma(mm)
+            if ptes is None:             # the PMD tables are scanned for them
+                release_tables(mm, list(mm.pmd_at.values()), None, PMD_SHIFT, True, uppers)
+            else:
+                uppers += mm.pmd_at.values()
+                release_tables(mm, ptes, None, PAGE_SHIFT, True, uppers)
             mm.pmd_at.clear()
             if flush:
                 k.cpu.flush_tlb()
@@ -158,6 +163,39 @@ def free_pgtables(mm: "MM", flush: bool = True) -> None:
     mm.pmd_at.clear()
     if flush:
         k.cpu.flush_tlb()
+
+
+def _pte_tables_by_vma(mm: "MM") -> list[int] | None:
+    """The PTE tables of a never-shared ``mm`` (its PMD tables all in
+    ``pmd_at``), read from the PMD entries its VMAs cover, as Linux finds
+    them: every present PMD entry lies under some VMA (see
+    ``free_uncovered``). A few entries read one by one cost less than
+    scanning whole PMD tables. None if the VMAs span more than a few
+    2 MiB slots, or if fewer tables than ``nr_ptes`` turn up (the
+    invariant broken: the caller scans instead)."""
+    w = mm.kernel.ram.w
+    pmd_at = mm.pmd_at
+    found: list[int] = []
+    budget = _FEW                    # slots read before a scan is cheaper
+    nxt = 0                          # slots below this were read (VMAs are sorted)
+    for v in mm.vmas:
+        hi = (v.end - 1) >> PMD_SHIFT
+        if hi < nxt:
+            continue                 # within the slots of the VMAs before it
+        lo = v.start >> PMD_SHIFT
+        if lo < nxt:
+            lo = nxt
+        budget -= hi + 1 - lo
+        if budget < 0:
+            return None
+        for slot in range(lo, hi + 1):
+            pmd = pmd_at.get(slot >> 9)
+            if pmd is not None:
+                e = w[pmd * 512 + (slot & 511)]
+                if e:
+                    found.append(entry_pfn(e))
+        nxt = hi + 1
+    return found if len(found) == mm.nr_ptes else None
 
 
 def unmap_vmas(mm: "MM", start: int, end: int) -> None:

@@ -201,8 +201,9 @@ def flush_tlb_mm(mm: "MM") -> None:
         mm.utlb_gen = -1
 
 
-_ADDR = np.uint64(ADDR)
-_SHIFT = np.uint64(PAGE_SHIFT)
+# 0-d arrays, not numpy scalars: a ufunc takes them for a third less.
+_ADDR = np.array(ADDR, dtype=np.uint64)
+_SHIFT = np.array(PAGE_SHIFT, dtype=np.uint64)
 
 
 def pfns(entries: np.ndarray) -> np.ndarray:

@@ -88,7 +88,7 @@ def copy_to_user(mm: "MM", va: int, data: bytes) -> None:
         chunk = min(n - pos, PAGE_SIZE - (va & 0xFFF))
         p = _phys(mm, va, True)
         ram.buf[p:p + chunk] = data if chunk == n else data[pos:pos + chunk]
-        if mm.kernel.frames.had_code[p >> 12]:
+        if mm.kernel.frames.had_code_at[p >> 12]:
             mm.kernel.cpu.flush_code()        # e.g. read() into code it has run
         va += chunk
         pos += chunk

@@ -263,6 +263,25 @@ def test_many_pages_and_tables_freed(k):
     assert k.frames.nr_tables == 0
 
 
+@pytest.mark.parametrize("case", ["by_vma", "many_slots", "table_outside_vmas"])
+def test_exit_finds_every_pte_table(k, case):
+    # Exit finds a never-shared mm's PTE tables from its VMAs; with too many
+    # 2 MiB slots to read, or a table no VMA covers, it scans the PMD tables.
+    vmas = [rw_vma(BASE, 3), rw_vma(BASE + 8 * PAGE, 2), rw_vma(0x7fff_0000_0000, 4)]
+    if case == "many_slots":
+        vmas.append(rw_vma(0x1000_0000, 16 * 512))       # 32 MiB
+    mm = new_mm(k, *vmas)
+    for v in vmas:
+        for va in range(v.start, v.end, 97 * PAGE):
+            assert handle_mm_fault(mm, va, write=True, fetch=False) is None
+    check(k)
+    if case == "table_outside_vmas":
+        mm.vmas.remove(vmas[2])          # its table stays: only the count tells
+    mm_release(k, mm)
+    assert all_free(k)
+    assert k.frames.nr_tables == 0
+
+
 # ------------------------------------------------------------- uaccess
 def test_copy_round_trip_across_page_boundary(k):
     mm = new_mm(k, rw_vma())
