@@ -512,31 +512,27 @@ def _private_pte_table(mm: "MM", va: int) -> int:
     return entry_pfn(pmd) if pmd & x86.P and pmd & x86.RW else -1
 
 
-def _copy_hot_at(parent: "MM", child: "MM", va: int) -> None:
-    """:func:`_copy_hot_page` at ``va``, if both sides reach its PTE table
-    through private paths (a shared table is left to the fault path)."""
-    if _hot(parent, va) < 0:
-        return
-    ptable, ctable = _private_pte_table(parent, va), _private_pte_table(child, va)
-    if ptable >= 0 and ctable >= 0:
-        _copy_hot_page(parent.kernel, ptable, ctable, va)
-
-
-def _copy_hot_plain(parent: "MM", child: "MM", vas: tuple[int, ...]) -> None:
-    """:func:`_copy_hot_page` at each of ``vas`` after a plain fork, where
-    both mms reach every table through private paths that ``pmd_at`` lists
-    (the parent never shared, the child is new): no walk."""
+def _copy_hot_at(parent: "MM", child: "MM", vas: tuple[int, ...]) -> None:
+    """:func:`_copy_hot_page` at each of ``vas`` where both sides reach its
+    PTE table through private paths (a shared table is left to the fault
+    path). ``pmd_at`` names such a path's PMD table without a walk: after
+    a plain fork it always does (the parent never shared, the child is
+    new); after a COW fork, for the paths fork built."""
     q = parent.kernel.ram.w
+    private = x86.P | x86.RW
     for va in vas:
         if _hot(parent, va) < 0:
             continue
         p, c = parent.pmd_at.get(va >> PUD_SHIFT), child.pmd_at.get(va >> PUD_SHIFT)
-        if p is None or c is None:
+        if p is not None and c is not None:
+            j = (va >> PMD_SHIFT) & 511
+            pe, ce = q[p * 512 + j], q[c * 512 + j]
+            if pe & ce & private == private:
+                _copy_hot_page(parent.kernel, entry_pfn(pe), entry_pfn(ce), va)
             continue
-        j = (va >> PMD_SHIFT) & 511
-        pe, ce = q[p * 512 + j], q[c * 512 + j]
-        if pe & ce & x86.P:
-            _copy_hot_page(parent.kernel, entry_pfn(pe), entry_pfn(ce), va)
+        ptable, ctable = _private_pte_table(parent, va), _private_pte_table(child, va)
+        if ptable >= 0 and ctable >= 0:
+            _copy_hot_page(parent.kernel, ptable, ctable, va)
 
 
 def copy_page_range(parent: "MM", child: "MM", share: bool,
@@ -564,10 +560,6 @@ def copy_page_range(parent: "MM", child: "MM", share: bool,
         hot = hot[1:]                             # _share_tables copied that one
     else:
         counts = 0, _copy_tables(parent, child)
-    if parent.flags & MMF_COW_PGTABLE:
-        for va in hot:
-            _copy_hot_at(parent, child, va)
-    else:
-        _copy_hot_plain(parent, child, hot)
+    _copy_hot_at(parent, child, hot)
     k.cpu.flush_tlb()                 # the parent's entries were downgraded
     return counts
