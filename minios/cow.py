@@ -156,9 +156,6 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
     return new
 
 
-_FEW_PAGES = 16   # present entries of one table below which plain ints beat numpy calls
-
-
 def _copy_pte_tables(k, tables, new, mm: "MM") -> int:
     """Copy the PTE tables ``tables`` of private memory (one frame, or an
     array of them) into ``new`` (of ``mm``): their pages become COW,
@@ -192,6 +189,7 @@ def _copy_pte_tables(k, tables, new, mm: "MM") -> int:
 
 
 _FEW = 8          # tables in a level below which plain ints beat numpy calls
+_FEW_PAGES = 16   # present entries of one table below which plain ints beat numpy calls
 
 
 def release_tables(mm: "MM", tables, vas, shift: int, whole: bool = False,
@@ -343,7 +341,7 @@ def _share_row(k, ptab: int, ctab: int, n: int,
     row = t[ptab, :n]
     nz = row.astype(bool)                    # (see present_entries)
     live = nz.nonzero()[0]
-    if len(live) <= 16:                      # upper levels: a few entries, plain ints
+    if len(live) <= _FEW_PAGES:              # upper levels: a few entries, plain ints
         down = []
         for j in live.tolist():
             if any(lo <= j <= hi for lo, hi in marks):

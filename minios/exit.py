@@ -28,7 +28,7 @@ def mm_release(k: "Kernel", mm: "MM") -> None:
     # the new CR3 before releasing the old mm. Frames freed here were
     # reached by mm only, so no other mm's translations go stale. Its own
     # kernel TLB goes, in case anything still reads through it.
-    free_pgtables(mm, flush=False)
+    free_pgtables(mm)
     mm.utlb.clear()
     for v in mm.vmas:
         if v.shm:

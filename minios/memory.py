@@ -125,12 +125,12 @@ def move_range(mm: "MM", old: int, new: int, length: int) -> None:
     k.cpu.flush_tlb()
 
 
-def free_pgtables(mm: "MM", flush: bool = True) -> None:
-    """Release every user table of ``mm`` (exit, execve), in bulk: shared
-    tables just lose a reference (what this mm owned below them moves to
-    another sharer), private ones are freed with their pages. ``flush``
-    false: no CPU runs ``mm`` any more, so no translation of it can be
-    used again (see ``mm_release``)."""
+def free_pgtables(mm: "MM") -> None:
+    """Release every user table of ``mm`` (its last user is gone: exit,
+    or execve dropping the old mm), in bulk: shared tables just lose a
+    reference (what this mm owned below them moves to another sharer),
+    private ones are freed with their pages. No TLB flush: no CPU runs
+    ``mm`` any more (see ``mm_release``)."""
     k = mm.kernel
     w = k.ram.w
     base = mm.pgd * 512
@@ -153,16 +153,12 @@ def free_pgtables(mm: "MM", flush: bool = True) -> None:
                 uppers += mm.pmd_at.values()
                 release_tables(mm, ptes, None, PAGE_SHIFT, True, uppers)
             mm.pmd_at.clear()
-            if flush:
-                k.cpu.flush_tlb()
             return
     user = k.ram.t[mm.pgd][:256]
     tables, idx = present_entries(user)
     user[:] = 0
     release_tables(mm, tables, idx << PGDIR_SHIFT, PUD_SHIFT, True)
     mm.pmd_at.clear()
-    if flush:
-        k.cpu.flush_tlb()
 
 
 def _pte_tables_by_vma(mm: "MM") -> list[int] | None:
