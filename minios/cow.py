@@ -46,13 +46,13 @@ from minios.pgtable import (ADDR, LEVEL_NAME, PGDIR_SHIFT, PMD_SHIFT, PMD_SIZE, 
 if TYPE_CHECKING:
     from minios.mm import MM
 
-_P = np.uint64(x86.P)
-_RW = np.uint64(x86.RW)
-_NOT_RW = np.uint64(~x86.RW & 0xFFFF_FFFF_FFFF_FFFF)
-_ADDR = np.uint64(ADDR)
-_SHIFT = np.uint64(PAGE_SHIFT)
-_COW = np.uint64(TABLE_COW)
-_UPPER = np.uint64(UPPER)
+# 0-d arrays, not numpy scalars: a ufunc takes them for less (see frames.ONE).
+_P = np.array(x86.P, dtype=np.uint64)
+_NOT_RW = np.array(~x86.RW & 0xFFFF_FFFF_FFFF_FFFF, dtype=np.uint64)
+_SHIFT = np.array(PAGE_SHIFT, dtype=np.uint64)
+_COW = np.array(TABLE_COW, dtype=np.uint64)
+_UPPER = np.array(UPPER, dtype=np.uint64)
+_NOT_RW_INT = ~x86.RW & 0xFFFF_FFFF_FFFF_FFFF
 
 
 def find_sharer(k, table: int, shift: int, va: int, exclude: "MM") -> "MM | None":
@@ -343,17 +343,23 @@ def _share_row(k, ptab: int, ctab: int, n: int,
     live = nz.nonzero()[0]
     if len(live) <= _FEW_PAGES:              # upper levels: a few entries, plain ints
         down = []
+        rc = k.frames.refcount_at
         for j in live.tolist():
-            if any(lo <= j <= hi for lo, hi in marks):
-                down.append(j)
-                continue
-            e = (w[p + j] & ~x86.RW) | TABLE_COW
-            w[p + j] = w[c + j] = e
-            k.frames.refcount_at[entry_pfn(e)] += 1
+            for lo, hi in marks:
+                if lo <= j <= hi:
+                    down.append(j)
+                    break
+            else:
+                e = (w[p + j] & _NOT_RW_INT) | TABLE_COW
+                w[p + j] = w[c + j] = e
+                rc[(e & ADDR) >> PAGE_SHIFT] += 1
         return len(live) - len(down), down
-    kept = list(dict.fromkeys(j for lo, hi in marks for j in range(lo, hi + 1) if w[p + j]))
+    kept = []
     for lo, hi in marks:
+        kept += [j for j in range(lo, hi + 1) if w[p + j]]
         nz[lo:hi + 1] = False
+    if len(marks) > 1:                       # ranges may overlap
+        kept = list(dict.fromkeys(kept))
     # Distinct tables; the rest adds 0 (to frame 0, reserved). An upper
     # entry holds no bit above its address: a shift gives the frame.
     k.frames.refcount[(row >> _SHIFT).view(np.int64)] += nz

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from emu.ram import PAGE_SIZE
+from minios.pgtable import pgd_alloc
 
 if TYPE_CHECKING:
     from minios.kernel import Kernel
@@ -104,7 +105,6 @@ def _anon_mergeable(a: VMA, b: VMA) -> bool:
 
 class MM:
     def __init__(self, kernel: "Kernel") -> None:
-        from minios.pgtable import pgd_alloc
         self.kernel = kernel
         self.vmas: list[VMA] = []
         self._vcache: VMA | None = None
