@@ -104,7 +104,7 @@ def lookup_pte(mm: "MM", va: int) -> tuple[int, int]:
     q = mm.kernel.ram.w
     pmd = mm.pmd_at.get(va >> PUD_SHIFT)
     if pmd is not None:                 # a private path: the PMD entry says it all
-        e = q[pmd * 512 + pmd_index(va)]
+        e = q[pmd * 512 + ((va >> PMD_SHIFT) & 511)]
     else:
         w = walk_entry(mm, va, PMD_SHIFT)
         if w is None:
@@ -113,7 +113,7 @@ def lookup_pte(mm: "MM", va: int) -> tuple[int, int]:
         e = (e & ~x86.RW) | (e & w[1] & x86.RW) | (w[1] & TABLE_COW)
     if not e & x86.P:
         return 0, e
-    return q[entry_pfn(e) * 512 + pte_index(va)], e
+    return q[((e & ADDR) >> PAGE_SHIFT) * 512 + ((va >> PAGE_SHIFT) & 511)], e
 
 
 def _table_for_write(mm: "MM", i: int, shift: int, va: int, create: bool) -> int | None:

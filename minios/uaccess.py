@@ -46,15 +46,36 @@ def _phys(mm: "MM", va: int, write: bool) -> int:
         pte, _pmd = lookup_pte(mm, va)
         if pte & x86.P and pte & x86.US and (not write or (pte & x86.RW and _pmd & x86.RW)):
             gen = mm.kernel.cpu.tlb_gen
-            if mm.utlb_gen != gen or len(mm.utlb) >= UTLB_SIZE:
+            if mm.utlb_gen != gen or len(mm.utlb) >= UTLB_SIZE - 1:
                 mm.utlb.clear()
                 mm.utlb_gen = gen
             base = entry_pfn(pte) << 12
             mm.utlb[key] = base
+            if write:                        # what may be written may be read
+                mm.utlb[key - 1] = base
             return base | (va & 0xFFF)
         if handle_mm_fault(mm, va, write, False) is not None:
             raise Fault(va)
     raise Fault(va)
+
+
+def utlb_after_wrprotect(mm: "MM", gen: int) -> None:
+    """The CPU's TLB was just flushed (``gen`` was ``cpu.tlb_gen`` before)
+    because translations of ``mm`` only lost write permission, as at fork:
+    its kernel TLB need not empty. Read entries still hold, and so do the
+    few write entries the tables still allow (fork's hot pages)."""
+    if mm.utlb_gen != gen:
+        return
+    old = mm.utlb
+    mm.utlb = {key: base for key, base in old.items() if not key & 1}
+    mm.utlb_gen = mm.kernel.cpu.tlb_gen
+    if len(old) - len(mm.utlb) > 4:           # more would cost more than refilling
+        return
+    for key, base in old.items():
+        if key & 1:
+            pte, pmd = lookup_pte(mm, (key >> 1) << 12)
+            if pte & x86.P and pte & pmd & x86.RW and entry_pfn(pte) == base >> 12:
+                mm.utlb[key] = base
 
 
 def user_prefix(mm: "MM", va: int, n: int, write: bool) -> int:
