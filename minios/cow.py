@@ -358,16 +358,21 @@ def _share_row(k, ptab: int, ctab: int, n: int,
     kept = []
     for lo, hi in marks:
         kept += [j for j in range(lo, hi + 1) if w[p + j]]
-        nz[lo:hi + 1] = False
     if len(marks) > 1:                       # ranges may overlap
         kept = list(dict.fromkeys(kept))
-    # Distinct tables; the rest adds 0 (to frame 0, reserved). An upper
-    # entry holds no bit above its address: a shift gives the frame.
-    k.frames.refcount[(row >> _SHIFT).view(np.int64)] += nz
-    np.bitwise_or(row & _NOT_RW, _COW, out=row, where=nz)   # marked ones stay
+    saved = [w[p + j] for j in kept]
+    # Share every present entry, then put the marked ones back. An upper
+    # entry holds no bit above its address: a shift gives the frame; an
+    # absent one gives frame 0 (reserved), whose count is put back too.
+    rc = k.frames.refcount_at
+    rc0 = rc[0]
+    np.add.at(k.frames.refcount, (row >> _SHIFT).view(np.int64), ONE)
+    rc[0] = rc0
+    np.bitwise_or(row & _NOT_RW, _COW, out=row, where=nz)
     t[ctab, :n] = row
-    for j in kept:                  # none in ctab under the marked ones
-        w[c + j] = 0
+    for j, e in zip(kept, saved):   # the parent's as they were, none in ctab
+        w[p + j], w[c + j] = e, 0
+        rc[(e & ADDR) >> PAGE_SHIFT] -= 1
     return len(live) - len(kept), kept
 
 

@@ -130,9 +130,17 @@ def _table_for_write(mm: "MM", i: int, shift: int, va: int, create: bool) -> int
         q[i] = (pfn << PAGE_SHIFT) | UPPER
         return pfn
     if e & TABLE_COW:
-        from minios.cow import break_cow
-        return break_cow(mm, i, shift, va)
+        return _break_cow(mm, i, shift, va)
     return entry_pfn(e)
+
+
+def _break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
+    """cow.break_cow, bound on first use (cow imports this module), so a
+    table break does not pay an import statement each time."""
+    global _break_cow
+    from minios.cow import break_cow
+    _break_cow = break_cow
+    return break_cow(mm, i, shift, va)
 
 
 def pmd_entry_for_write(mm: "MM", va: int, create: bool = True) -> int | None:
@@ -221,3 +229,4 @@ def present_entries(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     e = block.ravel()
     f = e.astype(bool).nonzero()[0]
     return pfns(e[f]), f
+
