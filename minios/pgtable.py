@@ -229,4 +229,3 @@ def present_entries(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     e = block.ravel()
     f = e.astype(bool).nonzero()[0]
     return pfns(e[f]), f
-

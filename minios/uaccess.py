@@ -74,7 +74,8 @@ def utlb_after_wrprotect(mm: "MM", gen: int) -> None:
     for key, base in old.items():
         if key & 1:
             pte, pmd = lookup_pte(mm, (key >> 1) << 12)
-            if pte & x86.P and pte & pmd & x86.RW and entry_pfn(pte) == base >> 12:
+            if pte & x86.P and pte & x86.US and pte & pmd & x86.RW \
+                    and entry_pfn(pte) == base >> 12:
                 mm.utlb[key] = base
 
 
