@@ -330,6 +330,17 @@ def _special(mm: "MM") -> list[tuple[int, int]]:
     return [(v.start, v.end) for v in mm.vmas if v.shared or v.dontfork]
 
 
+def _special_and_hot(mm: "MM", va: int) -> tuple[list[tuple[int, int]], int]:
+    """(``_special(mm)``, ``_hot(mm, va)``) in one pass over the VMAs."""
+    special, hot = [], -1
+    for v in mm.vmas:
+        if v.shared or v.dontfork:
+            special.append((v.start, v.end))
+        elif v.start <= va < v.end and v.prot & (PROT_WRITE | PROT_EXEC) == PROT_WRITE:
+            hot = va
+    return special, hot
+
+
 def _share_row(k, ptab: int, ctab: int, n: int,
                marks: list[tuple[int, int]]) -> tuple[int, list[int]]:
     """Share the tables under the first ``n`` entries of ``ptab`` with the
@@ -566,7 +577,7 @@ def copy_page_range(parent: "MM", child: "MM", share: bool,
         child.flags |= MMF_COW_PGTABLE
         parent.pmd_at.clear()         # its paths are about to be shared
         counts = _share_tables(parent, child, parent.pgd, child.pgd, PGDIR_SHIFT, 0,
-                               _special(parent), _hot(parent, stack - 8))
+                               *_special_and_hot(parent, stack - 8))
         hot = hot[1:]                             # _share_tables copied that one
     else:
         counts = 0, _copy_tables(parent, child)

@@ -74,7 +74,7 @@ def alloc_table(mm: "MM", shift: int) -> int:
 
 def pgd_alloc(mm: "MM") -> int:
     pfn = alloc_table(mm, PGDIR_SHIFT)
-    mm.kernel.ram.q[pfn * 512 + 511] = mm.kernel.cpu.kernel_pgd_entry
+    mm.kernel.ram.w[pfn * 512 + 511] = mm.kernel.cpu.kernel_pgd_entry
     return pfn
 
 
