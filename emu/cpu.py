@@ -164,6 +164,8 @@ class CPU:
         self._xargs = (uch, blob, ctypes.c_int32.from_address(blob + _ERROR_CODE),
                        ctypes.c_int32.from_address(blob + _OLD_EXCEPTION))
         self._in_trap = False
+        self._in_hook = False       # inside the syscall or trap hook (see flush_tlb)
+        self._tlb_pending = False
         self._env = None            # the live CPUX86State, if found (_find_env)
         self._read_eflags = None
         self.tlb_gen = 0            # flushes so far (see flush_tlb)
@@ -306,10 +308,15 @@ class CPU:
                 failed(e)
 
         def syscall() -> None:
+            self._in_hook = True
             try:
                 self.on_syscall()
             except BaseException as e:
                 failed(e)
+            self._in_hook = False
+            if self._tlb_pending:
+                self._tlb_pending = False
+                _CTL0(self._h, _CTL_TLB_FLUSH)
         intr_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
         # The syscall hook gets (uc, user_data) and needs neither: declared
         # without parameters, ctypes converts nothing (the SysV x86-64 ABI
@@ -336,11 +343,14 @@ class CPU:
         else:
             err = self._reset_exception(uc)
             cr2 = self._one["cr2"].read()[0] if intno == x86.PF else 0
-        self._in_trap = True
+        self._in_trap = self._in_hook = True
         try:
             self.on_trap(intno, err, cr2)
         finally:
-            self._in_trap = False
+            self._in_trap = self._in_hook = False
+        if self._tlb_pending:
+            self._tlb_pending = False
+            _CTL0(self._h, _CTL_TLB_FLUSH)
         if self._code_flushes:
             # Removing translated code inside the hook re-arms old_exception
             # (measured): flush now, then reset it once more.
@@ -412,9 +422,17 @@ class CPU:
 
     def flush_tlb(self) -> None:
         """Drop every cached translation. ``tlb_gen`` counts these flushes,
-        so software caches of translations can tell they are stale."""
+        so software caches of translations can tell they are stale (at
+        once). Inside a hook the CPU's own flush waits for the end of the
+        hook, when the guest is about to run again: it sweeps ~80 KiB of
+        QEMU's tables, and the kernel code still to run in the hook would
+        find its data evicted from the host's caches (a fork's last ~20 us
+        ran at half speed)."""
         self.tlb_gen += 1
-        _CTL0(self._h, _CTL_TLB_FLUSH)
+        if self._in_hook:
+            self._tlb_pending = True
+        else:
+            _CTL0(self._h, _CTL_TLB_FLUSH)
 
     def flush_code(self, lo: int | None = None, hi: int | None = None) -> None:
         """Drop translated code after rewriting it: all of it, or the blocks
@@ -428,6 +446,9 @@ class CPU:
             self._flush_code_now(lo, hi)
 
     def _flush_code_now(self, lo: int | None, hi: int | None) -> None:
+        if self._tlb_pending:            # a range is looked up through the TLB
+            self._tlb_pending = False
+            _CTL0(self._h, _CTL_TLB_FLUSH)
         if lo is None:
             _CTL0(self._h, _CTL_TB_FLUSH)
         else:
@@ -571,7 +592,8 @@ class CPU:
         new._regs[_CTX_CR3] = cr3 * PAGE_SIZE
         _CTX_RESTORE(self._h, new._ptr)
         if not same_space:                     # tlb_gen stays: it is for changes of
-            _CTL0(self._h, _CTL_TLB_FLUSH)     # one address space's tables
+            self._tlb_pending = False          # one address space's tables
+            _CTL0(self._h, _CTL_TLB_FLUSH)
 
     def _check_ctx_layout(self) -> None:
         """Find CR3 in the context blob and check the register offsets."""
@@ -646,6 +668,9 @@ class CPU:
         kernel arms it only while another task waits, with a long slice, so
         it fires only for guests that spin without syscalls."""
         rip = self._one["rip"].read()[0]
+        if self._tlb_pending:               # a hook that failed left it
+            self._tlb_pending = False
+            _CTL0(self._h, _CTL_TLB_FLUSH)
         if slice_us:
             if self._watchdog is None:
                 self._start_watchdog(slice_us)

@@ -42,7 +42,6 @@ from minios.pgtable import (ADDR, LEVEL_NAME, PGDIR_SHIFT, PMD_SHIFT, PMD_SIZE, 
                             TABLE_COW, UPPER, _table_for_write, alloc_table, entry_pfn,
                             lookup_pte, pfns, pmd_entry_for_write, present_entries,
                             pte_index, pte_table_for_write, walk_entry)
-from minios.uaccess import utlb_after_wrprotect
 
 if TYPE_CHECKING:
     from minios.mm import MM
@@ -582,7 +581,5 @@ def copy_page_range(parent: "MM", child: "MM", share: bool,
     else:
         counts = 0, _copy_tables(parent, child)
     _copy_hot_at(parent, child, hot)
-    gen = k.cpu.tlb_gen
     k.cpu.flush_tlb()                 # the parent's entries were downgraded
-    utlb_after_wrprotect(parent, gen)
     return counts

@@ -59,26 +59,6 @@ def _phys(mm: "MM", va: int, write: bool) -> int:
     raise Fault(va)
 
 
-def utlb_after_wrprotect(mm: "MM", gen: int) -> None:
-    """The CPU's TLB was just flushed (``gen`` was ``cpu.tlb_gen`` before)
-    because translations of ``mm`` only lost write permission, as at fork:
-    its kernel TLB need not empty. Read entries still hold, and so do the
-    few write entries the tables still allow (fork's hot pages)."""
-    if mm.utlb_gen != gen:
-        return
-    old = mm.utlb
-    mm.utlb = {key: base for key, base in old.items() if not key & 1}
-    mm.utlb_gen = mm.kernel.cpu.tlb_gen
-    if len(old) - len(mm.utlb) > 4:           # more would cost more than refilling
-        return
-    for key, base in old.items():
-        if key & 1:
-            pte, pmd = lookup_pte(mm, (key >> 1) << 12)
-            if pte & x86.P and pte & x86.US and pte & pmd & x86.RW \
-                    and entry_pfn(pte) == base >> 12:
-                mm.utlb[key] = base
-
-
 def user_prefix(mm: "MM", va: int, n: int, write: bool) -> int:
     """How many of the ``n`` bytes at ``va`` the task may read (or write)
     before the first unmapped or forbidden page: where Linux's copy to or
