@@ -315,8 +315,7 @@ class CPU:
                 failed(e)
             self._in_hook = False
             if self._tlb_pending:
-                self._tlb_pending = False
-                _CTL0(self._h, _CTL_TLB_FLUSH)
+                self._flush_pending()
         intr_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
         # The syscall hook gets (uc, user_data) and needs neither: declared
         # without parameters, ctypes converts nothing (the SysV x86-64 ABI
@@ -349,8 +348,7 @@ class CPU:
         finally:
             self._in_trap = self._in_hook = False
         if self._tlb_pending:
-            self._tlb_pending = False
-            _CTL0(self._h, _CTL_TLB_FLUSH)
+            self._flush_pending()
         if self._code_flushes:
             # Removing translated code inside the hook re-arms old_exception
             # (measured): flush now, then reset it once more.
@@ -434,6 +432,11 @@ class CPU:
         else:
             _CTL0(self._h, _CTL_TLB_FLUSH)
 
+    def _flush_pending(self) -> None:
+        """The CPU's flush that flush_tlb left for the end of a hook."""
+        self._tlb_pending = False
+        _CTL0(self._h, _CTL_TLB_FLUSH)
+
     def flush_code(self, lo: int | None = None, hi: int | None = None) -> None:
         """Drop translated code after rewriting it: all of it, or the blocks
         of the VIRTUAL range [lo, hi) (Unicorn translates it through the
@@ -447,8 +450,7 @@ class CPU:
 
     def _flush_code_now(self, lo: int | None, hi: int | None) -> None:
         if self._tlb_pending:            # a range is looked up through the TLB
-            self._tlb_pending = False
-            _CTL0(self._h, _CTL_TLB_FLUSH)
+            self._flush_pending()
         if lo is None:
             _CTL0(self._h, _CTL_TB_FLUSH)
         else:
@@ -669,8 +671,7 @@ class CPU:
         it fires only for guests that spin without syscalls."""
         rip = self._one["rip"].read()[0]
         if self._tlb_pending:               # a hook that failed left it
-            self._tlb_pending = False
-            _CTL0(self._h, _CTL_TLB_FLUSH)
+            self._flush_pending()
         if slice_us:
             if self._watchdog is None:
                 self._start_watchdog(slice_us)
