@@ -31,9 +31,10 @@ Uses userland/build/glibc/fork_bench (``make -C userland glibc``).
    reported too.
 4. A log-log PNG of fork latency vs size (matplotlib, Agg backend).
 
-Touching memory dominates the run time: about 25 us per page under minios,
-so 4 GiB takes ~30 s per run; the default sizes take ~5 minutes in all. Use
-``--sizes 64,256,1024 --rounds 1`` for a ~1 minute run.
+Touching memory dominates the run time: about 12-15 us per page under
+minios, so 4 GiB takes 13-20 s per run; the default sizes take about two
+minutes in all (three with --rounds 3). Use ``--sizes 64,256,1024
+--rounds 1`` for a ~20 s run.
 """
 from __future__ import annotations
 
