@@ -52,7 +52,6 @@ _NOT_RW = np.array(~x86.RW & 0xFFFF_FFFF_FFFF_FFFF, dtype=np.uint64)
 _SHIFT = np.array(PAGE_SHIFT, dtype=np.uint64)
 _COW = np.array(TABLE_COW, dtype=np.uint64)
 _UPPER = np.array(UPPER, dtype=np.uint64)
-_NOT_RW_INT = ~x86.RW & 0xFFFF_FFFF_FFFF_FFFF
 
 
 def find_sharer(k, table: int, shift: int, va: int, exclude: "MM") -> "MM | None":
@@ -335,7 +334,7 @@ def _special_and_hot(mm: "MM", va: int) -> tuple[list[tuple[int, int]], int]:
     for v in mm.vmas:
         if v.shared or v.dontfork:
             special.append((v.start, v.end))
-        elif v.start <= va < v.end and v.prot & (PROT_WRITE | PROT_EXEC) == PROT_WRITE:
+        elif v.start <= va < v.end and _hot_vma(v):
             hot = va
     return special, hot
 
@@ -361,7 +360,7 @@ def _share_row(k, ptab: int, ctab: int, n: int,
                     down.append(j)
                     break
             else:
-                e = (w[p + j] & _NOT_RW_INT) | TABLE_COW
+                e = (w[p + j] & ~x86.RW) | TABLE_COW
                 w[p + j] = w[c + j] = e
                 rc[(e & ADDR) >> PAGE_SHIFT] += 1
         return len(live) - len(down), down
@@ -516,13 +515,16 @@ def _copy_hot_page(k, ptable: int, ctable: int, va: int) -> None:
     k.stats["fork_hot_copy"] += 1
 
 
+def _hot_vma(v) -> bool:
+    """Private writable memory fork hands down (not executable: a copy
+    would need had_code kept): where fork may copy a page at once."""
+    return not (v.shared or v.dontfork) and v.prot & (PROT_WRITE | PROT_EXEC) == PROT_WRITE
+
+
 def _hot(mm: "MM", va: int) -> int:
-    """``va`` if it lies in private writable memory fork hands down (not
-    executable: that would need had_code kept); else -1."""
+    """``va`` if it lies in memory :func:`_hot_vma` accepts; else -1."""
     v = mm.vma_at(va) if va >= 0 else None
-    if v is None or v.shared or v.dontfork or v.prot & (PROT_WRITE | PROT_EXEC) != PROT_WRITE:
-        return -1
-    return va
+    return va if v is not None and _hot_vma(v) else -1
 
 
 def _private_pte_table(mm: "MM", va: int) -> int:

@@ -122,15 +122,13 @@ int main(int argc, char **argv)
     int cow = 0, write_mode = 0, both = 0;
     if (!strcmp(mode, "plain+cow"))
         both = 1;
-    else if (!strcmp(mode, "plain"))
-        cow = 0, write_mode = 0;
     else if (!strcmp(mode, "cow"))
-        cow = 1, write_mode = 0;
+        cow = 1;
     else if (!strcmp(mode, "plain-write"))
-        cow = 0, write_mode = 1;
+        write_mode = 1;
     else if (!strcmp(mode, "cow-write"))
         cow = 1, write_mode = 1;
-    else {
+    else if (strcmp(mode, "plain")) {
         fprintf(stderr, "fork_bench: unknown mode %s\n", mode);
         return 2;
     }
