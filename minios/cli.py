@@ -46,7 +46,7 @@ def cmd_run(a) -> int:
     try:
         m = Machine(mem=a.mem, cow_pte=a.cow_pte, trace=_trace_set(a.trace),
                     trace_file=trace_file, check=a.check, root=a.root, rw=tuple(a.rw),
-                    gdb=a.gdb, gdb_follow=a.gdb_follow)
+                    gdb=a.gdb, gdb_follow=a.gdb_follow, vdso=not a.no_vdso)
     except MachineError as e:
         print(f"minios: {e}", file=sys.stderr)
         return 2
@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="share PTE tables at fork: on CLONE_COW_PGTABLE (flag), always, never")
     r.add_argument("--check", action="store_true",
                    help="run the invariant checker after every syscall and fault")
+    r.add_argument("--no-vdso", action="store_true",
+                   help="map no vDSO (Linux's vdso=0): every clock read is a system call")
     r.add_argument("--root", default="/", help="host directory used as the guest's /")
     r.add_argument("--rw", action="append", default=[], metavar="DIR",
                    help="make this directory (under the root) writable; repeatable "

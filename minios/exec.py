@@ -95,6 +95,20 @@ def load_segments(mm: MM, data: bytes, elf, loads, pie: bool, path: str) -> tupl
     return bias, phdr, end
 
 
+def map_vdso(k: "Kernel", mm: MM) -> int:
+    """Map the kernel's vDSO image (one page, read and execute) at the top
+    of the mmap area, where Linux puts it; returns its address, 0 if none."""
+    img = k.vdso_image
+    if img is None:
+        return 0
+    va = mm.get_unmapped_area(PAGE_SIZE)
+    if va is None:
+        raise ExecError(errno.ENOMEM, "no address space for the vDSO")
+    mm.insert_vma(VMA(va, va + PAGE_SIZE, PROT_READ | PROT_EXEC, name="[vdso]",
+                      image=FileImage(img, 0, va + len(img), "[vdso]")))
+    return va
+
+
 def _build_stack(mm: MM, argv: list[bytes], envp: list[bytes],
                  auxv: list[tuple[int, int]], execfn: bytes) -> int:
     """Strings at the top, then the 16 AT_RANDOM bytes and the platform
@@ -156,7 +170,8 @@ def exec_into(k: "Kernel", t: "Task", path: str, argv: list[bytes], envp: list[b
         entry = elf["e_entry"] + bias
         mm.start_brk = mm.brk = end
         mm.exe = path
-        auxv = [(AT_PHDR, phdr), (AT_PHENT, elf["e_phentsize"]), (AT_PHNUM, elf["e_phnum"]),
+        vdso = map_vdso(k, mm)
+        auxv = ([(AT_SYSINFO_EHDR, vdso)] if vdso else []) + [(AT_PHDR, phdr), (AT_PHENT, elf["e_phentsize"]), (AT_PHNUM, elf["e_phnum"]),
                 (AT_PAGESZ, PAGE_SIZE), (AT_BASE, 0), (AT_FLAGS, 0), (AT_ENTRY, entry),
                 (AT_UID, 0), (AT_EUID, 0), (AT_GID, 0), (AT_EGID, 0),
                 (AT_HWCAP, 0x178BFBFF), (AT_HWCAP2, 0), (AT_CLKTCK, 100), (AT_SECURE, 0)]

@@ -26,13 +26,14 @@ import numpy as np
 
 from emu import x86
 from emu.cpu import CPU, CTX, RESERVED_FRAMES
-from minios import signals
+from minios import clock, signals
 from minios.errno import EFAULT, ENOMEM, ENOSYS
 from minios.fault import handle_mm_fault
 from minios.files import FdTable, HostFd, O_RDONLY, O_WRONLY
 from minios.frames import FrameAllocator, OutOfMemory
 from minios.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task, ThreadGroup)
 from minios.uaccess import Fault
+from minios.vdso import build_image
 
 RIP, RAX = CTX["rip"], CTX["rax"]
 QUANTUM = 64                 # syscalls before a running task yields
@@ -42,7 +43,8 @@ SLICE_US = 200_000           # a task spinning without syscalls yields after thi
 class Kernel:
     def __init__(self, mem: int = 4 << 30, cow_pte: str = "flag",
                  trace: set[str] | None = None, trace_file=None,
-                 check: bool = False, root: str = "/", rw: tuple = ()) -> None:
+                 check: bool = False, root: str = "/", rw: tuple = (),
+                 vdso: bool = True) -> None:
         if cow_pte not in ("flag", "always", "never"):
             raise ValueError("cow_pte must be flag, always or never")
         self.cpu = CPU(mem)
@@ -73,6 +75,10 @@ class Kernel:
         self.checker: Callable | None = None
         self.boot_free = self.frames.nr_free
         self.boot_time = time.time()
+        # The vDSO image every execve maps (None: none, the libcs then make
+        # system calls). One bytes object, so its page is one page-cache frame.
+        data = clock.vdata() if vdso else None
+        self.vdso_image = build_image(data) if data is not None else None
         self.need_resched = False
         self.sliced = False          # the current run has an instruction slice
         self.rearm = False           # ... and must get one: someone is waiting

@@ -34,7 +34,8 @@ class MachineError(Exception):
 class Machine:
     def __init__(self, mem: int = 4 << 30, cow_pte: str = "flag", trace=None,
                  trace_file=None, check: bool = False, root: str = "/",
-                 rw: tuple = (), gdb: str | None = None, gdb_follow: str = "parent") -> None:
+                 rw: tuple = (), gdb: str | None = None, gdb_follow: str = "parent",
+                 vdso: bool = True) -> None:
         from emu.cpu import Trap
         from minios.kernel import Kernel
         if isinstance(trace, str):              # "syscall,fault" as on the command line
@@ -42,7 +43,7 @@ class Machine:
                      {x.strip() for x in trace.split(",") if x.strip()})
         try:
             self.kernel = Kernel(mem=mem, cow_pte=cow_pte, trace=trace, trace_file=trace_file,
-                                 check=check, root=root, rw=tuple(rw))
+                                 check=check, root=root, rw=tuple(rw), vdso=vdso)
         except (Trap, ValueError, OSError) as e:
             raise MachineError(f"cannot boot the machine: {e}") from None
         if not os.path.isdir(root):

@@ -17,7 +17,7 @@ import stat as st
 import struct
 import time
 
-from minios import signals
+from minios import clock, signals
 from minios.files import (HOST_POLL_S, Again, DirFile, FdTable, HostFd, Pipe, PipeEnd,
                           O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_EXCL, O_NOCTTY,
                           O_NONBLOCK, O_RDONLY, O_TRUNC, O_WRONLY,
@@ -1209,13 +1209,13 @@ def _set_times(k, t, node, atime, mtime) -> int:
 def _ts_pair(t, ptr: int, unit: int, fmt: str):
     """Two times from user memory in nanoseconds (None = omit)."""
     if not ptr:
-        now = time.time_ns()
+        now = clock.now_ns(0)
         return now, now
     a1, b1, a2, b2 = struct.unpack("<" + fmt * 4, copy_from_user(t.mm, ptr, 32))
     out = []
     for sec, sub in ((a1, b1), (a2, b2)):
         if unit == 1 and sub == UTIME_NOW:
-            out.append(time.time_ns())
+            out.append(clock.now_ns(0))
         elif unit == 1 and sub == UTIME_OMIT:
             out.append(None)
         else:
@@ -1259,7 +1259,7 @@ def sys_utime(k, t, path, times, *_):
         a, m = struct.unpack("<qq", copy_from_user(t.mm, times, 16))
         a, m = a * 10**9, m * 10**9
     else:
-        a = m = time.time_ns()
+        a = m = clock.now_ns(0)
     node, _p = _node_at(k, t, AT_FDCWD, path, 0)
     return _set_times(k, t, node, a, m)
 

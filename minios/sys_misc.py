@@ -5,6 +5,7 @@ import os
 import struct
 import time
 
+from minios import clock
 from minios.errno import EINVAL, EPERM
 from minios.syscalls import syscall
 from minios.task import BLOCK
@@ -130,25 +131,18 @@ def sys_uname(k, t, buf, *_):
     return 0
 
 
-_CLOCKS = {0: time.CLOCK_REALTIME, 1: time.CLOCK_MONOTONIC, 2: time.CLOCK_PROCESS_CPUTIME_ID,
-           3: time.CLOCK_THREAD_CPUTIME_ID, 4: time.CLOCK_MONOTONIC_RAW,
-           5: time.CLOCK_REALTIME, 6: time.CLOCK_MONOTONIC, 7: time.CLOCK_BOOTTIME,
-           8: time.CLOCK_REALTIME, 9: time.CLOCK_BOOTTIME, 11: time.CLOCK_TAI}
-
-
 @syscall(228, "clock_gettime")
 def sys_clock_gettime(k, t, clk, tp, *_):
-    c = _CLOCKS.get(clk)
-    if c is None:
+    ns = clock.now_ns(clk)
+    if ns is None:
         return -EINVAL
-    ns = time.clock_gettime_ns(c)
     copy_to_user(t.mm, tp, struct.pack("<qq", ns // 10**9, ns % 10**9))
     return 0
 
 
 @syscall(229, "clock_getres")
 def sys_clock_getres(k, t, clk, tp, *_):
-    if clk not in _CLOCKS:
+    if clk not in clock.HOST_CLOCKS:
         return -EINVAL
     if tp:
         copy_to_user(t.mm, tp, struct.pack("<qq", 0, 1))
@@ -157,7 +151,7 @@ def sys_clock_getres(k, t, clk, tp, *_):
 
 @syscall(96, "gettimeofday")
 def sys_gettimeofday(k, t, tv, tz, *_):
-    ns = time.time_ns()
+    ns = clock.now_ns(0)
     if tv:
         copy_to_user(t.mm, tv, struct.pack("<qq", ns // 10**9, (ns // 1000) % 10**6))
     if tz:
@@ -167,7 +161,7 @@ def sys_gettimeofday(k, t, tv, tz, *_):
 
 @syscall(201, "time")
 def sys_time(k, t, tloc, *_):
-    now = int(time.time())
+    now = clock.now_ns(0) // 10**9
     if tloc:
         copy_to_user(t.mm, tloc, struct.pack("<q", now))
     return now
@@ -261,14 +255,14 @@ def sys_nanosleep(k, t, req, rem, *_):
 
 @syscall(230, "clock_nanosleep")
 def sys_clock_nanosleep(k, t, clk, flags, req, rem, *_):
-    if clk not in _CLOCKS:
+    if clk not in clock.HOST_CLOCKS:
         return -EINVAL
     sec, nsec = struct.unpack("<qq", copy_from_user(t.mm, req, 16))
     if sec < 0 or not 0 <= nsec < 10**9:
         return -EINVAL
     delay = sec + nsec / 1e9
     if flags & 1:                                   # TIMER_ABSTIME
-        delay -= time.clock_gettime_ns(_CLOCKS[clk]) / 1e9
+        delay -= clock.now_ns(clk) / 1e9
     r = _sleep_until(k, t, time.monotonic() + max(0.0, delay))
     if r is not BLOCK:
         t.retry = None

@@ -7,7 +7,7 @@ import struct
 import time
 
 
-from minios import futex, signals
+from minios import clock, futex, signals
 from minios.cow import copy_page_range
 from minios.exec import ExecError, exec_into
 from minios.exit import do_exit, do_group_exit, mm_release
@@ -534,8 +534,8 @@ def sys_futex(k, t, uaddr, op, val, timeout, uaddr2, val3):
             if sec < 0 or not 0 <= nsec < 10**9:
                 return -E.EINVAL
             if cmd == FUTEX_WAIT_BITSET:
-                clock = time.time() if op & FUTEX_CLOCK_REALTIME else time.monotonic()
-                deadline = time.monotonic() + (sec + nsec / 1e9 - clock)
+                now = clock.now_ns(0 if op & FUTEX_CLOCK_REALTIME else 1) / 1e9
+                deadline = time.monotonic() + (sec + nsec / 1e9 - now)
             else:
                 deadline = time.monotonic() + sec + nsec / 1e9
         kk = futex.key(t.mm, uaddr, private)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import errno
 import os
 import stat as st
-import time
+
+from minios import clock
 
 NAME_MAX = 255
 
 
 def _now() -> int:
-    return time.time_ns()
+    return clock.now_ns(0)
 
 
 class Inode:

@@ -225,9 +225,10 @@ def test_ptdump_command_at_fork():
     assert "=== #1: fork, child pid 2 in pid 1 ===" in out
     parent, child = out.split("---[ pid 2")[0], out.split("---[ pid 2")[1]
     # every table is shared but the stack's, which fork copies: both write it at once
-    assert "6 PTE tables (5 COW-shared)" in parent and "6 PTE tables (5 COW-shared)" in child
+    # (the program's, the mapping's four, the vDSO's above them, the stack's)
+    assert "7 PTE tables (6 COW-shared)" in parent and "7 PTE tables (6 COW-shared)" in child
     assert re.search(r"^0x00007fffffe00000-0x0000800000000000 .* private$", child, re.M), out
-    assert re.search(r"8M 4 tables 0x[0-9a-f]+\.\.0x[0-9a-f]+ +2048 pages  COW-shared x2 at (PUD|PMD|PTE), "
+    assert re.search(r"10M 5 tables 0x[0-9a-f]+\.\.0x[0-9a-f]+ +2049 pages  COW-shared x2 at (PUD|PMD|PTE), "
                      r"owner pid 1", child), out
     assert "rss 2" in child.splitlines()[0]          # its stack; the parent owns the rest
 

@@ -76,7 +76,7 @@ def _summary(ns: list[int]) -> dict:
     return {"n": len(v), "median_us": v[len(v) // 2] / 1e3, "mean_us": sum(v) / len(v) / 1e3}
 
 
-def worker(size_mb: int, mode: str, iters: int, stride_kb: int) -> int:
+def worker(size_mb: int, mode: str, iters: int, stride_kb: int, vdso: bool = True) -> int:
     """One minios run, in this process; prints a JSON line."""
     import minios.cow as cow
     import minios.sys_proc as sys_proc
@@ -114,7 +114,7 @@ def worker(size_mb: int, mode: str, iters: int, stride_kb: int) -> int:
 
     mem = (size_mb << 20) + (2 << 30)
     t0 = time.perf_counter()
-    m = Machine(mem=mem, cow_pte="flag")
+    m = Machine(mem=mem, cow_pte="flag", vdso=vdso)
     with tempfile.TemporaryFile() as f:
         status = m.run(PROGRAM, [str(size_mb), mode, str(iters), str(stride_kb)], env={},
                        stdio=(0, f.fileno(), 2))
@@ -129,8 +129,12 @@ def worker(size_mb: int, mode: str, iters: int, stride_kb: int) -> int:
     return 0
 
 
+NO_VDSO = False              # --no-vdso, for run_minios
+
+
 def run_minios(size_mb: int, mode: str, iters: int, stride_kb: int = 4) -> dict:
-    cmd = [sys.executable, SCRIPT, "--worker", str(size_mb), mode, str(iters), str(stride_kb)]
+    cmd = [sys.executable, SCRIPT, "--worker", str(size_mb), mode, str(iters), str(stride_kb),
+           "0" if NO_VDSO else "1"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if r.returncode != 0 or not r.stdout.strip():
         raise RuntimeError(f"worker {size_mb} {mode} failed ({r.returncode}): {r.stderr[-800:]}")
@@ -193,7 +197,8 @@ def plot(path: str, sizes, plain, cow, native) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
-        return worker(int(argv[1]), argv[2], int(argv[3]), int(argv[4]))
+        return worker(int(argv[1]), argv[2], int(argv[3]), int(argv[4]),
+                      len(argv) < 6 or argv[5] != "0")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="64,256,1024,4096", help="MiB, comma separated")
     ap.add_argument("--iter", type=int, default=10,
@@ -206,8 +211,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="alternating plain/COW runs of the write test; best of each")
     ap.add_argument("--png", default=os.path.join(ROOT, "tools", "fork_latency.png"))
     ap.add_argument("--no-native", action="store_true")
+    ap.add_argument("--no-vdso", action="store_true",
+                    help="boot minios without its vDSO: the guest's clock_gettime around "
+                    "fork is then a system call, as before the vDSO")
     ap.add_argument("--no-write", action="store_true", help="skip sections 2 and 3")
     a = ap.parse_args(argv)
+    global NO_VDSO
+    NO_VDSO = a.no_vdso
     try:
         sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
     except ValueError:
