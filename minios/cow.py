@@ -259,14 +259,21 @@ def release_tables(mm: "MM", tables, vas, shift: int, whole: bool = False,
             mm.nr_ptes -= len(tables)
             break
         if few:
-            below, bvas = [], []
-            for i, tab in enumerate(tables):
-                base = tab * 512
-                for j in t[tab].astype(bool).nonzero()[0].tolist():   # (see present_entries)
-                    below.append(entry_pfn(w[base + j]))
-                    if cow:
-                        bvas.append(vas[i] + (j << shift))
-            tables, vas = below, bvas
+            present = [t[tab].astype(bool).nonzero()[0] for tab in tables]  # (present_entries)
+            if sum(map(len, present)) > _FEW_PAGES:    # e.g. a COW child's stack PMD table
+                below = [pfns(t[tab][js]) for tab, js in zip(tables, present)]
+                if cow:
+                    vas = np.concatenate([va + (js << shift) for va, js in zip(vas, present)])
+                tables = np.concatenate(below)
+            else:
+                below, bvas = [], []
+                for i, tab in enumerate(tables):
+                    base = tab * 512
+                    for j in present[i].tolist():
+                        below.append(entry_pfn(w[base + j]))
+                        if cow:
+                            bvas.append(vas[i] + (j << shift))
+                tables, vas = below, bvas
         else:
             below, f = present_entries(t[tables])
             if cow:

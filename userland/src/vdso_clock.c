@@ -51,7 +51,8 @@ int main(void)
         FILE *f = fopen("/proc/self/maps", "r");
         int named = 0;
         while (f && fgets(line, sizeof line, f))
-            if (!strncmp(line, want, strlen(want)) && strstr(line, "[vdso]") && strstr(line, "r-xp"))
+            if (!strncmp(line, want, strlen(want)) && strstr(line, "[vdso]")
+                && strstr(line, "r-xp"))
                 named = 1;
         if (f)
             fclose(f);
@@ -66,7 +67,8 @@ int main(void)
     for (unsigned i = 0; i < sizeof clocks / sizeof clocks[0]; i++) {
         int ordered = 1;
         for (int k = 0; k < 200; k++) {
-            long long a = libc_ns(clocks[i].id), s = sys_ns(clocks[i].id), b = libc_ns(clocks[i].id);
+            long long a = libc_ns(clocks[i].id), s = sys_ns(clocks[i].id);
+            long long b = libc_ns(clocks[i].id);
             if (a < 0 || s < 0 || b < 0 || a > s || s > b)
                 ordered = 0;
         }
@@ -89,7 +91,8 @@ int main(void)
     long long d = (tv.tv_sec * 1000000LL + tv.tv_usec) - ns(ts) / 1000;
     printf("gettimeofday: %d, usec in range %s, after clock_gettime %s, time() agrees %s\n", r,
            tv.tv_usec >= 0 && tv.tv_usec < 1000000 ? "yes" : "no",
-           d >= 0 && d < 1000000 ? "yes" : "no", t - tv.tv_sec >= 0 && t - tv.tv_sec <= 1 ? "yes" : "no");
+           d >= 0 && d < 1000000 ? "yes" : "no",
+           t - tv.tv_sec >= 0 && t - tv.tv_sec <= 1 ? "yes" : "no");
 
     errno = 0;
     r = clock_gettime(99, &ts);
