@@ -95,7 +95,8 @@ ENTRIES = {"__vdso_clock_gettime": (0x00, 0x34), "__vdso_gettimeofday": (0x34, 0
 SYMBOLS = [(name, alias) for alias in ENTRIES for name in (alias, alias[len("__vdso_"):])]
 SONAME, VERSION = "linux-vdso.so.1", "LINUX_2.6"
 
-PT_LOAD, PT_DYNAMIC = 1, 2
+PT_LOAD, PT_DYNAMIC, PT_GNU_STACK = 1, 2, 0x6474E551
+NPHDR = 3
 DT_NULL, DT_HASH, DT_STRTAB, DT_SYMTAB, DT_STRSZ, DT_SYMENT, DT_SONAME = 0, 4, 5, 6, 10, 11, 14
 DT_VERSYM, DT_VERDEF, DT_VERDEFNUM = 0x6FFFFFF0, 0x6FFFFFFC, 0x6FFFFFFD
 SHT_PROGBITS, SHT_STRTAB, SHT_HASH, SHT_DYNAMIC, SHT_DYNSYM = 1, 3, 5, 6, 11
@@ -138,7 +139,7 @@ def build_image(vdata: bytes) -> bytes:
     # Lay the sections out after the ELF and program headers, at their
     # alignment; addresses equal file offsets (linked at 0).
     layout: list[tuple[str, int, int]] = []      # (name, offset, size)
-    pos = 64 + 2 * 56
+    pos = 64 + NPHDR * 56
 
     def place(name: str, size: int, align: int) -> int:
         nonlocal pos
@@ -167,10 +168,12 @@ def build_image(vdata: bytes) -> bytes:
     shnum = len(layout) + 1
     text_ndx = 1 + [n for n, _, _ in layout].index(".text")
     img[0:64] = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01" + bytes(9), 3, 62, 1,
-                            0, 64, o_sh, 0, 64, 56, 2, 64, shnum, shnum - 1)
-    img[64:176] = (struct.pack("<IIQQQQQQ", PT_LOAD, 5, 0, 0, 0, end, end, PAGE_SIZE)
-                   + struct.pack("<IIQQQQQQ", PT_DYNAMIC, 4, o_dyn, o_dyn, o_dyn,
-                                 16 * ndyn, 16 * ndyn, 8))
+                            0, 64, o_sh, 0, 64, 56, NPHDR, 64, shnum, shnum - 1)
+    # PT_GNU_STACK: no executable stack wanted (a loader may refuse one).
+    img[64:64 + NPHDR * 56] = (
+        struct.pack("<IIQQQQQQ", PT_LOAD, 5, 0, 0, 0, end, end, PAGE_SIZE)
+        + struct.pack("<IIQQQQQQ", PT_DYNAMIC, 4, o_dyn, o_dyn, o_dyn, 16 * ndyn, 16 * ndyn, 8)
+        + struct.pack("<IIQQQQQQ", PT_GNU_STACK, 6, 0, 0, 0, 0, 0, 16))
     img[o_hash:o_hash + len(hashtab)] = hashtab
     syms = bytearray(24)
     for (name, alias), off in zip(SYMBOLS, names):

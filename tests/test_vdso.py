@@ -60,7 +60,7 @@ def test_image_is_a_shared_object_with_versioned_symbols():
     elf = ELFFile(io.BytesIO(img))
     assert elf["e_type"] == "ET_DYN" and elf["e_machine"] == "EM_X86_64"
     segs = [s["p_type"] for s in elf.iter_segments()]
-    assert segs == ["PT_LOAD", "PT_DYNAMIC"]
+    assert segs == ["PT_LOAD", "PT_DYNAMIC", "PT_GNU_STACK"]
     dyn = elf.get_section_by_name(".dynamic")
     tags = {t.entry.d_tag for t in dyn.iter_tags()}
     assert {"DT_HASH", "DT_STRTAB", "DT_SYMTAB", "DT_SONAME", "DT_VERSYM", "DT_VERDEF"} <= tags
