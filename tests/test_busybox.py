@@ -438,8 +438,13 @@ def test_interactive_shell_on_pty(groot):
         # SIGINT (status 130) and the shell carries on; at the prompt the
         # interactive shell ignores it; a loop spinning in the shell itself
         # (no syscalls) is interrupted too.
-        os.write(fd, b"sleep 30\n")
-        time.sleep(0.5)
+        # (The subshell says when it runs: a ^C that came while the shell was
+        # still reading the line would only discard it, as the tty flushes
+        # input on SIGINT. From then on the job is in the foreground, and
+        # ^C kills it whether or not it has become sleep yet.)
+        os.write(fd, b"(echo started; exec sleep 30)\n")
+        expect(b"started\r\n")
+        time.sleep(0.2)
         os.write(fd, b"\x03")
         expect(b"PROMPT> ", timeout=10)
         os.write(fd, b"echo status=$?\n")
