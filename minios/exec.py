@@ -171,10 +171,12 @@ def exec_into(k: "Kernel", t: "Task", path: str, argv: list[bytes], envp: list[b
         mm.start_brk = mm.brk = end
         mm.exe = path
         vdso = map_vdso(k, mm)
-        auxv = ([(AT_SYSINFO_EHDR, vdso)] if vdso else []) + [(AT_PHDR, phdr), (AT_PHENT, elf["e_phentsize"]), (AT_PHNUM, elf["e_phnum"]),
+        auxv = [(AT_PHDR, phdr), (AT_PHENT, elf["e_phentsize"]), (AT_PHNUM, elf["e_phnum"]),
                 (AT_PAGESZ, PAGE_SIZE), (AT_BASE, 0), (AT_FLAGS, 0), (AT_ENTRY, entry),
                 (AT_UID, 0), (AT_EUID, 0), (AT_GID, 0), (AT_EGID, 0),
                 (AT_HWCAP, 0x178BFBFF), (AT_HWCAP2, 0), (AT_CLKTCK, 100), (AT_SECURE, 0)]
+        if vdso:                                     # first, as Linux's ARCH_DLINFO
+            auxv.insert(0, (AT_SYSINFO_EHDR, vdso))
         uid = os.getuid()
         gid = os.getgid()
         auxv = [(a, uid if a in (AT_UID, AT_EUID) else gid if a in (AT_GID, AT_EGID) else v)
