@@ -13,8 +13,10 @@ gs_base), ``qXfer:auxv:read``, ``qXfer:exec-file:read``, ``?``, ``g G p P``,
 ``m M X``, ``c C s S`` and ``vCont``, ``Z0/z0`` (software breakpoints; ``Z1``
 is served the same way), ``Z2/Z3/Z4`` (write/read/access watchpoints),
 ``qfThreadInfo``, ``qC``, ``H``, ``T``, ``qAttached``, ``QPassSignals``,
-``QStartNoAckMode``, ``k``, ``vKill``, ``D``, and ``^C`` (a helper thread
-stops the CPU, so even a loop without syscalls is interrupted). Stop
+``QStartNoAckMode``, ``k``, ``vKill``, ``D``, ``vFile:setfs/open/pread/close``
+(read-only host I/O on the files the guest sees: gdb reads the program
+through it, as from gdbserver), and ``^C`` (a helper thread stops the CPU,
+so even a loop without syscalls is interrupted). Stop
 replies carry rbp/rsp/rip, ``thread:``, ``swbreak:`` for breakpoints and
 ``watch:``/``rwatch:``/``awatch:`` with the data address; exits are ``W``/``X``.
 Signal numbers on the wire are GDB's (SIGUSR1 is 30), translated both ways.
@@ -26,7 +28,9 @@ thread that is not running come from its saved context). After a fork the
 stub keeps the parent, or with ``follow="child"`` switches to the child;
 the other one gets its original bytes back under the breakpoints, as gdb
 does when it detaches a fork. gdb is not told about forks or execs (no
-fork-events). Memory reads never allocate: a page not faulted in yet reads
+fork-events), nor its real PID (no multiprocess extensions): so gdb, which
+wants /proc/PID/task/PID/maps to size the vDSO, does not load the vDSO's
+symbols, and lists it as an unread library. Memory reads never allocate: a page not faulted in yet reads
 as the fault would fill it. Writes are ptrace's FOLL_FORCE: they work on
 read-only text and copy a frame shared with another mm first.
 
@@ -67,6 +71,7 @@ Facts measured on Unicorn 2.1.4 that shape the code:
 """
 from __future__ import annotations
 
+import errno
 import os
 import select
 import socket
@@ -217,6 +222,16 @@ class _Watch:
 # ------------------------------------------------------------------ packets
 def _checksum(data: bytes) -> bytes:
     return b"%02x" % (sum(data) & 0xFF)
+
+
+# gdb's File-I/O errno values: Linux's, but for ENAMETOOLONG; others are EUNKNOWN.
+_GDB_ERRNOS = {1, 2, 4, 9, 13, 14, 16, 17, 19, 20, 21, 22, 23, 24, 27, 28, 29, 30}
+
+
+def _gdb_errno(err: int) -> int:
+    if err == errno.ENAMETOOLONG:
+        return 91
+    return err if err in _GDB_ERRNOS else 9999
 
 
 def _escape(data: bytes) -> bytes:
@@ -379,6 +394,7 @@ class GdbStub:
         self._forks: list = []
         self._code_dirty = False
         self._auxv: bytes | None = None
+        self._vfiles: dict = {}          # vFile descriptors -> open guest files
         self._stops = 0
         self._running = threading.Event()         # the guest runs (not stopped, not stepping)
         self._install_hooks()
@@ -1202,7 +1218,45 @@ class GdbStub:
             raise _Gone
         if body == b"MustReplyEmpty":
             return ""
+        if body.startswith(b"File:"):
+            return self._vfile(body[5:])
         return ""
+
+    def _vfile(self, body: bytes):
+        """Host I/O (``vFile:``), read-only, on the files the debugged
+        process sees: gdb reads /proc/PID/task/PID/maps this way to find
+        the vDSO and load its symbols from memory, as it does natively."""
+        from minios.vfs import open_path
+        op, _, rest = body.partition(b":")
+        args = rest.split(b",")
+        try:
+            if op == b"setfs":
+                return "F0"
+            if op == b"open":
+                if int(args[1], 16) & 3:              # gdb's O_WRONLY / O_RDWR
+                    return f"F-1,{_gdb_errno(errno.EROFS):x}"
+                if self.task is None:
+                    raise OSError(errno.ESRCH, "")
+                path = bytes.fromhex(args[0].decode()).decode(errors="surrogateescape")
+                f = open_path(self.k, self.task, path, 0)
+                fd = max(self._vfiles, default=0) + 1
+                self._vfiles[fd] = f
+                return f"F{fd:x}"
+            if op in (b"pread", b"close"):
+                f = self._vfiles.get(int(args[0], 16))
+                if f is None:
+                    raise OSError(errno.EBADF, "")
+                if op == b"close":
+                    del self._vfiles[int(args[0], 16)]
+                    f.close()
+                    return "F0"
+                n, off = int(args[1], 16), int(args[2], 16)
+                data = f.pread(min(n, PACKET_SIZE // 2), off)
+                return b"F%x;" % len(data) + _escape(data)
+        except (OSError, ValueError, IndexError) as e:
+            err = e.errno if isinstance(e, OSError) and e.errno else errno.EINVAL
+            return f"F-1,{_gdb_errno(err):x}"
+        return ""                                     # unsupported: gdb does without
 
     def _kill(self) -> None:
         from minios.exit import do_group_exit

@@ -168,16 +168,22 @@ def _task_of(k, pid: int):
 
 
 class PidDir(PNode):
+    """/proc/PID, or with ``tid`` /proc/PID/task/TID: the same files, of
+    the thread group's first thread or of thread ``tid``."""
     mode = st.S_IFDIR | 0o555
     NAMES = ("cmdline", "comm", "cwd", "environ", "exe", "fd", "maps", "root", "stat",
-             "statm", "status")
+             "statm", "status", "task")
 
-    def __init__(self, k, pid: int) -> None:
-        super().__init__(pid << 8)
-        self.k, self.pid = k, pid
+    def __init__(self, k, pid: int, tid: int | None = None) -> None:
+        super().__init__(pid << 8 if tid is None else (tid << 8) | 0x80)
+        self.k, self.pid, self.tid = k, pid, tid
+        if tid is not None:
+            self.NAMES = self.NAMES[:-1]         # no task/ below a thread
 
     def _task(self):
         t = _task_of(self.k, self.pid)
+        if t is not None and self.tid is not None:
+            t = next((x for x in t.group.threads if x.tid == self.tid), None)
         if t is None:
             raise OSError(errno.ENOENT, "")
         return t
@@ -185,7 +191,7 @@ class PidDir(PNode):
     def lookup(self, name: str):
         k, pid = self.k, self.pid
         self._task()
-        base = pid << 8
+        base = self.ino
         i = self.NAMES.index(name) + 1 if name in self.NAMES else 0
         files = {
             "status": lambda k: status(k, self._task()),
@@ -207,13 +213,40 @@ class PidDir(PNode):
             return PLink(base + i, lambda: "/")
         if name == "fd":
             return FdDir(k, pid, base + i)
+        if name == "task" and self.tid is None:
+            return TaskDir(k, pid, base + i)
         return None
 
     def list(self):
         self._task()
         return [(self.ino, 4, "."), (1, 4, "..")] + [
-            (self.ino + 1 + i, 10 if n in ("cwd", "exe", "root") else 4 if n == "fd" else 8, n)
+            (self.ino + 1 + i, 10 if n in ("cwd", "exe", "root") else
+             4 if n in ("fd", "task") else 8, n)
             for i, n in enumerate(self.NAMES)]
+
+
+class TaskDir(PNode):
+    """/proc/PID/task: a directory per thread of the group, by TID."""
+    mode = st.S_IFDIR | 0o555
+
+    def __init__(self, k, pid: int, ino: int) -> None:
+        super().__init__(ino)
+        self.k, self.pid = k, pid
+
+    def _tids(self) -> list[int]:
+        t = _task_of(self.k, self.pid)
+        if t is None:
+            raise OSError(errno.ENOENT, "")
+        return [x.tid for x in t.group.threads]
+
+    def lookup(self, name: str):
+        if name.isdigit() and str(int(name)) == name and int(name) in self._tids():
+            return PidDir(self.k, self.pid, int(name))
+        return None
+
+    def list(self):
+        return [(self.ino, 4, "."), (self.pid << 8, 4, "..")] + [
+            ((tid << 8) | 0x80, 4, str(tid)) for tid in self._tids()]
 
 
 def _environ(t) -> bytes:

@@ -157,14 +157,16 @@ def build_image(vdata: bytes) -> bytes:
     o_verdef = place(".gnu.version_d", len(verdef), 8)
     o_dyn = place(".dynamic", 16 * ndyn, 8)
     o_text = place(".text", len(text), 16)
-    end = pos
     shstr = b"\0" + b"\0".join(n.encode() for n, _, _ in layout) + b"\0.shstrtab\0"
     o_shstr = place(".shstrtab", len(shstr), 1)
     o_sh = (pos + 7) & -8
     if o_sh + 64 * (len(layout) + 1) > PAGE_SIZE:
         raise AssertionError("the vDSO outgrew its page")
 
-    img = bytearray(o_sh + 64 * (len(layout) + 1))
+    # The one PT_LOAD covers the whole image, section headers included, as
+    # Linux's: gdb reads the vDSO's symbols from memory through them.
+    end = o_sh + 64 * (len(layout) + 1)
+    img = bytearray(end)
     shnum = len(layout) + 1
     text_ndx = 1 + [n for n, _, _ in layout].index(".text")
     img[0:64] = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01" + bytes(9), 3, 62, 1,

@@ -242,8 +242,21 @@ def test_bad_packets_then_detach():
                     b"Hg99", b"Tzz", b"vCont;x", b"Czz", b"QPassSignals:zz", b"G0",
                     b"qXfer:features:read:target.xml:zz", b"qThreadExtraInfo,zz"):
             assert r.ask(bad).startswith(b"E"), bad
-        for unknown in (b"", b"vFile:open:0,0,0", b"qBogus", b"!", b"Z9,0,1", b"qXfer:x"):
+        for unknown in (b"", b"vFile:unlink:2f", b"qBogus", b"!", b"Z9,0,1", b"qXfer:x"):
             assert r.ask(unknown) == b"", unknown
+        # Host I/O on the guest's files, read-only, errors as gdb's errnos
+        hexpath = b"/proc/self/maps".hex().encode()
+        assert r.ask(b"vFile:setfs:0") == b"F0"
+        assert r.ask(b"vFile:open:" + b"/nonexistent".hex().encode() + b",0,0") == b"F-1,2"
+        assert r.ask(b"vFile:open:" + hexpath + b",1,1a4") == b"F-1,1e"      # EROFS
+        assert r.ask(b"vFile:open:zz,0,0") == b"F-1,16"                      # EINVAL
+        assert r.ask(b"vFile:pread:63,10,0") == b"F-1,9"                     # EBADF
+        fd = r.ask(b"vFile:open:" + hexpath + b",0,0")
+        assert fd.startswith(b"F") and not fd.startswith(b"F-")
+        maps = r.ask(b"vFile:pread:" + fd[1:] + b",1000,0")
+        assert b"[vdso]" in maps and b"[stack]" in maps, maps
+        assert r.ask(b"vFile:close:" + fd[1:]) == b"F0"
+        assert r.ask(b"vFile:close:" + fd[1:]) == b"F-1,9"
         r.s.sendall(b"$g#00")                            # bad checksum: nak
         assert r.s.recv(1) == b"-"
         # a partly readable range gives what can be read
