@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                          native=n.get("fork_us") if n else None,
                          kplain=p["copy_min_us"]["0"], kcow=c["copy_min_us"]["1"],
                          copied=p["tables"]["0"][1], shared=c["tables"]["1"][0],
-                         wall=sum(r["wall_s"] for r in runs)))
+                         wall=sum(r["wall_s"] for r in runs),
+                         per_run=[r["fork_us_plain"] / r["fork_us_cow"] for r in runs]))
 
     print()
     print("== fork latency (guest CLOCK_MONOTONIC around fork in the parent, min of "
@@ -268,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['kplain']:>12.0f} / {r['kcow']:<10.0f} "
               f"{str(r['copied']) + ' / ' + str(r['shared']):>21}")
     print("native: stock Linux rejects CLONE_COW_PGTABLE (EINVAL), so only plain is measured")
+    # Each run's ratio compares forks made a second apart; best against best
+    # may pair a quiet minute's plain forks with a slow minute's COW ones.
+    for r in rows:
+        pr = sorted(r["per_run"])
+        print(f"plain/COW within each run, {r['size']} MiB: "
+              + ", ".join(f"{x:.1f}x" for x in r["per_run"])
+              + f" (median {pr[len(pr) // 2]:.1f}x)")
 
     # ------------------------------------------- 2./3. writes after fork
     if not a.no_write:
