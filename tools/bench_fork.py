@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -272,10 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     # Each run's ratio compares forks made a second apart; best against best
     # may pair a quiet minute's plain forks with a slow minute's COW ones.
     for r in rows:
-        pr = sorted(r["per_run"])
         print(f"plain/COW within each run, {r['size']} MiB: "
               + ", ".join(f"{x:.1f}x" for x in r["per_run"])
-              + f" (median {pr[len(pr) // 2]:.1f}x)")
+              + f" (median {statistics.median(r['per_run']):.1f}x)")
 
     # ------------------------------------------- 2./3. writes after fork
     if not a.no_write:
