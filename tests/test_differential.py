@@ -33,6 +33,7 @@ EXTRA_CASES = [
     ("exitcode", ["0"]),
     ("exitcode", ["255"]),
     ("exitcode", ["300"]),          # exit status is taken mod 256
+    ("syscall_loop", ["2000", "clock"]),   # libc's clock_gettime (the vDSO) in a loop
 ]
 
 # Fork/thread programs also run with every fork sharing PTE tables.

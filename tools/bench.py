@@ -13,6 +13,9 @@ natively, under qemu-x86_64 (when installed) and under minios, and prints:
   iteration = difference / difference in N). Without either, MIPS is n/a
   and only the time ratios are meaningful.
 * getpid: microseconds per ``syscall(SYS_getpid)``.
+* clock_gettime: microseconds per libc ``clock_gettime(CLOCK_MONOTONIC)``,
+  which reads the vDSO natively and under minios (qemu-x86_64 passes the
+  host's vDSO through, or makes the system call).
 * page fault: microseconds per demand-zero fault (one write per fresh page).
 * hello: total wall time of one run (for minios: ``python3 -m minios run``
   in a fresh interpreter, i.e. Python start, imports, boot, exec, exit).
@@ -40,11 +43,12 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 BUILD = os.path.join(ROOT, "userland", "build", "glibc")
 
-# (program, N_small, N_big); --quick divides N_big by 4.
+# (program, N_small, N_big, more arguments); --quick divides N_big by 4.
 WORKLOADS = {
-    "compute": ("compute", 1000, 200_000_000),
-    "getpid": ("syscall_loop", 10, 200_000),
-    "fault": ("page_touch", 10, 100_000),
+    "compute": ("compute", 1000, 200_000_000, []),
+    "getpid": ("syscall_loop", 10, 200_000, []),
+    "clock": ("syscall_loop", 10, 200_000, ["clock"]),
+    "fault": ("page_touch", 10, 100_000, []),
 }
 _DEVNULL = None
 
@@ -143,12 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, dict[str, float]] = {e: {} for e in envs}
     boots = []
 
-    for key, (name, n_small, n_big) in WORKLOADS.items():
+    for key, (name, n_small, n_big, more) in WORKLOADS.items():
         if a.quick:
             n_big //= 4
         for env in envs:
             def one(n: int) -> float:
-                args = [str(n)]
+                args = [str(n)] + more
                 if env == "native":
                     return time_native([prog(name)] + args)
                 if env == "qemu":
@@ -197,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                  "{:.2f}", False))
     rows.append(("getpid syscall: us each", {e: per_us(e, "getpid") for e in envs}, "{:.3f}",
                  False))
+    rows.append(("clock_gettime (libc, vDSO): us each", {e: per_us(e, "clock") for e in envs},
+                 "{:.3f}", False))
     rows.append(("demand-zero page fault: us each", {e: per_us(e, "fault") for e in envs},
                  "{:.3f}", False))
     rows.append(("hello: total wall ms", {e: res[e]["hello"] * 1e3 for e in envs}, "{:.1f}",
@@ -227,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"instructions per compute iteration: "
           f"{f'{ipi:.2f}' if ipi else 'n/a'} ({how})")
     print(f"per-unit costs: (t(N_big) - t(N_small)) / (N_big - N_small), min of {a.repeat} runs;"
-          f" N_big = {', '.join(f'{WORKLOADS[k][0]} {WORKLOADS[k][2] // (4 if a.quick else 1)}' for k in WORKLOADS)}")
+          " N_big = " + ", ".join(f"{' '.join([w[0], *w[3]])} {w[2] // (4 if a.quick else 1)}"
+                                  for w in WORKLOADS.values()))
     print(f"minios: in-process Machine.run timing; Machine() boot {min(boots) * 1e3:.1f} ms "
           f"(first {boots[0] * 1e3:.1f} ms, with imports); `python3 -c pass` = "
           f"{py_start * 1e3:.1f} ms of the minios hello figure")
