@@ -442,6 +442,9 @@ class GdbStub:
                 except Exception as e:
                     self._internal(e)
             self.bps.clear()
+        for f in self._vfiles.values():            # gdb's vFile descriptors left open
+            f.close()
+        self._vfiles.clear()
         if self.k.debugger is self:
             self.k.debugger = None
         if self.conn is not None:

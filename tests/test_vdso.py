@@ -132,3 +132,16 @@ def test_guest_reads_the_time_without_system_calls():
     # With the vDSO only the program's raw system calls remain (200 per
     # clock); without it libc's calls are system calls too (about 20000).
     assert counts[True] == 200 and counts[False] > 20000
+
+
+def test_derived_clocks_keep_their_relations():
+    """Coarse clocks are the fine ones, BOOTTIME never runs behind
+    MONOTONIC, TAI is REALTIME plus whole seconds: exactly, not within
+    the error of two separate calibrations."""
+    if clock.read_tsc is None:
+        pytest.skip("no usable TSC on this host")
+    _tsc0, _mult, base = clock.calibrate()
+    assert base[5] == base[0] and base[6] == base[1]
+    assert base[7] >= base[1]
+    assert (base[11] - base[0]) % 10**9 == 0
+    assert clock.now_ns(1) <= clock.now_ns(7)
