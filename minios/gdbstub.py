@@ -13,11 +13,11 @@ gs_base), ``qXfer:auxv:read``, ``qXfer:exec-file:read``, ``?``, ``g G p P``,
 ``m M X``, ``c C s S`` and ``vCont``, ``Z0/z0`` (software breakpoints; ``Z1``
 is served the same way), ``Z2/Z3/Z4`` (write/read/access watchpoints),
 ``qfThreadInfo``, ``qC``, ``H``, ``T``, ``qAttached``, ``QPassSignals``,
-``QStartNoAckMode``, ``k``, ``vKill``, ``D``, ``vFile:setfs/open/pread/close``
-(read-only host I/O on the files the guest sees: gdb reads the program
-through it, as from gdbserver), and ``^C`` (a helper thread stops the CPU,
-so even a loop without syscalls is interrupted). Stop
-replies carry rbp/rsp/rip, ``thread:``, ``swbreak:`` for breakpoints and
+``QStartNoAckMode``, multiprocess extensions, ``k``, ``vKill``, ``D``,
+``vFile:setfs/open/pread/close`` (read-only host I/O on the files the guest
+sees: gdb reads the program through it, as from gdbserver), and ``^C`` (a
+helper thread stops the CPU, so even a loop without syscalls is
+interrupted). Stop replies carry rbp/rsp/rip, ``thread:``, ``swbreak:`` for breakpoints and
 ``watch:``/``rwatch:``/``awatch:`` with the data address; exits are ``W``/``X``.
 Signal numbers on the wire are GDB's (SIGUSR1 is 30), translated both ways.
 A bad packet gets ``E01`` (``E0e`` for an unmapped address, an empty reply
@@ -28,9 +28,11 @@ thread that is not running come from its saved context). After a fork the
 stub keeps the parent, or with ``follow="child"`` switches to the child;
 the other one gets its original bytes back under the breakpoints, as gdb
 does when it detaches a fork. gdb is not told about forks or execs (no
-fork-events), nor its real PID (no multiprocess extensions): so gdb, which
-wants /proc/PID/task/PID/maps to size the vDSO, does not load the vDSO's
-symbols, and lists it as an unread library. Memory reads never allocate: a page not faulted in yet reads
+fork-events). With multiprocess extensions (gdb asks for them) thread ids
+are ``pPID.TID`` with the first process's PID throughout, a followed
+child's threads appearing as new threads: knowing the real PID, gdb reads
+/proc/PID/task/PID/maps (vFile) to find the vDSO and loads its symbols
+from memory, as natively. Memory reads never allocate: a page not faulted in yet reads
 as the fault would fill it. Writes are ptrace's FOLL_FORCE: they work on
 read-only text and copy a frame shared with another mm first.
 
@@ -395,6 +397,11 @@ class GdbStub:
         self._code_dirty = False
         self._auxv: bytes | None = None
         self._vfiles: dict = {}          # vFile descriptors -> open guest files
+        self.multiprocess = False        # pPID.TID thread ids (qSupported)
+        # The PID gdb knows: the first process's, also after following a
+        # fork's child (gdb is not told of forks: a new PID would be a new
+        # inferior to it), whose threads then appear as new threads.
+        self.wire_pid: int | None = None
         self._stops = 0
         self._running = threading.Event()         # the guest runs (not stopped, not stepping)
         self._install_hooks()
@@ -562,6 +569,8 @@ class GdbStub:
     def _before_run(self, t: "Task") -> None:
         if self.group is None:                  # the first task: pid 1 at its entry
             self.group, self.task, self.gthread = t.group, t, t
+            if self.wire_pid is None:
+                self.wire_pid = t.group.tgid
             self.pending = _Stop(t, SIGTRAP)
         if self._forks:
             self._handle_forks()
@@ -981,15 +990,21 @@ class GdbStub:
         t = stop.task
         regs = "".join(f"{REGNUM[n]:02x}:{self._reg_hex(t, REGNUM[n])};"
                        for n in ("rbp", "rsp", "rip"))
-        return f"T{gdb_signal(stop.sig):02x}{regs}thread:{t.tid:x};{stop.reason}"
+        return f"T{gdb_signal(stop.sig):02x}{regs}thread:{self._tid(t)};{stop.reason}"
+
+    def _tid(self, t: "Task") -> str:
+        """A thread id on the wire: ``pPID.TID`` once gdb and the stub
+        agreed on multiprocess extensions, else the bare TID."""
+        return f"p{self.wire_pid:x}.{t.tid:x}" if self.multiprocess else f"{t.tid:x}"
 
     def _send_exit(self, status: int) -> None:
         if self.conn is None:
             return
+        pid = f";process:{self.wire_pid:x}" if self.multiprocess and self.wire_pid else ""
         if status & 0x7F:
-            self.conn.send(f"X{gdb_signal(status & 0x7F):02x}")
+            self.conn.send(f"X{gdb_signal(status & 0x7F):02x}{pid}")
         else:
-            self.conn.send(f"W{(status >> 8) & 0xFF:02x}")
+            self.conn.send(f"W{(status >> 8) & 0xFF:02x}{pid}")
 
     # ------------------------------------------------------------ registers
     def _live(self, t: "Task") -> bool:
@@ -1150,6 +1165,14 @@ class GdbStub:
         return t
 
     def _thread_by_id(self, tid: bytes) -> "Task | None":
+        if tid.startswith(b"p"):                     # pPID.TID, pPID.-1, pPID
+            pid, _, tid = tid[1:].partition(b".")
+            try:
+                if self.group is None or int(pid, 16) not in (-1, self.wire_pid):
+                    return None
+            except ValueError:
+                return None
+            tid = tid or b"-1"
         try:
             n = int(tid, 16)
         except ValueError:
@@ -1307,19 +1330,22 @@ class GdbStub:
     # --------------------------------------------------------------- queries
     def _query(self, body: bytes):
         if body.startswith(b"Supported"):
+            # Multiprocess extensions tell gdb the real PID, which it needs
+            # to read /proc/PID/task/PID/maps and load the vDSO's symbols.
+            self.multiprocess = b"multiprocess+" in body.split(b":", 1)[-1].split(b";")
             return (f"PacketSize={PACKET_SIZE:x};qXfer:features:read+;qXfer:auxv:read+;"
                     "qXfer:exec-file:read+;swbreak+;QPassSignals+;QStartNoAckMode+;"
-                    "vContSupported+")
+                    "vContSupported+" + (";multiprocess+" if self.multiprocess else ""))
         if body.startswith(b"Xfer:"):
             return self._xfer(body[5:])
         if body == b"Attached" or body.startswith(b"Attached:"):
             return "0"
         if body == b"C":
-            return f"QC{self.task.tid:x}" if self.task is not None else ""
+            return f"QC{self._tid(self.task)}" if self.task is not None else ""
         if body == b"fThreadInfo":
             if self.group is None or not self.group.threads:
                 return "l"
-            return "m" + ",".join(f"{th.tid:x}" for th in self.group.threads)
+            return "m" + ",".join(self._tid(th) for th in self.group.threads)
         if body == b"sThreadInfo":
             return "l"
         if body.startswith(b"ThreadExtraInfo,"):

@@ -184,6 +184,23 @@ def test_fork_follow(follow):
     assert out == "child v=5 counter=5\nparent: child exited 5, counter=43\n"
 
 
+def test_vdso_symbols_as_on_linux():
+    """gdb finds the vDSO as it does natively: through the real PID
+    (multiprocess extensions) it reads /proc/PID/task/PID/maps (vFile),
+    loads the image's symbols from memory, does not list it as a shared
+    library, and stops at a breakpoint inside it; the program still reads
+    its clocks in order afterwards."""
+    prog = binary("glibc", "vdso_clock")
+    text, st, out, err = gdb(prog, [
+        "break main", "continue", "info sharedlibrary", "info symbol __vdso_clock_gettime",
+        "break __vdso_clock_gettime", "continue", "x/i $pc", "delete", "continue"])
+    assert "No shared libraries loaded at this time." in text, text
+    assert re.search(r"clock_gettime in section \.text of system-supplied DSO at 0x7f", text), text
+    assert re.search(r"Breakpoint 2, 0x0*7f[0-9a-f]+ in clock_gettime \(\)", text), text
+    assert re.search(r"<clock_gettime>:\s+cmp\s+\$0xf,%edi", text), text
+    assert st == 0 and "MONOTONIC went back: 0 times" in out, (st, out)
+
+
 def test_signals_use_gdb_numbers():
     """SIGUSR1 is 10 on Linux but 30 on the wire: gdb must name the
     signals right, pass them on to the handlers, and ``signal SIGUSR1``
