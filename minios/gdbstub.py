@@ -1277,7 +1277,7 @@ class GdbStub:
                     f.close()
                     return "F0"
                 n, off = int(args[1], 16), int(args[2], 16)
-                data = f.pread(min(n, PACKET_SIZE // 2), off)
+                data = f.pread(min(n, PACKET_SIZE), off)
                 return b"F%x;" % len(data) + _escape(data)
         except (OSError, ValueError, IndexError) as e:
             err = e.errno if isinstance(e, OSError) and e.errno else errno.EINVAL
