@@ -131,9 +131,15 @@ def sys_uname(k, t, buf, *_):
     return 0
 
 
+def _clockid(v: int) -> int:
+    """clockid_t is an int: Linux ignores the register's upper half."""
+    v &= 0xFFFF_FFFF
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
 @syscall(228, "clock_gettime")
 def sys_clock_gettime(k, t, clk, tp, *_):
-    ns = clock.now_ns(clk)
+    ns = clock.now_ns(_clockid(clk))
     if ns is None:
         return -EINVAL
     copy_to_user(t.mm, tp, struct.pack("<qq", ns // 10**9, ns % 10**9))
@@ -142,7 +148,7 @@ def sys_clock_gettime(k, t, clk, tp, *_):
 
 @syscall(229, "clock_getres")
 def sys_clock_getres(k, t, clk, tp, *_):
-    if clk not in clock.HOST_CLOCKS:
+    if _clockid(clk) not in clock.HOST_CLOCKS:
         return -EINVAL
     if tp:
         copy_to_user(t.mm, tp, struct.pack("<qq", 0, 1))
@@ -255,6 +261,7 @@ def sys_nanosleep(k, t, req, rem, *_):
 
 @syscall(230, "clock_nanosleep")
 def sys_clock_nanosleep(k, t, clk, flags, req, rem, *_):
+    clk = _clockid(clk)
     if clk not in clock.HOST_CLOCKS:
         return -EINVAL
     sec, nsec = struct.unpack("<qq", copy_from_user(t.mm, req, 16))

@@ -97,6 +97,11 @@ int main(void)
     errno = 0;
     r = clock_gettime(99, &ts);
     printf("clock 99: %d %s\n", r, strerror(errno));
+    /* clockid_t is an int: the kernel ignores the register's upper half */
+    printf("clock 0x100000001 (raw syscalls): %ld %ld %ld\n",
+           syscall(SYS_clock_gettime, 0x100000001L, &ts),
+           syscall(SYS_clock_getres, 0x100000001L, &ts),
+           syscall(SYS_clock_nanosleep, 0x100000001L, 0, &(struct timespec){0, 1000}, NULL));
     clock_getres(CLOCK_MONOTONIC, &ts);
     printf("MONOTONIC resolution: %ld.%09ld\n", (long)ts.tv_sec, ts.tv_nsec);
 
