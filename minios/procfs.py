@@ -292,6 +292,8 @@ def _host_fd_target(k, f) -> str:
 def fd_target(f, k=None) -> str:
     if f.kind == "fifo":
         return f"pipe:[{id(f.pipe) & 0xFFFFF}]"
+    if f.kind == "sock":
+        return f"socket:[{f.stat()['ino']}]"
     if f.kind == "host":
         return _host_fd_target(k, f)
     path = f.path or f"anon_inode:[{f.kind}]"

@@ -824,13 +824,24 @@ def sys_pipe2(k, t, fds, flags, *_):
         return -E.EFAULT
     p = Pipe(k)
     fl = flags & O_NONBLOCK
-    r = t.files.install(PipeEnd(p, False, O_RDONLY | fl), bool(flags & O_CLOEXEC))
-    w = t.files.install(PipeEnd(p, True, O_WRONLY | fl), bool(flags & O_CLOEXEC))
+    return install_pair(t, PipeEnd(p, False, O_RDONLY | fl), PipeEnd(p, True, O_WRONLY | fl),
+                        bool(flags & O_CLOEXEC), fds)
+
+
+def install_pair(t, a, b, cloexec: bool, ptr: int) -> int:
+    """Install two new files and write their descriptors to the int[2] at
+    ``ptr`` (pipe2, socketpair); when either step fails neither stays open."""
+    fa = t.files.install(a, cloexec)
     try:
-        copy_to_user(t.mm, fds, struct.pack("<ii", r, w))
+        fb = t.files.install(b, cloexec)
+    except OSError:
+        t.files.close(fa)
+        raise
+    try:
+        copy_to_user(t.mm, ptr, struct.pack("<ii", fa, fb))
     except Fault:
-        t.files.close(r)
-        t.files.close(w)
+        t.files.close(fa)
+        t.files.close(fb)
         raise
     return 0
 

@@ -21,4 +21,4 @@ def syscall(nr: int, name: str):
 
 
 # Importing the modules fills the table.
-from minios import sys_mm, sys_misc, sys_fs, sys_proc, epoll  # noqa: E402,F401
+from minios import sys_mm, sys_misc, sys_fs, sys_proc, sys_net, epoll  # noqa: E402,F401

@@ -28,6 +28,15 @@ static inline const char *errname(int e)
     case ERANGE: return "ERANGE";
     case ENOSYS: return "ENOSYS";
     case EOVERFLOW: return "EOVERFLOW";
+    case ENOTSOCK: return "ENOTSOCK";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case ESOCKTNOSUPPORT: return "ESOCKTNOSUPPORT";
+    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+    case ENOPROTOOPT: return "ENOPROTOOPT";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case EISCONN: return "EISCONN";
+    case EMSGSIZE: return "EMSGSIZE";
     default: return "E?";
     }
 }
