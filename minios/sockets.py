@@ -4,9 +4,12 @@ Each direction of a pair is a queue: bytes for SOCK_STREAM, whole messages
 for SOCK_DGRAM and SOCK_SEQPACKET (a read takes one message and drops what
 does not fit). The descriptors are ``SocketEnd`` files, so read, write,
 readv, writev, poll, epoll, fstat, close and blocking work as for pipes
-(``sys_fs``); send/recv and their flags, shutdown, getsockopt and the
-unnamed addresses are here. Named sockets (socket, bind, connect, listen,
-accept), sendmsg/recvmsg and setsockopt are not implemented: ENOSYS.
+(``sys_fs``); send/recv, sendmsg/recvmsg and their flags, shutdown,
+getsockopt and the unnamed addresses are in ``sys_net``. Descriptors travel
+as SCM_RIGHTS: a message holds references to the files until they are
+received (installed), or dropped by a read with no room for them or by
+the receiver's close. Named sockets (socket, bind, connect, listen,
+accept) and setsockopt are not implemented: ENOSYS.
 
 What Linux does and this follows:
 * closing one end, or shutdown(SHUT_WR), is end of file for the other's
@@ -30,13 +33,34 @@ SNDBUF = 212992              # net.core.wmem_default
 POLLRDHUP = 0x2000
 
 
+def drop_files(files) -> None:
+    """Let go of files in flight (SCM_RIGHTS) that no one will receive."""
+    for f in files:
+        f.refs -= 1
+        if f.refs == 0:
+            f.close()
+
+
 class _Queue:
-    """One direction: what one end wrote and the other has not read."""
+    """One direction: what one end wrote and the other has not read.
+    Messages are (bytes, files) pairs; a stream is bytes, with the files
+    each send carried kept as (start, end, files) in stream offsets."""
 
     def __init__(self, packets: bool) -> None:
         self.data: bytearray | collections.deque = \
             collections.deque() if packets else bytearray()
         self.size = 0                # bytes queued
+        self.head = 0                # stream offset of data[0]
+        self.marks: collections.deque = collections.deque()   # (start, end, files)
+
+    def drop(self) -> None:
+        """The reader is gone: the files in flight to it are released."""
+        for m in list(self.marks):
+            drop_files(m[2])
+        self.marks.clear()
+        if isinstance(self.data, collections.deque):
+            for _msg, files in self.data:
+                drop_files(files)
 
 
 class SocketPair:
@@ -77,35 +101,65 @@ class SocketEnd(File):
 
     # -- data
     def read(self, n: int, peek: bool = False) -> bytes:
+        """read(2): the files in flight with the data are closed."""
+        out, files = self.recv(n, peek)
+        drop_files(files)
+        return out
+
+    def recv(self, n: int, peek: bool = False) -> tuple[bytes, list]:
+        """Up to ``n`` bytes (a stream) or one message, and the files sent
+        with them. As Linux's unix_stream_read_generic, a stream read stops
+        at the end of the first send that carried files."""
         rx, p = self.rx, self.pair
         if not rx.data:
             if self.rcv_shut:
-                return b""
+                return b"", []
             raise Again
+        files: list = []
         if p.kind == SOCK_STREAM:
+            if rx.marks and rx.marks[0][0] < rx.head + n:
+                start, end, fl = rx.marks[0]
+                n = min(n, end - rx.head)
+                if not peek:
+                    rx.marks.popleft()
+                    files = fl
             out = bytes(rx.data[:n])
             if not peek:
                 del rx.data[:n]
                 rx.size -= len(out)
+                rx.head += len(out)
         else:
-            msg = rx.data[0] if peek else rx.data.popleft()
+            msg, fl = rx.data[0] if peek else rx.data.popleft()
             if not peek:
                 rx.size -= len(msg)
+                files = fl
             out = msg[:n]
         p.gen += 1
-        return out
+        return out, files
 
-    def write(self, data: bytes) -> int:
+    def peek_size(self) -> int:
+        """The length of the next message (packet kinds)."""
+        return len(self.rx.data[0][0]) if self.rx.data else 0
+
+    def write(self, data: bytes, files: list | None = None) -> int:
+        """Queue ``data`` (all of a message, or what fits of a stream) and
+        ``files`` with it; the caller took a reference on each file."""
         tx, p = self.tx, self.pair
         if self.snd_shut:
             raise OSError(errno.EPIPE, "")
         if p.kind == SOCK_DGRAM and self.peer.dead:
             raise OSError(errno.ECONNREFUSED, "")
         if p.kind == SOCK_STREAM:
+            if files and not data:             # no bytes, no message: Linux drops them
+                drop_files(files)
+                return 0
             room = SNDBUF - tx.size
             if room <= 0:
                 raise Again
             chunk = data[:room]
+            if files:
+                end = tx.head + tx.size
+                tx.marks.append((end, end + len(chunk), files))
             tx.data += chunk
             tx.size += len(chunk)
             p.gen += 1
@@ -114,7 +168,7 @@ class SocketEnd(File):
             raise OSError(errno.EMSGSIZE, "")
         if tx.size + len(data) > SNDBUF:
             raise Again
-        tx.data.append(bytes(data))
+        tx.data.append((bytes(data), files or []))
         tx.size += len(data)
         p.gen += 1
         return len(data)
@@ -167,6 +221,7 @@ class SocketEnd(File):
         if self.dead:
             return
         self.dead = True
+        self.rx.drop()                         # what was in flight to this end
         if self.pair.kind != SOCK_DGRAM:
             peer = self.peer
             peer.rcv_shut = peer.snd_shut = True

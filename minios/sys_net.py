@@ -1,22 +1,18 @@
 """Socket system calls: socketpair and what a connected pair supports
-(send/recv, shutdown, getsockopt, names). The sockets are ``minios/sockets.py``;
-socket(2) and the named-socket calls are not implemented (ENOSYS)."""
+(send/recv, sendmsg/recvmsg with SCM_RIGHTS, shutdown, getsockopt, names).
+The sockets are ``minios/sockets.py``; socket(2), the named-socket calls
+and setsockopt are not implemented (ENOSYS)."""
 from __future__ import annotations
 
 import errno as E
 import struct
 
 from minios.files import O_CLOEXEC, O_NONBLOCK, Again
-from minios.sockets import (
-    AF_UNIX,
-    SNDBUF,
-    SOCK_DGRAM,
-    SOCK_SEQPACKET,
-    SOCK_STREAM,
-    SocketEnd,
-    SocketPair,
-)
-from minios.sys_fs import _blocking, _oserr, _user_source, _wake_pipe, install_pair, s32
+from minios.sockets import (AF_UNIX, SNDBUF, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM,
+                            SocketEnd, SocketPair, drop_files)
+from minios.sys_fs import (_blocking, _iov, _iov_prefix, _oserr, _scatter, _user_source,
+                           _wake_pipe, install_pair, s32)
+from minios.task import BLOCK
 from minios.syscalls import syscall
 from minios.uaccess import copy_from_user, copy_to_user, user_prefix
 
@@ -26,16 +22,23 @@ AF_MAX = 46
 # Families Linux has whose sockets cannot be made in pairs (EOPNOTSUPP).
 _NO_PAIRS = {2, 10, 16, 17}                    # AF_INET, AF_INET6, AF_NETLINK, AF_PACKET
 MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_DONTWAIT = 0x1, 0x2, 0x20, 0x40
-MSG_WAITALL, MSG_NOSIGNAL = 0x100, 0x4000
+MSG_WAITALL, MSG_NOSIGNAL, MSG_CTRUNC = 0x100, 0x4000, 0x8
+MSG_CMSG_CLOEXEC = 0x40000000
+SCM_RIGHTS, SCM_CREDENTIALS, SCM_MAX_FD = 1, 2, 253
+_CMSG_HDR = 16                                 # struct cmsghdr: len, level, type
 SOL_SOCKET = 1
 SO_TYPE, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_ACCEPTCONN = 3, 4, 7, 8, 30
 SO_PROTOCOL, SO_DOMAIN = 38, 39
 
 
-def _sock(t, fd: int) -> SocketEnd:
-    f = t.files.get(s32(fd))                   # EBADF
+def _sock(t, fd: int, flags: int = 0) -> SocketEnd:
+    """The socket at ``fd`` (EBADF, ENOTSOCK); out-of-band data in
+    ``flags`` is EOPNOTSUPP, as on AF_UNIX sockets."""
+    f = t.files.get(s32(fd))
     if not isinstance(f, SocketEnd):
         raise OSError(E.ENOTSOCK, "")
+    if flags & MSG_OOB:
+        raise OSError(E.EOPNOTSUPP, "")
     return f
 
 
@@ -69,77 +72,197 @@ def sys_socketpair(k, t, domain, type_, protocol, sv, *_):
                         bool(flags & SOCK_CLOEXEC), sv)
 
 
-@syscall(44, "sendto")
-def sys_sendto(k, t, fd, buf, n, flags, addr, addrlen):
-    f = _sock(t, fd)
-    if flags & MSG_OOB:
-        return -E.EOPNOTSUPP
-    if addr and addrlen:
-        # A connected pair: an address is EISCONN for the connected kinds;
-        # sending a datagram to a named socket needs names minios lacks.
-        return -E.EISCONN if f.pair.kind != SOCK_DGRAM else -E.EOPNOTSUPP
-    data = _user_source(t, f, ((buf, min(n, 1 << 31)),))
-    if isinstance(data, int):
-        return data
-    done = [0]
+def _send(k, t, f: SocketEnd, data: bytes, flags: int, files: list) -> int:
+    """sendto/sendmsg: all of ``data`` (a stream blocks for room unless
+    MSG_DONTWAIT), with ``files`` (referenced by the caller) on the first
+    part. Files not queued in the end are let go."""
+    done, pending = [0], [files]
 
     def op():                                  # (Again propagates: block, or EAGAIN)
         try:
             while True:
-                done[0] += f.write(data[done[0]:])
+                done[0] += f.write(data[done[0]:], pending[0])
+                pending[0] = []
                 _wake_pipe(k, f)
                 if done[0] >= len(data):
                     return len(data)
         except OSError as e:
+            drop_files(pending[0])
+            pending[0] = []
             if done[0]:
                 return done[0]
             if e.errno == E.EPIPE and flags & MSG_NOSIGNAL:
                 return -E.EPIPE
             return _oserr(k, t, e)
-    return _blocking(k, t, _Nonblocking(f) if flags & MSG_DONTWAIT else f, op, "sock_send")
+    r = _blocking(k, t, _Nonblocking(f) if flags & MSG_DONTWAIT else f, op, "sock_send")
+    if r is not BLOCK:
+        drop_files(pending[0])                 # EAGAIN
+        return r
+    inner = t.retry
+
+    def retry():                               # a signal ends the wait: let go of them
+        res = inner()
+        if res is not BLOCK:
+            drop_files(pending[0])
+            pending[0] = []
+        return res
+    t.retry = retry
+    return r
+
+
+def _recv(k, t, f: SocketEnd, total: int, flags: int, deliver) -> int:
+    """recvfrom/recvmsg: up to ``total`` bytes (a stream; all of them with
+    MSG_WAITALL unless end of file) or one message; ``deliver(data, files,
+    whole)`` copies them out and returns the call's result."""
+    g = _Nonblocking(f) if flags & MSG_DONTWAIT else f
+    peek = bool(flags & MSG_PEEK)
+    got, gfiles = bytearray(), []              # MSG_WAITALL: kept across retries
+
+    def op():
+        if f.pair.kind != SOCK_STREAM:
+            whole = f.peek_size()
+            data, files = f.recv(total, peek)  # one message (or Again, or EOF)
+            return deliver(data, files, whole)
+        if not flags & MSG_WAITALL or peek:
+            data, files = f.recv(total, peek)
+            return deliver(data, files, len(data))
+        while len(got) < total:
+            try:
+                part, files = f.recv(total - len(got))
+            except Again:
+                if got and g.flags & O_NONBLOCK:
+                    break
+                raise
+            gfiles.extend(files)
+            if not part:                       # end of file
+                break
+            got.extend(part)
+            _wake_pipe(k, f)
+            if files:                          # a read stops after files
+                break
+        return deliver(bytes(got), gfiles, len(got))
+    return _blocking(k, t, g, op, "sock_recv")
+
+
+def _check_name(f: SocketEnd, addr: int, addrlen: int) -> int:
+    """A destination address on a connected pair: EISCONN for the connected
+    kinds; a datagram to a named socket needs names minios lacks."""
+    if addr and addrlen:
+        return -E.EISCONN if f.pair.kind != SOCK_DGRAM else -E.EOPNOTSUPP
+    return 0
+
+
+@syscall(44, "sendto")
+def sys_sendto(k, t, fd, buf, n, flags, addr, addrlen):
+    f = _sock(t, fd, flags)
+    r = _check_name(f, addr, addrlen)
+    if r:
+        return r
+    data = _user_source(t, f, ((buf, min(n, 1 << 31)),))
+    if isinstance(data, int):
+        return data
+    return _send(k, t, f, data, flags, [])
 
 
 @syscall(45, "recvfrom")
 def sys_recvfrom(k, t, fd, buf, n, flags, addr, addrlen):
-    f = _sock(t, fd)
-    if flags & MSG_OOB:
-        return -E.EOPNOTSUPP
+    f = _sock(t, fd, flags)
     n = min(n, 1 << 31)
     avail = user_prefix(t.mm, buf, n, True) if n else 0
     if n and not avail:
         return -E.EFAULT
-    g = _Nonblocking(f) if flags & MSG_DONTWAIT else f
-    peek = bool(flags & MSG_PEEK)
-    got = bytearray()                          # MSG_WAITALL: kept across retries
 
-    def op():
-        if f.pair.kind != SOCK_STREAM:
-            whole = len(f.rx.data[0]) if f.rx.data else 0
-            data = f.read(avail, peek)         # one message (or Again, or EOF)
-            size = whole if flags & MSG_TRUNC else len(data)
-        elif flags & MSG_WAITALL and not peek:
-            while len(got) < avail:
-                try:
-                    part = f.read(avail - len(got))
-                except Again:
-                    if got and g.flags & O_NONBLOCK:
-                        break
-                    raise
-                if not part:                   # end of file
-                    break
-                got.extend(part)
-                _wake_pipe(k, f)
-            data = bytes(got)
-            size = len(data)
-        else:
-            data = f.read(avail, peek)
-            size = len(data)
+    def deliver(data, files, whole):
+        drop_files(files)                      # no room for them: closed
         copy_to_user(t.mm, buf, data)
         _wake_pipe(k, f)
         if addr and addrlen:
             copy_to_user(t.mm, addrlen, struct.pack("<I", 0))     # the peer is unnamed
-        return size
-    return _blocking(k, t, g, op, "sock_recv")
+        return whole if flags & MSG_TRUNC and f.pair.kind != SOCK_STREAM else len(data)
+    return _recv(k, t, f, avail, flags, deliver)
+
+
+def _msghdr(t, msg: int) -> tuple:
+    """(name, namelen, iov, iovlen, control, controllen) of a struct msghdr."""
+    return struct.unpack("<QI4xQQQQ", copy_from_user(t.mm, msg, 48))
+
+
+@syscall(46, "sendmsg")
+def sys_sendmsg(k, t, fd, msg, flags, *_):
+    f = _sock(t, fd, flags)
+    name, namelen, iov, iovlen, control, controllen = _msghdr(t, msg)
+    r = _check_name(f, name, namelen)
+    if r:
+        return r
+    vec = _iov(t, iov, iovlen)
+    files: list = []
+    if controllen >= _CMSG_HDR:                # shorter: no message at all, as Linux
+        if controllen > 1 << 16:
+            return -E.ENOBUFS
+        raw = copy_from_user(t.mm, control, controllen)
+        pos = 0
+        while pos + _CMSG_HDR <= len(raw):     # Linux's __scm_send
+            clen, level, typ = struct.unpack_from("<Qii", raw, pos)
+            if clen < _CMSG_HDR or pos + clen > len(raw):
+                return -E.EINVAL
+            if level == SOL_SOCKET:
+                if typ == SCM_RIGHTS:
+                    n = (clen - _CMSG_HDR) // 4
+                    if len(files) + n > SCM_MAX_FD:
+                        return -E.EINVAL
+                    fds = struct.unpack_from(f"<{n}i", raw, pos + _CMSG_HDR)
+                    files += [t.files.get(d) for d in fds]      # EBADF
+                elif typ != SCM_CREDENTIALS:   # (credentials: nobody can ask for them)
+                    return -E.EINVAL
+            pos += (clen + 7) & ~7
+    data = _user_source(t, f, vec)
+    if isinstance(data, int):
+        return data
+    for x in files:                            # in flight: referenced until received
+        x.refs += 1
+    return _send(k, t, f, data, flags, files)
+
+
+@syscall(47, "recvmsg")
+def sys_recvmsg(k, t, fd, msg, flags, *_):
+    f = _sock(t, fd, flags)
+    name, namelen, iov, iovlen, control, controllen = _msghdr(t, msg)
+    vec = _iov(t, iov, iovlen)
+    want = sum(n for _, n in vec)
+    total = _iov_prefix(t, vec, True)
+    if want and not total:
+        return -E.EFAULT
+
+    def deliver(data, files, whole):
+        _scatter(t, vec, data)
+        _wake_pipe(k, f)
+        out = MSG_TRUNC if whole > len(data) and f.pair.kind != SOCK_STREAM else 0
+        used = 0
+        if files:                              # Linux's scm_detach_fds
+            room = (controllen - _CMSG_HDR) // 4 if control and controllen >= _CMSG_HDR else 0
+            give, rest = files[:max(room, 0)], files[max(room, 0):]
+            fds = []
+            for x in give:
+                try:
+                    fds.append(t.files.install(x, bool(flags & MSG_CMSG_CLOEXEC)))
+                except OSError:                # EMFILE: the rest are closed
+                    rest = give[len(fds):] + rest
+                    break
+                x.refs -= 1                    # the in-flight reference is now the fd's
+            if rest:
+                out |= MSG_CTRUNC
+                drop_files(rest)
+            if fds:
+                clen = _CMSG_HDR + 4 * len(fds)
+                copy_to_user(t.mm, control, struct.pack(f"<Qii{len(fds)}i", clen, SOL_SOCKET,
+                                                        SCM_RIGHTS, *fds))
+                used = min(controllen, (clen + 7) & ~7)
+        if name:
+            copy_to_user(t.mm, msg + 8, struct.pack("<I", 0))     # the peer is unnamed
+        copy_to_user(t.mm, msg + 40, struct.pack("<Q", used))
+        copy_to_user(t.mm, msg + 48, struct.pack("<i", out))
+        return whole if flags & MSG_TRUNC and f.pair.kind != SOCK_STREAM else len(data)
+    return _recv(k, t, f, total, flags, deliver)
 
 
 @syscall(48, "shutdown")
