@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -113,6 +114,30 @@ int main(void)
     waitpid(pid, &st, 0);
     printf("fork: MSG_WAITALL got %zd, total %zu, intact %d, child exit %d\n", first, total,
            ok, WEXITSTATUS(st));
+    close(sv[0]);
+
+    /* epoll: a blocked wait woken by the peer's write, then its close */
+    pair(SOCK_STREAM, sv);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = sv[0]};
+    epoll_ctl(ep, EPOLL_CTL_ADD, sv[0], &ev);
+    pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        usleep(50000);
+        write(sv[1], "ping", 4);
+        usleep(50000);
+        _exit(0);
+    }
+    close(sv[1]);
+    struct epoll_event out;
+    int nev = epoll_wait(ep, &out, 1, 5000);
+    printf("epoll: %d event(s) %#x\n", nev, out.events);
+    show("read", read(sv[0], buf, sizeof buf));
+    nev = epoll_wait(ep, &out, 1, 5000);
+    printf("epoll after the peer exited: %d event(s) %#x\n", nev, out.events);
+    waitpid(pid, &st, 0);
+    close(ep);
     close(sv[0]);
 
     /* datagrams keep their boundaries; a short buffer drops the rest */
