@@ -51,6 +51,10 @@ class FileImage:
     sigbus_past_end: bool = False   # mmap of a file: pages past EOF are SIGBUS
 
 
+def _vma_end(v: "VMA") -> int:
+    return v.end
+
+
 @dataclass(eq=False)
 class VMA:
     start: int
@@ -134,7 +138,7 @@ class MM:
         v = self._vcache
         if v is not None and v.start <= addr < v.end:
             return v
-        i = bisect.bisect_right([v.end for v in self.vmas], addr)
+        i = bisect.bisect_right(self.vmas, addr, key=_vma_end)   # (no list of ends)
         v = self.vmas[i] if i < len(self.vmas) else None
         self._vcache = v
         return v

@@ -137,6 +137,11 @@ class SocketEnd(File):
         p.gen += 1
         return out, files
 
+    def inq(self) -> int:
+        """FIONREAD (SIOCINQ): the bytes queued (a stream) or the size of
+        the next message, as Linux's unix_inq_len."""
+        return self.rx.size if self.pair.kind == SOCK_STREAM else self.peek_size()
+
     def peek_size(self) -> int:
         """The length of the next message (packet kinds)."""
         return len(self.rx.data[0][0]) if self.rx.data else 0

@@ -115,6 +115,10 @@ class _FdNode:
         return self.file.node.writable() if self.file.node is not None else True
 
 
+# Pipes and sockets: no O_LARGEFILE, no fsync (EINVAL).
+_PIPE_LIKE = ("fifo", "sock")
+
+
 def _blocking(k, t, f, op, channel: str):
     """Run ``op``; if the file would block, sleep and retry it later."""
     try:
@@ -572,6 +576,8 @@ def sys_ioctl(k, t, fd, req, arg, *_):
     if req == FIONREAD:
         if isinstance(f, PipeEnd):
             n = len(f.pipe.buf)
+        elif f.kind == "sock":
+            n = f.inq()
         elif isinstance(f, DirFile):
             return -E.ENOTTY
         elif isinstance(f, HostFd):
@@ -765,7 +771,7 @@ def sys_fcntl(k, t, fd, cmd, arg, *_):
         ent[1] = bool(arg & 1)
         return 0
     if cmd == F_GETFL:
-        return f.flags | (0o100000 if not isinstance(f, PipeEnd) else 0)
+        return f.flags | (0o100000 if f.kind not in _PIPE_LIKE else 0)
     if cmd == F_SETFL:
         f.flags = (f.flags & ~(O_NONBLOCK | O_APPEND | 0o40000 | 0o20000 | 0o1000000)) | \
             (arg & (O_NONBLOCK | O_APPEND | 0o40000 | 0o20000 | 0o1000000))
@@ -790,7 +796,7 @@ def sys_flock(k, t, fd, op, *_):
 @syscall(74, "fsync")
 def sys_fsync(k, t, fd, *_):
     f = t.files.get(s32(fd))
-    return -E.EINVAL if isinstance(f, PipeEnd) else 0
+    return -E.EINVAL if f.kind in _PIPE_LIKE else 0
 
 
 @syscall(75, "fdatasync")
@@ -812,7 +818,7 @@ def sys_syncfs(k, t, fd, *_):
 @syscall(221, "fadvise64")
 def sys_fadvise64(k, t, fd, *_):
     f = t.files.get(s32(fd))
-    return -E.ESPIPE if isinstance(f, PipeEnd) else 0
+    return -E.ESPIPE if isinstance(f, PipeEnd) else 0       # (a socket: 0, as Linux)
 
 
 # -------------------------------------------------------------------- pipe

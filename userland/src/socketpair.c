@@ -3,12 +3,14 @@
  * getsockopt, names, fstat; the errors of bad arguments. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -146,6 +148,9 @@ int main(void)
     send(sv[0], "two", 3, 0);
     send(sv[0], "three", 5, 0);
     send(sv[0], "", 0, 0);
+    int dq = -1;
+    ioctl(sv[1], FIONREAD, &dq);
+    printf("FIONREAD dgram (next message) %d\n", dq);
     show("dgram recv (2-byte buffer)", recv(sv[1], buf, 2, 0));
     printf("  got %.2s\n", buf);
     show("dgram recv", recv(sv[1], buf, sizeof buf, 0));
@@ -194,6 +199,13 @@ int main(void)
     fstat(sv[0], &s);
     printf("fstat: socket %d\n", S_ISSOCK(s.st_mode));
     show("lseek", lseek(sv[0], 0, SEEK_SET));
+    printf("F_GETFL %#x\n", fcntl(sv[0], F_GETFL));
+    show("fsync", fsync(sv[0]));
+    printf("posix_fadvise %d\n", posix_fadvise(sv[0], 0, 0, POSIX_FADV_NORMAL));
+    write(sv[1], "12345", 5);
+    int inq = -1;
+    ioctl(sv[0], FIONREAD, &inq);
+    printf("FIONREAD stream %d\n", inq);
     char link[64], path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", sv[0]);
     ssize_t n = readlink(path, link, sizeof link - 1);
