@@ -5,19 +5,20 @@ for SOCK_DGRAM and SOCK_SEQPACKET (a read takes one message and drops what
 does not fit). The descriptors are ``SocketEnd`` files, so read, write,
 readv, writev, poll, epoll, fstat, close and blocking work as for pipes
 (``sys_fs``); send/recv, sendmsg/recvmsg and their flags, shutdown,
-getsockopt and the unnamed addresses are in ``sys_net``. Descriptors travel
+getsockopt, setsockopt (the buffer sizes) and the unnamed addresses are in
+``sys_net``. Descriptors travel
 as SCM_RIGHTS: a message holds references to the files until they are
 received (installed), or dropped by a read with no room for them or by
 the receiver's close. Named sockets (socket, bind, connect, listen,
-accept) and setsockopt are not implemented: ENOSYS.
+accept) are not implemented: ENOSYS.
 
 What Linux does and this follows:
 * closing one end, or shutdown(SHUT_WR), is end of file for the other's
   reads of a stream or seqpacket socket, and EPIPE (with SIGPIPE unless
   MSG_NOSIGNAL) for its writes; a datagram socket whose peer closed keeps
   waiting on reads and refuses writes with ECONNREFUSED;
-* a stream accepts up to its send buffer (SO_SNDBUF, 212992 bytes) and
-  blocks or writes part; a message larger than it is EMSGSIZE.
+* a stream accepts up to its send buffer (SO_SNDBUF, 212992 bytes unless
+  set) and blocks or writes part; a message larger than it is EMSGSIZE.
 """
 from __future__ import annotations
 
@@ -93,6 +94,7 @@ class SocketEnd(File):
         self.tx, self.rx = pair.q[side], pair.q[1 - side]
         self.rcv_shut = self.snd_shut = False
         self.dead = False
+        self.sndbuf = self.rcvbuf = SNDBUF       # SO_SNDBUF, SO_RCVBUF
         pair.ends.append(self)
 
     @property
@@ -158,7 +160,7 @@ class SocketEnd(File):
             if files and not data:             # no bytes, no message: Linux drops them
                 drop_files(files)
                 return 0
-            room = SNDBUF - tx.size
+            room = self.sndbuf - tx.size
             if room <= 0:
                 raise Again
             chunk = data[:room]
@@ -169,9 +171,9 @@ class SocketEnd(File):
             tx.size += len(chunk)
             p.gen += 1
             return len(chunk)
-        if len(data) > SNDBUF:
+        if len(data) > self.sndbuf:
             raise OSError(errno.EMSGSIZE, "")
-        if tx.size + len(data) > SNDBUF:
+        if tx.size + len(data) > self.sndbuf:
             raise Again
         tx.data.append((bytes(data), files or []))
         tx.size += len(data)
@@ -196,7 +198,7 @@ class SocketEnd(File):
         return bool(self.rx.data) or self.rcv_shut
 
     def writable_now(self) -> bool:
-        return (self.snd_shut or self.tx.size < SNDBUF
+        return (self.snd_shut or self.tx.size < self.sndbuf
                 or (self.pair.kind == SOCK_DGRAM and self.peer.dead))
 
     def poll(self, events: int) -> int:
@@ -207,7 +209,7 @@ class SocketEnd(File):
             r |= POLLRDHUP | _IN
         if self.rx.data:
             r |= _IN
-        if self.tx.size * 4 <= SNDBUF:          # unix_writable
+        if self.tx.size * 4 <= self.sndbuf:     # unix_writable
             r |= _OUT
         return r & (events | POLLERR | POLLHUP)
 

@@ -1,7 +1,7 @@
 """Socket system calls: socketpair and what a connected pair supports
 (send/recv, sendmsg/recvmsg with SCM_RIGHTS, shutdown, getsockopt, names).
-The sockets are ``minios/sockets.py``; socket(2), the named-socket calls
-and setsockopt are not implemented (ENOSYS)."""
+The sockets are ``minios/sockets.py``; socket(2) and the named-socket
+calls are not implemented (ENOSYS)."""
 from __future__ import annotations
 
 import errno as E
@@ -29,6 +29,7 @@ _CMSG_HDR = 16                                 # struct cmsghdr: len, level, typ
 SOL_SOCKET = 1
 SO_TYPE, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_ACCEPTCONN = 3, 4, 7, 8, 30
 SO_PROTOCOL, SO_DOMAIN = 38, 39
+_MIN_SNDBUF, _MIN_RCVBUF = 4608, 2304           # SOCK_MIN_SNDBUF, SOCK_MIN_RCVBUF
 
 
 def _sock(t, fd: int, flags: int = 0) -> SocketEnd:
@@ -279,7 +280,7 @@ def sys_shutdown(k, t, fd, how, *_):
 def sys_getsockopt(k, t, fd, level, name, val, lenp, *_):
     f = _sock(t, fd)
     level, name = s32(level), s32(name)
-    opts = {SO_TYPE: f.pair.kind, SO_ERROR: 0, SO_SNDBUF: SNDBUF, SO_RCVBUF: SNDBUF,
+    opts = {SO_TYPE: f.pair.kind, SO_ERROR: 0, SO_SNDBUF: f.sndbuf, SO_RCVBUF: f.rcvbuf,
             SO_ACCEPTCONN: 0, SO_PROTOCOL: 0, SO_DOMAIN: AF_UNIX}
     if level != SOL_SOCKET or name not in opts:
         return -E.ENOPROTOOPT
@@ -289,6 +290,25 @@ def sys_getsockopt(k, t, fd, level, name, val, lenp, *_):
     n = min(n, 4)
     copy_to_user(t.mm, val, struct.pack("<i", opts[name])[:n])
     copy_to_user(t.mm, lenp, struct.pack("<I", n))
+    return 0
+
+
+@syscall(54, "setsockopt")
+def sys_setsockopt(k, t, fd, level, name, val, optlen, *_):
+    """The buffer sizes, as Linux's sock_setsockopt: twice the value asked
+    for, within [SOCK_MIN_SNDBUF, 2 * wmem_max] (receive: SOCK_MIN_RCVBUF).
+    Other options are ENOPROTOOPT: minios would not honour them."""
+    f = _sock(t, fd)
+    if s32(level) != SOL_SOCKET or s32(name) not in (SO_SNDBUF, SO_RCVBUF):
+        return -E.ENOPROTOOPT
+    if s32(optlen) < 4:
+        return -E.EINVAL
+    v = min(struct.unpack("<I", copy_from_user(t.mm, val, 4))[0], SNDBUF)
+    if s32(name) == SO_SNDBUF:
+        f.sndbuf = max(2 * v, _MIN_SNDBUF)
+        f.pair.changed()                       # more room may wake writers
+    else:
+        f.rcvbuf = max(2 * v, _MIN_RCVBUF)
     return 0
 
 
