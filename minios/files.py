@@ -558,6 +558,16 @@ class PipeEnd(File):
                 self.pipe.wake()
 
 
+def fput(f: File) -> bool:
+    """Drop one reference to ``f`` (a descriptor's, or one in flight over a
+    socket); the last closes it. Returns whether it did."""
+    f.refs -= 1
+    if f.refs:
+        return False
+    f.close()
+    return True
+
+
 class FdTable:
     """Descriptor numbers -> [file, cloexec]; shared by CLONE_FILES."""
     MAX = 1024
@@ -596,9 +606,7 @@ class FdTable:
         self.drop(ent[0])
 
     def drop(self, f: File) -> None:
-        f.refs -= 1
-        if f.refs == 0:
-            f.close()
+        if fput(f):
             self.on_close(f)
 
     def copy(self) -> "FdTable":

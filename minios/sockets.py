@@ -26,7 +26,7 @@ import collections
 import errno
 import stat as st
 
-from minios.files import _IN, _OUT, O_RDWR, POLLERR, POLLHUP, Again, File
+from minios.files import _IN, _OUT, O_RDWR, POLLERR, POLLHUP, Again, File, fput
 
 AF_UNIX = 1
 SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET = 1, 2, 5
@@ -37,9 +37,7 @@ POLLRDHUP = 0x2000
 def drop_files(files) -> None:
     """Let go of files in flight (SCM_RIGHTS) that no one will receive."""
     for f in files:
-        f.refs -= 1
-        if f.refs == 0:
-            f.close()
+        fput(f)
 
 
 class _Queue:
@@ -56,8 +54,8 @@ class _Queue:
 
     def drop(self) -> None:
         """The reader is gone: the files in flight to it are released."""
-        for m in list(self.marks):
-            drop_files(m[2])
+        for _start, _end, files in self.marks:
+            drop_files(files)
         self.marks.clear()
         if isinstance(self.data, collections.deque):
             for _msg, files in self.data:
@@ -120,7 +118,7 @@ class SocketEnd(File):
         files: list = []
         if p.kind == SOCK_STREAM:
             if rx.marks and rx.marks[0][0] < rx.head + n:
-                start, end, fl = rx.marks[0]
+                _start, end, fl = rx.marks[0]
                 n = min(n, end - rx.head)
                 if not peek:
                     rx.marks.popleft()

@@ -18,7 +18,6 @@ from minios.uaccess import copy_from_user, copy_to_user, user_prefix
 
 SOCK_NONBLOCK, SOCK_CLOEXEC = O_NONBLOCK, O_CLOEXEC
 SOCK_RAW, SOCK_MAX = 3, 11
-AF_MAX = 46
 # Families Linux has whose sockets cannot be made in pairs (EOPNOTSUPP).
 _NO_PAIRS = {2, 10, 16, 17}                    # AF_INET, AF_INET6, AF_NETLINK, AF_PACKET
 MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_DONTWAIT = 0x1, 0x2, 0x20, 0x40
@@ -57,8 +56,6 @@ def sys_socketpair(k, t, domain, type_, protocol, sv, *_):
     kind, flags = type_ & 0xF, type_ & ~0xF
     if flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) or not 0 < kind < SOCK_MAX:
         return -E.EINVAL
-    if not 0 <= domain < AF_MAX:
-        return -E.EAFNOSUPPORT
     if domain != AF_UNIX:
         return -E.EOPNOTSUPP if domain in _NO_PAIRS else -E.EAFNOSUPPORT
     if protocol not in (0, AF_UNIX):
@@ -113,20 +110,26 @@ def _send(k, t, f: SocketEnd, data: bytes, flags: int, files: list) -> int:
 
 def _recv(k, t, f: SocketEnd, total: int, flags: int, deliver) -> int:
     """recvfrom/recvmsg: up to ``total`` bytes (a stream; all of them with
-    MSG_WAITALL unless end of file) or one message; ``deliver(data, files,
-    whole)`` copies them out and returns the call's result."""
+    MSG_WAITALL unless end of file) or one message. ``deliver(data, files,
+    truncated)`` copies them out; the result is the length read, or with
+    MSG_TRUNC a message's whole length."""
     g = _Nonblocking(f) if flags & MSG_DONTWAIT else f
     peek = bool(flags & MSG_PEEK)
     got, gfiles = bytearray(), []              # MSG_WAITALL: kept across retries
+
+    def done(data: bytes, files: list, whole: int) -> int:
+        deliver(data, files, whole > len(data))
+        _wake_pipe(k, f)
+        return whole if flags & MSG_TRUNC else len(data)
 
     def op():
         if f.pair.kind != SOCK_STREAM:
             whole = f.peek_size()
             data, files = f.recv(total, peek)  # one message (or Again, or EOF)
-            return deliver(data, files, whole)
+            return done(data, files, whole)
         if not flags & MSG_WAITALL or peek:
             data, files = f.recv(total, peek)
-            return deliver(data, files, len(data))
+            return done(data, files, len(data))
         while len(got) < total:
             try:
                 part, files = f.recv(total - len(got))
@@ -141,7 +144,7 @@ def _recv(k, t, f: SocketEnd, total: int, flags: int, deliver) -> int:
             _wake_pipe(k, f)
             if files:                          # a read stops after files
                 break
-        return deliver(bytes(got), gfiles, len(got))
+        return done(bytes(got), gfiles, len(got))
     return _blocking(k, t, g, op, "sock_recv")
 
 
@@ -173,13 +176,11 @@ def sys_recvfrom(k, t, fd, buf, n, flags, addr, addrlen):
     if n and not avail:
         return -E.EFAULT
 
-    def deliver(data, files, whole):
+    def deliver(data, files, truncated):
         drop_files(files)                      # no room for them: closed
         copy_to_user(t.mm, buf, data)
-        _wake_pipe(k, f)
         if addr and addrlen:
             copy_to_user(t.mm, addrlen, struct.pack("<I", 0))     # the peer is unnamed
-        return whole if flags & MSG_TRUNC and f.pair.kind != SOCK_STREAM else len(data)
     return _recv(k, t, f, avail, flags, deliver)
 
 
@@ -234,10 +235,9 @@ def sys_recvmsg(k, t, fd, msg, flags, *_):
     if want and not total:
         return -E.EFAULT
 
-    def deliver(data, files, whole):
+    def deliver(data, files, truncated):
         _scatter(t, vec, data)
-        _wake_pipe(k, f)
-        out = MSG_TRUNC if whole > len(data) and f.pair.kind != SOCK_STREAM else 0
+        out = MSG_TRUNC if truncated else 0
         used = 0
         if files:                              # Linux's scm_detach_fds
             room = (controllen - _CMSG_HDR) // 4 if control and controllen >= _CMSG_HDR else 0
@@ -262,7 +262,6 @@ def sys_recvmsg(k, t, fd, msg, flags, *_):
             copy_to_user(t.mm, msg + 8, struct.pack("<I", 0))     # the peer is unnamed
         copy_to_user(t.mm, msg + 40, struct.pack("<Q", used))
         copy_to_user(t.mm, msg + 48, struct.pack("<i", out))
-        return whole if flags & MSG_TRUNC and f.pair.kind != SOCK_STREAM else len(data)
     return _recv(k, t, f, total, flags, deliver)
 
 
@@ -284,10 +283,7 @@ def sys_getsockopt(k, t, fd, level, name, val, lenp, *_):
             SO_ACCEPTCONN: 0, SO_PROTOCOL: 0, SO_DOMAIN: AF_UNIX}
     if level != SOL_SOCKET or name not in opts:
         return -E.ENOPROTOOPT
-    n = s32(struct.unpack("<I", copy_from_user(t.mm, lenp, 4))[0])
-    if n < 0:
-        return -E.EINVAL
-    n = min(n, 4)
+    n = min(_socklen(t, lenp), 4)
     copy_to_user(t.mm, val, struct.pack("<i", opts[name])[:n])
     copy_to_user(t.mm, lenp, struct.pack("<I", n))
     return 0
@@ -312,12 +308,18 @@ def sys_setsockopt(k, t, fd, level, name, val, optlen, *_):
     return 0
 
 
+def _socklen(t, lenp: int) -> int:
+    """The socklen_t at ``lenp``: a buffer's size, EINVAL if negative."""
+    n = s32(struct.unpack("<I", copy_from_user(t.mm, lenp, 4))[0])
+    if n < 0:
+        raise OSError(E.EINVAL, "")
+    return n
+
+
 def _name(k, t, fd, addr, lenp) -> int:
     """An unnamed AF_UNIX address: the family alone (2 bytes)."""
     _sock(t, fd)
-    n = s32(struct.unpack("<I", copy_from_user(t.mm, lenp, 4))[0])
-    if n < 0:
-        return -E.EINVAL
+    n = _socklen(t, lenp)
     copy_to_user(t.mm, addr, struct.pack("<H", AF_UNIX)[:n])
     copy_to_user(t.mm, lenp, struct.pack("<I", 2))
     return 0
