@@ -128,7 +128,7 @@ int main(void)
         close(sv[0]);
         usleep(50000);
         write(sv[1], "ping", 4);
-        usleep(50000);
+        read(sv[1], buf, sizeof buf);          /* exit only once the parent has seen it */
         _exit(0);
     }
     close(sv[1]);
@@ -136,6 +136,7 @@ int main(void)
     int nev = epoll_wait(ep, &out, 1, 5000);
     printf("epoll: %d event(s) %#x\n", nev, out.events);
     show("read", read(sv[0], buf, sizeof buf));
+    write(sv[0], "ack", 3);
     nev = epoll_wait(ep, &out, 1, 5000);
     printf("epoll after the peer exited: %d event(s) %#x\n", nev, out.events);
     waitpid(pid, &st, 0);
