@@ -4,7 +4,9 @@ themselves and compare with what the kernel keeps incrementally.
 Checked, for the whole machine:
 * each data frame's refcount = PTE tables mapping it + MAP_SHARED objects
   holding it; its mapcount = PTE tables mapping it;
-* each table frame's refcount = entries pointing at it (its share count);
+* each table frame's refcount = entries pointing at it (its share count),
+  but for lent entries (``k.uncounted``), which are COW, name a PTE table
+  that some counted entry holds, and lie in a PMD table at their GiB;
   its owner is an mm that reaches it; a PGD is owned by its mm;
 * each mm's RSS, page-table and PTE-table counts = what the tables it owns
   hold; ``mm.pmd_at`` names only PMD tables the mm reaches privately, and
@@ -37,10 +39,13 @@ class InvariantError(AssertionError):
 def _walk_tables(k):
     """Every table below a PGD: {table: (shift of its entries, [(mm reaching
     it, base address, writable all the way, index of the entry pointing at
-    it, that entry)])}, and the number of distinct entries pointing at each
-    frame."""
+    it, that entry)])}, the number of distinct counted entries pointing at
+    each frame, and of all entries (lent ones too)."""
     ram = k.ram
     refs = np.zeros(k.frames.nframes, dtype=np.int64)
+    every = np.zeros(k.frames.nframes, dtype=np.int64)
+    lent = {row * 512 + j for row, (_, mask) in k.uncounted.items()
+            for j in np.flatnonzero(mask).tolist()}
     seen: set[int] = set()
     reach: dict[int, tuple[int, list]] = {}
 
@@ -56,7 +61,9 @@ def _walk_tables(k):
             sub, b, w = entry_pfn(e), base | (j << shift), rw and bool(e & x86.RW)
             if slot not in seen:
                 seen.add(slot)
-                refs[sub] += 1
+                every[sub] += 1
+                if slot not in lent:
+                    refs[sub] += 1
             got = reach.setdefault(sub, (shift - 9, []))
             got[1].append((mm, b, w, slot, e))
             if shift - 9 > 12:
@@ -64,13 +71,30 @@ def _walk_tables(k):
 
     for mm in k.mms:
         visit(mm, mm.pgd, 39, 0, True)
-    return reach, refs
+    return reach, refs, every
+
+
+def _check_lent(k, reach, table_refs) -> None:
+    """Lent rows: in a PMD table reached at their GiB, present, COW, each
+    naming a PTE table that a counted entry keeps alive."""
+    for row, (gib, mask) in k.uncounted.items():
+        where = reach.get(row)
+        if where is None or where[0] != 21 or any(u[1] >> 30 != gib for u in where[1]):
+            raise InvariantError(f"lent row {row} is not a PMD table reached at {gib << 30:#x}")
+        ents = k.ram.t[row][mask]
+        if ((ents & _P) == 0).any() or (ents & _RW).any() or not (ents & np.uint64(TABLE_COW)).all():
+            raise InvariantError(f"PMD table {row}: a lent entry is absent, writable or not COW")
+        held = table_refs[pfns(ents)]
+        if (held < 1).any():
+            raise InvariantError(f"PTE table {int(pfns(ents)[held < 1][0])} is held only by "
+                                 f"lent entries (of PMD table {row})")
 
 
 def check_invariants(k) -> None:
     ram, fr = k.ram, k.frames
     n = fr._next                 # frames above the high-water mark were never used
-    reach, table_refs = _walk_tables(k)
+    reach, table_refs, every_ref = _walk_tables(k)
+    _check_lent(k, reach, table_refs)
     expect = {id(mm): [1, 0, 0] for mm in k.mms}      # tables (the pgd), PTE tables, rss
     all_frames: list = [np.zeros(0, dtype=np.int64)]
     for mm in k.mms:
@@ -86,11 +110,11 @@ def check_invariants(k) -> None:
         if len({u[1] for u in users}) > 1:      # find_sharer relies on this
             raise InvariantError(f"{name} table {table} is shared at different addresses "
                                  f"{sorted(hex(u[1]) for u in users)}")
-        if table_refs[table] > 1:
+        if every_ref[table] > 1:
             for u in users:
                 if u[4] & x86.RW or not u[4] & TABLE_COW:
                     raise InvariantError(f"{name} table {table} is shared by "
-                                         f"{table_refs[table]} entries but the one at "
+                                         f"{every_ref[table]} entries but the one at "
                                          f"{u[3] * 8:#x} is writable / not marked COW")
         if len(users) > 1 and any(u[2] for u in users):
             raise InvariantError(f"{name} table {table} is reached by {len(users)} mms but "

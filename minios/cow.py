@@ -27,6 +27,19 @@ stops reaching it (breaks away, unmaps, exits), what it owned there moves
 to an mm that still does. Sharing happens only at equal addresses (fork
 shares a table where it is, mremap breaks before moving), so finding such
 an mm is one walk per COW mm (``find_sharer``).
+
+Lent rows: the PMD table fork builds for the child on the path to the
+stack holds, beside the stack's PTE table, every other PTE table of that
+GiB (with a large mapping, hundreds), shared. Their share counts are not
+raised at fork: the child's entries are *lent* (``k.uncounted``: table ->
+(va >> 30, mask of such entries)), and are counted only when something
+is about to read or lower the count of a PTE table in that GiB
+(``settle``: the choke point, a PTE-table break, a release of PTE
+tables). A child that exits or execs before that (fork + exec, fork +
+exit) frees its table and forgets the mask: its entries never held a
+count. Until then a lent table's count is one short of its entries,
+which is safe because every path that acts on the count settles first,
+and the parent's entries are write-protected like any shared one.
 """
 from __future__ import annotations
 
@@ -67,6 +80,37 @@ def find_sharer(k, table: int, shift: int, va: int, exclude: "MM") -> "MM | None
             if e & x86.P and entry_pfn(e) == table:
                 return mm
     return None
+
+
+def settle(k, key: int | None = None) -> None:
+    """Give the lent entries of the GiB ``key`` (va >> 30; all if None)
+    their share counts (see "Lent rows"), before anything reads or lowers
+    the count of a PTE table there. One row's entries name distinct
+    tables, so a fancy-index increment is exact."""
+    rc, t = k.frames.refcount, k.ram.t
+    for table, (gib, mask) in list(k.uncounted.items()):
+        if key is None or gib == key:
+            rc[pfns(t[table][mask])] += 1
+            del k.uncounted[table]
+            k.stats["lent_rows_settled"] += 1
+
+
+def share_count(k, table: int) -> int:
+    """How many entries point at ``table``: its share count plus the lent
+    entries naming it (for the debugger and ptdump)."""
+    n = int(k.frames.refcount_at[table])
+    for row, (_, mask) in k.uncounted.items():
+        n += int(np.count_nonzero(pfns(k.ram.t[row][mask]) == table))
+    return n
+
+
+def _forget(k, tables) -> None:
+    """``tables`` (PMD tables) are being freed: their lent entries held no
+    count, so they are cleared instead of released."""
+    for tab in tables if isinstance(tables, list) else tables.tolist():
+        lent = k.uncounted.pop(tab, None)
+        if lent is not None:
+            k.ram.t[tab][lent[1]] = 0
 
 
 def _move(k, tables, shift: int, old: "MM", new: "MM", present: int | None = None) -> None:
@@ -120,6 +164,8 @@ def break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
     shared one under its entry ``ram.q[i]``; returns its frame. OutOfMemory
     leaves everything unchanged."""
     k = mm.kernel
+    if shift == PAGE_SHIFT and k.uncounted:       # the count decides below
+        settle(k, va >> PUD_SHIFT)
     q, fr = k.ram.w, k.frames
     table = entry_pfn(q[i])
     name = LEVEL_NAME[shift]
@@ -220,6 +266,9 @@ def release_tables(mm: "MM", tables, vas, shift: int, whole: bool = False,
         elif isinstance(tables, list):
             tables = np.array(tables, dtype=np.int64)
             vas = np.array(vas, dtype=np.int64) if cow else None
+        if cow and shift == PAGE_SHIFT and k.uncounted:     # counts are lowered below
+            for key in {va >> PUD_SHIFT for va in (vas if few else vas.tolist())}:
+                settle(k, key)
         if cow:
             if few:
                 private, pvas, shared, svas = [], [], [], []
@@ -243,6 +292,8 @@ def release_tables(mm: "MM", tables, vas, shift: int, whole: bool = False,
                     shared_at.append((tables[shared], vas[shared], shift))
                     tables, vas = tables[~shared], vas[~shared]
         dead += tables if few else tables.tolist()
+        if shift == PMD_SHIFT and k.uncounted:
+            _forget(k, tables)
         if shift == PAGE_SHIFT:
             if few:
                 if not tables:
@@ -346,13 +397,15 @@ def _special_and_hot(mm: "MM", va: int) -> tuple[list[tuple[int, int]], int]:
     return special, hot
 
 
-def _share_row(k, ptab: int, ctab: int, n: int,
-               marks: list[tuple[int, int]]) -> tuple[int, list[int]]:
+def _share_row(k, ptab: int, ctab: int, n: int, marks: list[tuple[int, int]],
+               lend: int = -1) -> tuple[int, list[int]]:
     """Share the tables under the first ``n`` entries of ``ptab`` with the
     fresh table ``ctab``: one more reference each, and the entries in both
     lose RW and gain COW. Entries in the ``marks`` ranges [lo, hi] are left
     alone (and 0 in ``ctab``). Returns (how many shared, the present marked
-    entries). A full table costs a handful of numpy calls, no mask gather."""
+    entries). A full table costs a handful of numpy calls, no mask gather.
+    ``lend`` (the GiB of a PMD table, va >> 30): many entries are lent
+    instead of counted (see "Lent rows")."""
     t, w = k.ram.t, k.ram.w
     p, c = ptab * 512, ctab * 512
     row = t[ptab, :n]
@@ -381,14 +434,20 @@ def _share_row(k, ptab: int, ctab: int, n: int,
     # entry holds no bit above its address: a shift gives the frame; an
     # absent one gives frame 0 (reserved), whose count is put back too.
     rc = k.frames.refcount_at
-    rc0 = rc[0]
-    np.add.at(k.frames.refcount, (row >> _SHIFT).view(np.int64), ONE)
-    rc[0] = rc0
+    if lend < 0:
+        rc0 = rc[0]
+        np.add.at(k.frames.refcount, (row >> _SHIFT).view(np.int64), ONE)
+        rc[0] = rc0
     np.bitwise_or(row & _NOT_RW, _COW, out=row, where=nz)
     t[ctab, :n] = row
     for j, e in zip(kept, saved):   # the parent's as they were, none in ctab
         w[p + j], w[c + j] = e, 0
-        rc[(e & ADDR) >> PAGE_SHIFT] -= 1
+        if lend < 0:
+            rc[(e & ADDR) >> PAGE_SHIFT] -= 1
+    if lend >= 0:
+        nz[kept] = False
+        k.uncounted[ctab] = (lend, nz)
+        k.stats["fork_lent_rows"] += 1
     return len(live) - len(kept), kept
 
 
@@ -407,7 +466,8 @@ def _share_tables(parent: "MM", child: "MM", ptab: int, ctab: int, shift: int, b
         lo, hi = max((s - base) >> shift, 0), min((e - 1 - base) >> shift, n - 1)
         if lo <= hi:
             marks.append((lo, hi))
-    shared, down = _share_row(k, ptab, ctab, n, marks)
+    shared, down = _share_row(k, ptab, ctab, n, marks,
+                              base >> PUD_SHIFT if shift == PMD_SHIFT else -1)
     copied = 0
     hot_j = (hot - base) >> shift if hot >= 0 else -1
     for j in down:

@@ -54,6 +54,7 @@ from typing import Callable
 import numpy as np
 
 from emu import x86
+from minios.cow import share_count
 from minios.pgtable import LEVEL_NAME, TABLE_COW, entry_pfn
 
 _P = np.uint64(x86.P)
@@ -190,7 +191,7 @@ def _predict_write(k, v, path, pte: int) -> str:
     for (e, table), name in zip(path, ("PUD", "PMD", "PTE")):
         if not (e & TABLE_COW or extra):
             continue
-        rc = int(k.frames.refcount[table]) + extra
+        rc = share_count(k, table) + extra
         steps.append(f"break the {name} table share by " +
                      (f"copy ({rc} sharers)" if rc > 1 else "reuse (last sharer)"))
         extra = int(rc > 1)

@@ -57,6 +57,9 @@ class Kernel:
         self.pt_owner_at = memoryview(self.pt_owner)    # scalar access, as frames' *_at
         self.mms: dict = {}             # every live mm, in creation order
         self.mm_ids: dict = {}          # ... by id (an owner in pt_owner)
+        # PMD table -> (its va >> 30, mask of entries holding no share count):
+        # the COW fork's lent rows (minios.cow, "Lent rows")
+        self.uncounted: dict[int, tuple[int, np.ndarray]] = {}
         self.next_mm_id = 0
         self.cow_pte = cow_pte
         self.root = root

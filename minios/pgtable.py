@@ -143,10 +143,20 @@ def _break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
     return break_cow(mm, i, shift, va)
 
 
+def _settle(k, key: int) -> None:
+    """cow.settle, bound on first use (as ``_break_cow``)."""
+    global _settle
+    from minios.cow import settle
+    _settle = settle
+    settle(k, key)
+
+
 def pmd_entry_for_write(mm: "MM", va: int, create: bool = True) -> int | None:
     """Index in ``ram.q`` of the PMD entry covering ``va``, in a PMD table
     private to ``mm`` (shared PUD and PMD tables above it are broken first),
     or None where a table is missing and ``create`` is false."""
+    if mm.kernel.uncounted:         # the caller may change or drop a PMD entry
+        _settle(mm.kernel, va >> PUD_SHIFT)
     pmd = mm.pmd_at.get(va >> PUD_SHIFT)
     if pmd is None:
         i = mm.pgd * 512 + pgd_index(va)

@@ -1116,6 +1116,7 @@ def trace_fault(k, t, cr2: int, err: int):
     its trace line; returns what ``handle_mm_fault`` returned."""
     from minios import signals
     from minios.fault import handle_mm_fault
+    from minios.cow import share_count
     from minios.pgtable import LEVEL_NAME, entry_pfn, walk_entry
     st = k.stats
     names = [LEVEL_NAME[s] for s in (30, 21, 12)]
@@ -1124,7 +1125,7 @@ def trace_fault(k, t, cr2: int, err: int):
     for shift in (39, 30, 21):
         w = walk_entry(t.mm, cr2, shift)
         e = k.ram.w[w[0]] if w is not None else 0
-        shares.append(int(k.frames.refcount[entry_pfn(e)]) if e & x86.P else 0)
+        shares.append(share_count(k, entry_pfn(e)) if e & x86.P else 0)
     res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I),
                           by_cpu=True)
     notes = []

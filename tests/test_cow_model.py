@@ -31,13 +31,14 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
                                  rule)
 
 from emu import x86
+from minios import cow
 from minios.check import check_invariants
 from minios.exit import mm_release
 from minios.fault import handle_mm_fault
 from minios.frames import OutOfMemory
 from minios.kernel import Kernel
 from minios.mm import MM
-from minios.pgtable import entry_pfn, lookup_pte
+from minios.pgtable import entry_pfn, lookup_pte, pfns
 from minios.sys_mm import sys_madvise, sys_mmap, sys_mprotect, sys_mremap, sys_munmap
 from minios.sys_proc import _dup_mm
 from minios.uaccess import Fault, copy_from_user, copy_to_user
@@ -390,6 +391,29 @@ CowModel.TestCase.settings = settings(
 TestCowModel = CowModel.TestCase
 
 
+class LentRowsModel(CowModel):
+    """The same machine with every row shared in bulk (``cow._FEW_PAGES``
+    = 0), as fork shares the hundreds of PTE tables of a large mapping: a
+    fork given a stack then lends the rest of the stack's PMD table to the
+    child (cow.py, "Lent rows"), and every later step must settle or
+    forget those entries correctly."""
+
+    def __init__(self):
+        super().__init__()
+        self.saved_few = cow._FEW_PAGES
+        cow._FEW_PAGES = 0
+
+    def teardown(self):
+        try:
+            super().teardown()
+        finally:
+            cow._FEW_PAGES = self.saved_few
+
+
+LentRowsModel.TestCase.settings = CowModel.TestCase.settings
+TestLentRowsModel = LentRowsModel.TestCase
+
+
 # ------------------------------------------------------------------ directed
 
 def _cow_pair(cow_pte="always", share=True):
@@ -651,3 +675,109 @@ def test_mprotect_none_failing_on_oom_leaves_no_readable_pte():
         va = next(iter(pages))
         pte, _ = lookup_pte(child, va)
         assert not (pte & x86.P and pte & x86.US), "PROT_NONE VMA with a user-readable PTE"
+
+
+# ------------------------------------------------------------- lent rows
+
+BIG = 1 << 30                       # a 40 MiB mapping in the GiB from 1 GiB, as
+BIG_LEN = 40 * MB                   # fork_bench's memory lies in its stack's GiB
+BIG_STACK = BIG + BIG_LEN - 64      # "stack pointer" in the last PTE table
+
+
+def _lent_pair():
+    """A process with one page written in each of 20 PTE tables, and its
+    COW fork given a stack there: the child's PMD table is lent the other
+    19 PTE tables (cow.py, "Lent rows")."""
+    k = Kernel(mem=256 << 20, cow_pte="always")
+    parent = MM(k)
+    assert sys_mmap(k, task(parent), BIG, BIG_LEN, PROT_RW,
+                    MAP_PRIVATE | MAP_ANON | MAP_FIXED, -1, 0) == BIG
+    pages = {}
+    for va in range(BIG, BIG + BIG_LEN, TABLE):
+        pages[va + 8 * PAGE] = b"T%08x" % va
+        copy_to_user(parent, va + 8 * PAGE, pages[va + 8 * PAGE])
+    counts = k.frames.refcount.copy()
+    child = _dup_mm(k, parent, True, BIG_STACK)
+    assert k.stats["fork_lent_rows"] == 1 and len(k.uncounted) == 1
+    row, (gib, mask) = next(iter(k.uncounted.items()))
+    assert gib == 1 and int(mask.sum()) == 19
+    lent = pfns(k.ram.t[row][mask])
+    assert (k.frames.refcount[lent] == counts[lent]).all()   # not counted at fork
+    check_invariants(k)
+    return k, parent, child, pages, lent
+
+
+def test_lent_row_forgotten_when_the_child_exits():
+    """fork + exit: the lent entries never get counted, and every count is
+    back where it was before the fork."""
+    k, parent, child, pages, lent = _lent_pair()
+    mm_release(k, child)
+    assert not k.uncounted and k.stats["lent_rows_settled"] == 0
+    assert (k.frames.refcount[lent] == 1).all()
+    check_invariants(k)
+    _intact(parent, pages)
+    _release_all(k)
+
+
+@pytest.mark.parametrize("op", ["parent_write", "child_write", "child_munmap_table",
+                                "parent_munmap_table", "child_munmap_part", "parent_exit",
+                                "child_mprotect", "parent_mremap"])
+def test_lent_row_settled_before_its_counts_matter(op):
+    """Every operation that reads or lowers a lent PTE table's count first
+    gives the lent entries their counts; the other side never sees it."""
+    k, parent, child, pages, lent = _lent_pair()
+    va = BIG + 4 * TABLE + 8 * PAGE           # a page in a lent table
+    whole = BIG + 4 * TABLE
+    changed = {parent: set(), child: set()}   # pages each side no longer has as they were
+    if op == "parent_write":
+        copy_to_user(parent, va, b"parent")
+        assert copy_from_user(parent, va, 6) == b"parent"
+        changed[parent] = {va}
+    elif op == "child_write":
+        copy_to_user(child, va, b"child!")
+        assert copy_from_user(child, va, 6) == b"child!"
+        changed[child] = {va}
+    elif op in ("child_munmap_table", "parent_munmap_table"):
+        actor = child if op.startswith("child") else parent
+        assert sys_munmap(k, task(actor), whole, TABLE) == 0
+        with pytest.raises(Fault):
+            copy_from_user(actor, va, 1)
+        changed[actor] = {va}
+    elif op == "child_munmap_part":
+        assert sys_munmap(k, task(child), whole, 16 * PAGE) == 0
+        changed[child] = {va}
+    elif op == "child_mprotect":
+        assert sys_mprotect(k, task(child), whole, TABLE, PROT_READ) == 0
+    elif op == "parent_mremap":
+        new = sys_mremap(k, task(parent), whole, TABLE, TABLE, MREMAP_MAYMOVE | MREMAP_FIXED,
+                         BIG + BIG_LEN + 64 * MB)
+        assert new == BIG + BIG_LEN + 64 * MB
+        assert copy_from_user(parent, new + 8 * PAGE, 9) == pages[va]
+        changed[parent] = {va}
+    else:                                      # parent_exit
+        mm_release(k, parent)
+        del changed[parent]
+    assert not k.uncounted and k.stats["lent_rows_settled"] == 1
+    check_invariants(k)
+    for mm, gone in changed.items():
+        _intact(mm, pages, gone)
+    _release_all(k)
+
+
+def test_lent_row_lent_again_by_the_child():
+    """The child forks with its stack in the same GiB: its lent row is lent
+    on (the grandchild's entries uncounted too), and any exit order leaves
+    every count exact."""
+    k, parent, child, pages, lent = _lent_pair()
+    grandchild = _dup_mm(k, child, True, BIG_STACK)
+    assert len(k.uncounted) == 2
+    check_invariants(k)
+    copy_to_user(grandchild, BIG + 8 * PAGE, b"grandchild")
+    check_invariants(k)
+    mm_release(k, parent)
+    check_invariants(k)
+    _intact(child, pages)
+    mm_release(k, child)
+    check_invariants(k)
+    _intact(grandchild, pages, {BIG + 8 * PAGE})
+    _release_all(k)

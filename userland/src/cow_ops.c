@@ -32,6 +32,11 @@
  *      when both kinds share one 2 MiB table
  *   h  1 MiB of initialized .data (file-backed pages) and 1 MiB of .bss,
  *      partly touched before the fork, the rest first touched after it
+ *   i  48 MiB in the stack's 1 GiB, as a large process has it: the PMD table
+ *      fork builds for the child on the way to its stack then holds two dozen
+ *      shared PTE tables (minios lends them uncounted); the child reads and
+ *      exits, writes and unmaps a whole table, forks a grandchild; the parent
+ *      writes while a child still holds the old contents
  * Children report through their exit status (0 = ok) or a pipe; only the
  * original process prints. Exit status 0 when every check passed.
  */
@@ -1029,6 +1034,73 @@ static void scenario_h(void)
 
 /* --------------------------------------------------------------------- main */
 
+/* --------------------------------------------------------------- scenario i */
+
+static struct region ri;
+
+static void scenario_i(void)
+{
+    int p[2];
+    pid_t pid;
+    int bad, c;
+
+    region_init(&ri, 48 * MB, 0, 256, 90);
+    size_t t3 = boundary(&ri, 3);
+
+    /* i1: the child only reads and exits; the parent writes after */
+    pid = xfork();
+    if (pid == 0)
+        _exit(code(verify(&ri)));
+    c = reap(pid);
+    fill_some(&ri, 91, 2, 0);
+    bad = verify(&ri);
+    report("i1 large: reader child exits", bad, c);
+
+    /* i2: the child writes a third, unmaps one whole table, exits */
+    pid = xfork();
+    if (pid == 0) {
+        fill_some(&ri, 92, 3, 0);
+        munmap(ri.base + t3, TBL);
+        mark(&ri, t3, t3 + TBL, GONE);
+        _exit(code(verify(&ri)));
+    }
+    c = reap(pid);
+    bad = verify(&ri);
+    report("i2 large: child writes and unmaps a table", bad, c);
+
+    /* i3: the child forks a grandchild that writes; each checks its own */
+    pid = xfork();
+    if (pid == 0) {
+        pid_t g = xfork();
+        if (g == 0) {
+            fill_some(&ri, 93, 4, 1);
+            _exit(code(verify(&ri)));
+        }
+        int gc = reap(g);
+        _exit(gc ? 100 : code(verify(&ri)));
+    }
+    c = reap(pid);
+    bad = verify(&ri);
+    report("i3 large: grandchild writes", bad, c);
+
+    /* i4: the parent writes everything while the child waits to read */
+    xpipe(p);
+    pid = xfork();
+    if (pid == 0) {
+        close(p[1]);
+        get_byte(p[0]);
+        _exit(code(verify(&ri)));
+    }
+    close(p[0]);
+    fill_some(&ri, 94, 1, 0);
+    put_byte(p[1], 1);
+    close(p[1]);
+    c = reap(pid);
+    bad = verify(&ri);
+    report("i4 large: parent writes first", bad, c);
+    region_free(&ri);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOFBF, 1 << 14);
@@ -1042,6 +1114,7 @@ int main(int argc, char **argv)
     scenario_f();
     scenario_g();
     scenario_h();
+    scenario_i();
     if (failures)
         printf("FAILED: %d checks\n", failures);
     else
