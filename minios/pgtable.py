@@ -155,8 +155,8 @@ def pmd_entry_for_write(mm: "MM", va: int, create: bool = True) -> int | None:
     """Index in ``ram.q`` of the PMD entry covering ``va``, in a PMD table
     private to ``mm`` (shared PUD and PMD tables above it are broken first),
     or None where a table is missing and ``create`` is false."""
-    if mm.kernel.uncounted:         # the caller may change or drop a PMD entry
-        _settle(mm.kernel, va >> PUD_SHIFT)
+    if mm.kernel.uncounted and mm.cow_pgtable:    # it may change or drop a PMD entry
+        _settle(mm.kernel, va >> PUD_SHIFT)           # (only a COW mm reaches lent ones)
     pmd = mm.pmd_at.get(va >> PUD_SHIFT)
     if pmd is None:
         i = mm.pgd * 512 + pgd_index(va)
