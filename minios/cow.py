@@ -82,14 +82,14 @@ def find_sharer(k, table: int, shift: int, va: int, exclude: "MM") -> "MM | None
     return None
 
 
-def settle(k, key: int | None = None) -> None:
-    """Give the lent entries of the GiB ``key`` (va >> 30; all if None)
-    their share counts (see "Lent rows"), before anything reads or lowers
-    the count of a PTE table there. One row's entries name distinct
-    tables, so a fancy-index increment is exact."""
+def settle(k, key: int) -> None:
+    """Give the lent entries of the GiB ``key`` (va >> 30) their share
+    counts (see "Lent rows"), before anything reads or lowers the count of
+    a PTE table there. One row's entries name distinct tables, so a
+    fancy-index increment is exact."""
     rc, t = k.frames.refcount, k.ram.t
     for table, (gib, mask) in list(k.uncounted.items()):
-        if key is None or gib == key:
+        if gib == key:
             rc[pfns(t[table][mask])] += 1
             del k.uncounted[table]
             k.stats["lent_rows_settled"] += 1
@@ -445,7 +445,8 @@ def _share_row(k, ptab: int, ctab: int, n: int, marks: list[tuple[int, int]],
         if lend < 0:
             rc[(e & ADDR) >> PAGE_SHIFT] -= 1
     if lend >= 0:
-        nz[kept] = False
+        for j in kept:            # (a fancy index converts the list first)
+            nz[j] = False
         k.uncounted[ctab] = (lend, nz)
         k.stats["fork_lent_rows"] += 1
     return len(live) - len(kept), kept
