@@ -22,7 +22,6 @@ import fcntl
 import os
 import select
 import stat as st
-from typing import Callable
 
 O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR = 3, 0, 1, 2
 O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_APPEND = 0o100, 0o200, 0o400, 0o1000, 0o2000
@@ -558,14 +557,12 @@ class PipeEnd(File):
                 self.pipe.wake()
 
 
-def fput(f: File) -> bool:
+def fput(f: File) -> None:
     """Drop one reference to ``f`` (a descriptor's, or one in flight over a
-    socket); the last closes it. Returns whether it did."""
+    socket); the last closes it."""
     f.refs -= 1
-    if f.refs:
-        return False
-    f.close()
-    return True
+    if not f.refs:
+        f.close()
 
 
 class FdTable:
@@ -575,7 +572,6 @@ class FdTable:
     def __init__(self) -> None:
         self.fds: dict[int, list] = {}
         self.users = 1
-        self.on_close: Callable[[File], None] = lambda f: None
 
     def get(self, fd: int) -> File:
         ent = self.fds.get(fd)
@@ -606,12 +602,10 @@ class FdTable:
         self.drop(ent[0])
 
     def drop(self, f: File) -> None:
-        if fput(f):
-            self.on_close(f)
+        fput(f)
 
     def copy(self) -> "FdTable":
         new = FdTable()
-        new.on_close = self.on_close
         for fd, (f, cx) in self.fds.items():
             f.refs += 1
             new.fds[fd] = [f, cx]
