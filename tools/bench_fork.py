@@ -23,7 +23,9 @@ Uses userland/build/glibc/fork_bench (``make -C userland glibc``).
    one per 1 GiB) on top of the page copies a plain fork also pays; the
    target is COW <= 1.1x.
    Plain and COW runs alternate (--write-rounds) and each keeps its best;
-   each COW run is also compared with the plain run just before it.
+   each COW run is also compared with the plain run just before it. On a
+   host whose speed drifts, tools/bench_instr.py gives the drift-free
+   figure: instructions per fork of fork_bench SIZE plain-write / cow-write.
 3. Cost of one PTE table break: the child writes one byte per 2 MiB (one page
    per PTE table) and times that loop itself; (cow - plain) / tables is the
    guest-visible cost of a break. The host-side time of break_cow (by level:
