@@ -84,9 +84,10 @@ def _check_lent(k, reach, table_refs) -> None:
         ents = k.ram.t[row][mask]
         if ((ents & _P) == 0).any() or (ents & _RW).any() or not (ents & np.uint64(TABLE_COW)).all():
             raise InvariantError(f"PMD table {row}: a lent entry is absent, writable or not COW")
-        held = table_refs[pfns(ents)]
-        if (held < 1).any():
-            raise InvariantError(f"PTE table {int(pfns(ents)[held < 1][0])} is held only by "
+        tables = pfns(ents)
+        orphans = tables[table_refs[tables] < 1]
+        if len(orphans):
+            raise InvariantError(f"PTE table {int(orphans[0])} is held only by "
                                  f"lent entries (of PMD table {row})")
 
 

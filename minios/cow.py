@@ -250,7 +250,9 @@ def release_tables(mm: "MM", tables, vas, shift: int, whole: bool = False,
     nothing is shared and ``vas`` is not looked at (it may be None).
     ``whole``: every user table of ``mm`` goes (exit), so what it owns
     under the shared ones is known from its count once its private ones
-    are gone. ``dead``: private tables of ``mm`` freed along with these."""
+    are gone. ``dead``: private tables of ``mm`` freed along with these.
+    Lent entries (see "Lent rows") are settled before PTE tables' counts
+    are lowered, and forgotten with a PMD table that is freed."""
     k = mm.kernel
     t, w, fr = k.ram.t, k.ram.w, k.frames
     rc = fr.refcount

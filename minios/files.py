@@ -599,10 +599,7 @@ class FdTable:
         ent = self.fds.pop(fd, None)
         if ent is None:
             raise OSError(errno.EBADF, "")
-        self.drop(ent[0])
-
-    def drop(self, f: File) -> None:
-        fput(f)
+        fput(ent[0])
 
     def copy(self) -> "FdTable":
         new = FdTable()
@@ -616,7 +613,7 @@ class FdTable:
         one can look at the table any more, so it is emptied at once."""
         fds, self.fds = self.fds, {}
         for f, _ in fds.values():
-            self.drop(f)
+            fput(f)
 
     def close_on_exec(self) -> None:
         for fd in [fd for fd, (_, cx) in self.fds.items() if cx]:
