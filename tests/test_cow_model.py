@@ -32,7 +32,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 
 from emu import x86
 from minios import cow
-from minios.check import check_invariants
+from minios.check import InvariantError, check_invariants
 from minios.exit import mm_release
 from minios.fault import handle_mm_fault
 from minios.frames import OutOfMemory
@@ -781,3 +781,14 @@ def test_lent_row_lent_again_by_the_child():
     check_invariants(k)
     _intact(grandchild, pages, {BIG + 8 * PAGE})
     _release_all(k)
+
+
+def test_checker_catches_a_table_held_only_by_lent_entries():
+    """The checker is what guards lent rows: a PTE table whose counted
+    entry is gone while a lent one still names it must be reported."""
+    k, parent, child, pages, lent = _lent_pair()
+    q, pmd = k.ram.w, parent.pmd_at[1]
+    j = next(j for j in range(512) if q[pmd * 512 + j] and entry_pfn(q[pmd * 512 + j]) == lent[0])
+    q[pmd * 512 + j] = 0                    # behind the kernel's back
+    with pytest.raises(InvariantError, match="held only by lent entries"):
+        check_invariants(k)
