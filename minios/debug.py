@@ -54,8 +54,8 @@ from typing import Callable
 import numpy as np
 
 from emu import x86
-from minios.cow import share_count
-from minios.pgtable import LEVEL_NAME, TABLE_COW, entry_pfn
+from minios.mm.cow import share_count
+from minios.mm.pgtable import LEVEL_NAME, TABLE_COW, entry_pfn
 
 _P = np.uint64(x86.P)
 _ADDR = np.uint64(x86.ADDR_MASK)
@@ -136,7 +136,7 @@ def walk(k, addr: int, pid: int | None = None) -> str:
     physical slot, raw value and flags; for each table below the PGD whether
     it is COW-shared, its share count and owner; for the PTE the page's
     refcount and mapcount; the VMA; what a write there would do."""
-    from minios.procfs import maps
+    from minios.fs.procfs import maps
     t = _task(k, pid)
     mm = t.mm
     q, fr = k.ram.q, k.frames
@@ -183,7 +183,7 @@ def _predict_write(k, v, path, pte: int) -> str:
     """What the fault handler will do: break each shared table on the way
     down (a copy makes every table below it shared once more), then the
     page."""
-    from minios.mm import PROT_WRITE
+    from minios.mm.mm_types import PROT_WRITE
     if v is None or not v.prot & PROT_WRITE:
         return "SIGSEGV (no writable VMA)"
     steps = []
@@ -386,7 +386,7 @@ def disas(k, addr: int | None = None, n: int = 10, pid: int | None = None) -> st
 
 def vmas(k, pid: int | None = None) -> str:
     """The VMAs of a process, as ``/proc/PID/maps``, after a summary line."""
-    from minios.procfs import maps
+    from minios.fs.procfs import maps
     t = _task(k, pid)
     mm = t.mm
     head = (f"pid {t.tid}: {len(mm.vmas)} VMAs, {mm.total_vm() >> 10} kB, rss {mm.rss} pages, "
@@ -507,7 +507,7 @@ class Break:
                 return False
             f = self.filter
             if f == "cow-pte":
-                from minios.pgtable import lookup_pte
+                from minios.mm.pgtable import lookup_pte
                 _, pmd = lookup_pte(task.mm, what)
                 return bool(pmd & x86.P and pmd & TABLE_COW)
             return True
@@ -574,7 +574,7 @@ def parse_break(spec: str) -> Break:
         else:
             raise BreakSpecError(f"{text}: unknown signal {b.filter!r}")
     if kind == "syscall" and b.filter:
-        from minios.syscalls import SYSCALLS
+        from minios.syscalls.table import SYSCALLS
         names = {n for _, n in SYSCALLS.values()}
         if not b.filter.isdigit() and b.filter not in names:
             raise BreakSpecError(f"{text}: minios has no syscall {b.filter!r}")

@@ -90,14 +90,14 @@ from unicorn import x86_const as X
 from unicorn.unicorn_const import UC_MEM_WRITE
 
 from emu import x86
-from minios import signals
-from minios.pgtable import (TASK_SIZE, entry_pfn, lookup_pte, pte_index,
+from minios.proc import signals
+from minios.mm.pgtable import (TASK_SIZE, entry_pfn, lookup_pte, pte_index,
                             pte_table_for_write, set_pte)
-from minios.task import DEAD, RUNNING, ZOMBIE
+from minios.proc.task import DEAD, RUNNING, ZOMBIE
 
 if TYPE_CHECKING:
     from minios.kernel import Kernel
-    from minios.task import Task
+    from minios.proc.task import Task
 
 PAGE = 4096
 PACKET_SIZE = 0x4000
@@ -831,7 +831,7 @@ class GdbStub:
     def _private_frame(self, mm, va: int) -> int:
         """The frame backing ``va`` in ``mm``, present and not shared with
         any other mm (copied if it was). GdbError(E14) if unmapped."""
-        from minios.fault import handle_mm_fault
+        from minios.mm.fault import handle_mm_fault
         k = self.k
         if not 0 <= va < TASK_SIZE:
             raise GdbError(EFAULT_REPLY)
@@ -1252,7 +1252,7 @@ class GdbStub:
         """Host I/O (``vFile:``), read-only, on the files the debugged
         process sees: gdb reads /proc/PID/task/PID/maps this way to find
         the vDSO and load its symbols from memory, as it does natively."""
-        from minios.vfs import open_path
+        from minios.fs.vfs import open_path
         op, _, rest = body.partition(b":")
         args = rest.split(b",")
         try:
@@ -1285,7 +1285,7 @@ class GdbStub:
         return ""                                     # unsupported: gdb does without
 
     def _kill(self) -> None:
-        from minios.exit import do_group_exit
+        from minios.proc.exit import do_group_exit
         self.say("killed by gdb")
         t = self.task
         group = self.group

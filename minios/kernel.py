@@ -26,14 +26,15 @@ import numpy as np
 
 from emu import x86
 from emu.cpu import CPU, CTX, RESERVED_FRAMES
-from minios import clock, signals
-from minios.errno import EFAULT, ENOMEM, ENOSYS
-from minios.fault import handle_mm_fault
-from minios.files import FdTable, HostFd, O_RDONLY, O_WRONLY
-from minios.frames import FrameAllocator, OutOfMemory
-from minios.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task, ThreadGroup)
-from minios.uaccess import Fault
-from minios.vdso import build_image
+from minios.time import clock
+from minios.proc import signals
+from minios.uapi.errno import EFAULT, ENOMEM, ENOSYS
+from minios.mm.fault import handle_mm_fault
+from minios.fs.files import FdTable, HostFd, O_RDONLY, O_WRONLY
+from minios.mm.frames import FrameAllocator, OutOfMemory
+from minios.proc.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task, ThreadGroup)
+from minios.mm.uaccess import Fault
+from minios.time.vdso import build_image
 
 RIP, RAX = CTX["rip"], CTX["rax"]
 QUANTUM = 64                 # syscalls before a running task yields
@@ -58,12 +59,12 @@ class Kernel:
         self.mms: dict = {}             # every live mm, in creation order
         self.mm_ids: dict = {}          # ... by id (an owner in pt_owner)
         # PMD table -> (its va >> 30, mask of entries holding no share count):
-        # the COW fork's lent rows (minios.cow, "Lent rows")
+        # the COW fork's lent rows (minios.mm.cow, "Lent rows")
         self.uncounted: dict[int, tuple[int, np.ndarray]] = {}
         self.next_mm_id = 0
         self.cow_pte = cow_pte
         self.root = root
-        self.rw_dirs = list(rw)          # host dirs writable in the guest (minios/vfs.py)
+        self.rw_dirs = list(rw)          # host dirs writable in the guest (minios/fs/vfs.py)
         self.tasks: dict[int, Task] = {}
         self.groups: dict[int, ThreadGroup] = {}
         self.runq: collections.deque[Task] = collections.deque()
@@ -98,7 +99,7 @@ class Kernel:
         # vector, err, addr) -> True consumes a #BP/#DB/fault; on_signal(task,
         # sig) -> True suppresses a signal (gdb decides what to pass on).
         self.debugger = None
-        from minios.syscalls import SYSCALLS
+        from minios.syscalls.table import SYSCALLS
         self.syscalls = SYSCALLS
 
     # ------------------------------------------------------------- process
@@ -110,8 +111,8 @@ class Kernel:
     def spawn(self, path: str, argv: list[bytes], envp: list[bytes],
               stdio: tuple[int, int, int] = (0, 1, 2)) -> Task:
         """Create pid 1 running ``path`` (errors raise ExecError)."""
-        from minios.exec import exec_into
-        from minios.mm import MM
+        from minios.proc.exec import exec_into
+        from minios.mm.mm_types import MM
         files = FdTable()
         for fd, host in enumerate(stdio):
             files.install_at(fd, HostFd(host, O_RDONLY if fd == 0 else O_WRONLY))
@@ -132,7 +133,7 @@ class Kernel:
         return task
 
     def reap_everything(self, task: Task) -> None:
-        from minios.exit import mm_release
+        from minios.proc.exit import mm_release
         mm_release(self, task.mm)
         self.tasks.pop(task.tid, None)
         self.groups.pop(task.pid, None)
@@ -280,7 +281,7 @@ class Kernel:
               f"{type(e).__name__}: {e}", file=sys.stderr)
         if os.environ.get("MINIOS_DEBUG"):
             traceback.print_exc()
-        from minios.exit import do_group_exit
+        from minios.proc.exit import do_group_exit
         if t.state == RUNNING:
             do_group_exit(self, t, signals.SIGKILL)
 
@@ -446,7 +447,7 @@ class Kernel:
         threading.Thread(target=waker, name="minios-tty", daemon=True).start()
 
     def _deliver_host_signals(self) -> None:
-        from minios.sys_fs import foreground_pgrp
+        from minios.syscalls.sys_fs import foreground_pgrp
         sigs, self.host_signals = self.host_signals, []
         init = self.groups.get(1)
         pgid = foreground_pgrp(0, init.pgid if init else 1)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import os
 
-from minios.exec import ExecError
+from minios.proc.exec import ExecError
 
 
 class MachineError(Exception):
@@ -49,12 +49,12 @@ class Machine:
         if not os.path.isdir(root):
             raise MachineError(f"--root {root}: not a directory")
         try:
-            from minios.vfs import get_vfs
+            from minios.fs.vfs import get_vfs
             get_vfs(self.kernel)                # checks the --rw directories
         except ValueError as e:
             raise MachineError(str(e)) from None
         if check:
-            from minios.check import check_invariants
+            from minios.mm.check import check_invariants
             self.kernel.checker = check_invariants
         self.trace_file = trace_file
         if self.kernel.trace:
@@ -116,13 +116,13 @@ class Machine:
                 data = f.read()
         except OSError as e:
             raise MachineError(f"{program}: {e.strerror}", 126) from None
-        from minios.exec import parse_elf
+        from minios.proc.exec import parse_elf
         try:
             parse_elf(data, program)
             k.boot_exe = (path, path)    # read from the host even if /tmp hides it
             task = k.spawn(path, argv, envp, stdio)
             task.mm.exe = os.path.realpath(path)
-            from minios.vfs import HostNode, lookup
+            from minios.fs.vfs import HostNode, lookup
             try:                         # start in the host's cwd when the guest sees it
                 lk = lookup(k, task, os.getcwd())
                 if isinstance(lk.node, HostNode):
@@ -136,8 +136,8 @@ class Machine:
     def _run_in_root(self, program: str, args, env, stdio) -> int:
         """With --root, ``program`` is a path in the guest's tree (relative
         ones start at the guest's /)."""
-        from minios.exec import parse_elf
-        from minios.vfs import read_exec_file
+        from minios.proc.exec import parse_elf
+        from minios.fs.vfs import read_exec_file
         k = self.kernel
         guest = program if program.startswith("/") else "/" + program
         env = os.environ if env is None else env
@@ -146,7 +146,7 @@ class Machine:
         try:
             parse_elf(read_exec_file(k, guest), program)
             task = k.spawn(guest, argv, envp, stdio)
-            from minios.vfs import canonical_path
+            from minios.fs.vfs import canonical_path
             task.mm.exe = canonical_path(k, task, guest)
         except ExecError as e:
             status = {errno.ENOENT: 127, errno.ENOTDIR: 127, errno.EACCES: 126}.get(e.errno, 2)
@@ -164,7 +164,7 @@ class Machine:
                 self.gdb_stub.finish()      # the exit reply if gdb has not had it
 
     def meminfo(self) -> dict[str, int]:
-        from minios.procfs import meminfo
+        from minios.fs.procfs import meminfo
         out = {}
         for line in meminfo(self.kernel).splitlines():
             name, _, rest = line.partition(":")

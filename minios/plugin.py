@@ -21,7 +21,7 @@ in-process, and returns a :class:`RunResult`::
   ``args`` may be str or bytes; ``env`` defaults to ``{"PATH": "/usr/bin:/bin"}``;
   ``stdin`` is fed from a temporary file; stdout and stderr are captured
   through temporary files. ``check`` runs the invariant checker
-  (``minios/check.py``) after every syscall and fault: a kernel bug fails
+  (``minios/mm/check.py``) after every syscall and fault: a kernel bug fails
   the run with ``InvariantError``. ``trace=None`` turns tracing off (faster).
   A program minios cannot start raises ``minios.machine.MachineError``.
 

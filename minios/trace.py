@@ -50,14 +50,14 @@ import re
 import struct
 
 from emu import x86
-from minios.errno import ERRNO_NAMES
-from minios.task import BLOCK, NORETURN
+from minios.uapi.errno import ERRNO_NAMES
+from minios.proc.task import BLOCK, NORETURN
 
 STRLEN = 32                       # strace's default -s
 
 # ---------------------------------------------------------------- constants
 
-from minios.signals import NAMES as SIGNALS   # one table of signal names
+from minios.proc.signals import NAMES as SIGNALS   # one table of signal names
 
 O_FLAGS = [(0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o400, "O_NOCTTY"), (0o1000, "O_TRUNC"),
            (0o2000, "O_APPEND"), (0o4000, "O_NONBLOCK"), (0o4010000, "O_SYNC"),
@@ -272,7 +272,7 @@ def peek(mm, va: int, n: int) -> bytes | None:
     """``n`` bytes of user memory at ``va`` read through ``mm``'s page tables,
     never faulting anything in: the bytes up to the first page that is not
     present (None if that is the first)."""
-    from minios.pgtable import TASK_SIZE, lookup_pte
+    from minios.mm.pgtable import TASK_SIZE, lookup_pte
     if va <= 0 or va >= TASK_SIZE or n < 0:
         return None
     ram = mm.kernel.ram
@@ -1114,10 +1114,10 @@ def format_signal(t, sig: int, info: dict) -> str:
 def trace_fault(k, t, cr2: int, err: int):
     """Handle a page fault as the kernel does (``handle_mm_fault``) and write
     its trace line; returns what ``handle_mm_fault`` returned."""
-    from minios import signals
-    from minios.fault import handle_mm_fault
-    from minios.cow import share_count
-    from minios.pgtable import LEVEL_NAME, entry_pfn, walk_entry
+    from minios.proc import signals
+    from minios.mm.fault import handle_mm_fault
+    from minios.mm.cow import share_count
+    from minios.mm.pgtable import LEVEL_NAME, entry_pfn, walk_entry
     st = k.stats
     names = [LEVEL_NAME[s] for s in (30, 21, 12)]
     before = [(st[f"cow_{n.lower()}_copy"], st[f"cow_{n.lower()}_reuse"]) for n in names]

@@ -149,7 +149,7 @@ def test_busybox_cow_pte_always(bb):
 
 def test_busybox_checked(bb):
     """A pipeline under the invariant checker, COW PTE fork on every fork."""
-    pytest.importorskip("minios.check")
+    pytest.importorskip("minios.mm.check")
     env, _ = bb
     argv = ["sh", "-c", "seq 1 200 | sort -r | uniq | wc -l; echo x | cat; (exit 3); echo $?"]
     n = native(BUSYBOX, argv, env=env)

@@ -31,17 +31,17 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
                                  rule)
 
 from emu import x86
-from minios import cow
-from minios.check import InvariantError, check_invariants
-from minios.exit import mm_release
-from minios.fault import handle_mm_fault
-from minios.frames import OutOfMemory
+from minios.mm import cow
+from minios.mm.check import InvariantError, check_invariants
+from minios.proc.exit import mm_release
+from minios.mm.fault import handle_mm_fault
+from minios.mm.frames import OutOfMemory
 from minios.kernel import Kernel
-from minios.mm import MM
-from minios.pgtable import entry_pfn, lookup_pte, pfns
-from minios.sys_mm import sys_madvise, sys_mmap, sys_mprotect, sys_mremap, sys_munmap
-from minios.sys_proc import _dup_mm
-from minios.uaccess import Fault, copy_from_user, copy_to_user
+from minios.mm.mm_types import MM
+from minios.mm.pgtable import entry_pfn, lookup_pte, pfns
+from minios.syscalls.sys_mm import sys_madvise, sys_mmap, sys_mprotect, sys_mremap, sys_munmap
+from minios.syscalls.sys_proc import _dup_mm
+from minios.mm.uaccess import Fault, copy_from_user, copy_to_user
 
 PAGE = 4096
 MB = 1 << 20
@@ -633,7 +633,7 @@ def test_mremap_fixed_overlap_einval():
 
 @pytest.mark.parametrize("share", [True, False])
 def test_mremap_of_file_mapping_after_fork_keeps_other_side(share):
-    from minios.mm import VMA, FileImage
+    from minios.mm.mm_types import VMA, FileImage
     k = Kernel(mem=128 << 20, cow_pte="always")
     parent = MM(k)
     data = bytes((i * 7 + 1) & 255 for i in range(8 * PAGE))
@@ -650,7 +650,7 @@ def test_mremap_of_file_mapping_after_fork_keeps_other_side(share):
 
 
 def test_brk_growth_is_writable_after_mprotect_of_heap_top():
-    from minios.sys_mm import sys_brk
+    from minios.syscalls.sys_mm import sys_brk
     k = Kernel(mem=128 << 20)
     mm = MM(k)
     t = task(mm)

@@ -141,7 +141,7 @@ def test_differential_cow_pte_always(name, libc):
 @pytest.mark.parametrize("name,libc", _cases(CHECKED, "-check"))
 @pytest.mark.parametrize("cow", ["flag", "always"])
 def test_differential_checked(name, libc, cow):
-    pytest.importorskip("minios.check")
+    pytest.importorskip("minios.mm.check")
     compare(name, libc, ARGS.get(name, []), extra_opts=["--check", "--mem=128M", f"--cow-pte={cow}"])
 
 
@@ -153,7 +153,7 @@ def test_mm_fuzz_checked(cow, seed):
     counter stays exact. Whether the memory matches Linux is the plain
     differential tests' job; seed 7 here still differs in one child (a
     VMA-merge corner; see the closing note)."""
-    pytest.importorskip("minios.check")
+    pytest.importorskip("minios.mm.check")
     status, out, err = under_minios(binary("glibc", "mm_fuzz"), [seed, "120", "2"],
                                     extra_opts=["--check", "--mem=128M", f"--cow-pte={cow}"])
     text = err.decode(errors="replace")

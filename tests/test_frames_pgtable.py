@@ -10,16 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from emu import x86
-from minios.exit import mm_release
-from minios.fault import handle_mm_fault
-from minios.frames import DATA, FREE, TABLE, OutOfMemory
+from minios.proc.exit import mm_release
+from minios.mm.fault import handle_mm_fault
+from minios.mm.frames import DATA, FREE, TABLE, OutOfMemory
 from minios.kernel import Kernel
-from minios.mm import MM, VMA, PROT_EXEC, PROT_READ, PROT_WRITE
-from minios.pgtable import TASK_SIZE, lookup_pte
-from minios.uaccess import Fault, copy_from_user, copy_to_user
+from minios.mm.mm_types import MM, VMA, PROT_EXEC, PROT_READ, PROT_WRITE
+from minios.mm.pgtable import TASK_SIZE, lookup_pte
+from minios.mm.uaccess import Fault, copy_from_user, copy_to_user
 
 try:
-    from minios.check import check_invariants
+    from minios.mm.check import check_invariants
 except ImportError:                    # the checker is optional
     check_invariants = None
 
@@ -330,7 +330,7 @@ def test_copy_to_readonly_faults(k):
 def test_kernel_tlb_follows_the_tables(k):
     """uaccess caches translations (mm.utlb); a COW fork's write-protect, a
     COW copy and munmap-style zaps must all be seen through it."""
-    from minios.memory import zap_range
+    from minios.mm.memory import zap_range
     parent = new_mm(k, rw_vma())
     copy_to_user(parent, BASE, b"parent")
     assert parent.utlb                                 # the write was cached
@@ -357,7 +357,7 @@ def test_kernel_tlb_follows_the_tables(k):
 # ---------------------------------------------- fork: plain and COW PTE
 def fork_mm(parent: MM, share: bool) -> MM:
     """What fork does to memory: copy the VMA list, then the page tables."""
-    from minios.cow import copy_page_range
+    from minios.mm.cow import copy_page_range
     child = MM(parent.kernel)
     for v in parent.vmas:
         child.vmas.append(copy.copy(v))
@@ -453,12 +453,12 @@ def test_random_fork_write_exit(ops):
 
 # ------------------------------------------------------------ page cache
 def _file_vma(data: bytes, prot=PROT_READ | PROT_WRITE, npages=2):
-    from minios.mm import FileImage
+    from minios.mm.mm_types import FileImage
     return VMA(BASE, BASE + npages * PAGE, prot, image=FileImage(data, 0, BASE + len(data)))
 
 
 def _pfn(mm, va=BASE):
-    from minios.pgtable import entry_pfn
+    from minios.mm.pgtable import entry_pfn
     return entry_pfn(lookup_pte(mm, va)[0])
 
 

@@ -114,7 +114,7 @@ def test_machine_error_not_elf(tmp_path, devnull_fds):
 
 
 def test_checked_run(devnull_fds):
-    pytest.importorskip("minios.check")
+    pytest.importorskip("minios.mm.check")
     m, status = run_quiet("fork_basic", cow_pte="always", check=True, fds=devnull_fds)
     assert status == 0
     assert_all_free(m)

@@ -2,14 +2,14 @@
 must stay consistent (checker passes, nothing leaks) at every failure point."""
 import pytest
 
-from minios.check import check_invariants
-from minios.exit import mm_release
-from minios.fault import handle_mm_fault
-from minios.frames import OutOfMemory
+from minios.mm.check import check_invariants
+from minios.proc.exit import mm_release
+from minios.mm.fault import handle_mm_fault
+from minios.mm.frames import OutOfMemory
 from minios.kernel import Kernel
-from minios.mm import MM, VMA, PROT_READ, PROT_WRITE
-from minios.sys_proc import _dup_mm
-from minios.uaccess import copy_from_user, copy_to_user
+from minios.mm.mm_types import MM, VMA, PROT_READ, PROT_WRITE
+from minios.syscalls.sys_proc import _dup_mm
+from minios.mm.uaccess import copy_from_user, copy_to_user
 
 BASE = 0x4000_0000
 SIZE = 16 << 20

@@ -298,7 +298,7 @@ def test_trace_file_cli(tmp_path):
 
 
 def test_no_trace_installs_nothing():
-    from minios.syscalls import SYSCALLS
+    from minios.syscalls.table import SYSCALLS
     m = Machine(mem=256 << 20)
     k = m.kernel
     assert k.syscalls is SYSCALLS and not k.hooks and "_switch_to" not in k.__dict__

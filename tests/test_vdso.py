@@ -18,7 +18,8 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import binary
-from minios import clock, vdso
+from minios.time import clock
+from minios.time import vdso
 from minios.machine import Machine
 
 X86_HOST = platform.machine() in ("x86_64", "AMD64")

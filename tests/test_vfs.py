@@ -1,4 +1,4 @@
-"""The guest's file tree (minios/vfs.py, tmpfs.py, procfs.py, sys_fs.py).
+"""The guest's file tree (minios/fs/vfs.py, tmpfs.py, procfs.py, sys_fs.py).
 
 * ``vfs_check.c`` (beside this file) runs file syscalls and prints each
   result or errno: in a writable directory its output must equal the
@@ -19,8 +19,8 @@ import pytest
 
 from conftest import ENV, native, under_minios
 
-from minios.vfs import VFS, HostNode, lookup_in
-from minios.tmpfs import Inode
+from minios.fs.vfs import VFS, HostNode, lookup_in
+from minios.fs.tmpfs import Inode
 
 HERE = Path(__file__).resolve().parent
 

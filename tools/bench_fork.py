@@ -82,11 +82,11 @@ def _summary(ns: list[int]) -> dict:
 
 def worker(size_mb: int, mode: str, iters: int, stride_kb: int, vdso: bool = True) -> int:
     """One minios run, in this process; prints a JSON line."""
-    import minios.cow as cow
-    import minios.sys_proc as sys_proc
+    import minios.mm.cow as cow
+    import minios.syscalls.sys_proc as sys_proc
     from minios.machine import Machine
 
-    from minios.pgtable import LEVEL_NAME
+    from minios.mm.pgtable import LEVEL_NAME
     brk: dict[str, list[int]] = {}
     copies: dict[bool, list[int]] = {False: [], True: []}     # by share (COW)
     tables: dict[bool, tuple[int, int]] = {}                  # (shared, copied), last fork
@@ -110,7 +110,7 @@ def worker(size_mb: int, mode: str, iters: int, stride_kb: int, vdso: bool = Tru
         copies[bool(share)].append(time.perf_counter_ns() - t0)
         tables[bool(share)] = r
         return r
-    # pgtable._table_for_write binds minios.cow.break_cow at the first table
+    # pgtable._table_for_write binds minios.mm.cow.break_cow at the first table
     # break, so patching the module attribute before the machine runs
     # catches every break; sys_proc imported copy_page_range by name.
     cow.break_cow = timed_break

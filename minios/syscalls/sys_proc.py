@@ -1,0 +1,719 @@
+"""Process syscalls: fork/vfork/clone/clone3, execve, exit, wait, signals,
+futex, process groups."""
+from __future__ import annotations
+
+import errno as E
+import struct
+import time
+
+
+from minios.time import clock
+from minios.proc import futex
+from minios.proc import signals
+from minios.mm.cow import copy_page_range
+from minios.proc.exec import ExecError, exec_into
+from minios.proc.exit import do_exit, do_group_exit, mm_release
+from minios.mm.frames import OutOfMemory
+from minios.mm.mm_types import MM, VMA
+from minios.syscalls.table import syscall
+from minios.proc.task import (BLOCK, NORETURN, SigAction, SigHand, Task,
+                         ThreadGroup)
+from minios.mm.uaccess import (Fault, copy_from_user, copy_to_user, get_u32, put_u32,
+                            read_ptr_array, strncpy_from_user)
+
+CSIGNAL = 0xFF
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND, CLONE_PIDFD = 0x100, 0x200, 0x400, 0x800, 0x1000
+CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT, CLONE_THREAD = 0x2000, 0x4000, 0x8000, 0x10000
+CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS, CLONE_PARENT_SETTID = 0x20000, 0x40000, 0x80000, 0x100000
+CLONE_CHILD_CLEARTID, CLONE_DETACHED, CLONE_UNTRACED, CLONE_CHILD_SETTID = \
+    0x200000, 0x400000, 0x800000, 0x1000000
+CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, \
+    CLONE_IO = 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x80000000
+CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP = 1 << 32, 1 << 33
+CLONE_COW_PGTABLE = 1 << 34
+_CLONE3_KNOWN = (0xFFFFFFFF & ~CSIGNAL) | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP | CLONE_COW_PGTABLE
+_NAMESPACES = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER \
+    | CLONE_NEWPID | CLONE_NEWNET
+WNOHANG, WUNTRACED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x1000000
+__WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
+
+
+def _dup_mm(k, parent: MM, share: bool, stack: int = -1, settid: int = -1) -> MM:
+    """The child's mm for fork (``stack``, ``settid``: see copy_page_range).
+    On OutOfMemory the half-built child is released and the parent is left
+    consistent (its downgraded entries just take a COW fault that reuses
+    the page)."""
+    mm = MM(k)
+    try:
+        return _fill_mm(k, parent, mm, share, stack, settid)
+    except OutOfMemory:
+        mm_release(k, mm)
+        raise
+
+
+def _fill_mm(k, parent: MM, mm: MM, share: bool, stack: int, settid: int) -> MM:
+    new, vmas = VMA.__new__, mm.vmas
+    for v in parent.vmas:
+        if v.dontfork:
+            continue
+        nv = new(VMA)
+        nv.__dict__ = d = v.__dict__.copy()  # (cheaper than __init__ or update)
+        if d["anon"] is not None:            # the child's own anon_vma, chained
+            d["anon"], d["anon_forked"] = object(), True
+        if d["shm"] is not None:
+            v.shm.users += 1
+        vmas.append(nv)
+    mm.start_brk, mm.brk, mm.mmap_base = parent.start_brk, parent.brk, parent.mmap_base
+    mm.start_stack, mm.arg_start, mm.arg_end = parent.start_stack, parent.arg_start, parent.arg_end
+    mm.env_start, mm.env_end, mm.exe = parent.env_start, parent.env_end, parent.exe
+    t0 = time.perf_counter_ns()
+    shared, copied = copy_page_range(parent, mm, share, stack, settid)
+    k.last_fork = {"shared": shared, "copied": copied, "ns": time.perf_counter_ns() - t0}
+    return mm
+
+
+def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
+                 child_tid: int, parent_tid: int):
+    cpu = k.cpu
+    share = k.cow_pte == "always" or (k.cow_pte == "flag" and
+                                      (flags & CLONE_COW_PGTABLE or t.mm.cow_pgtable))
+    if flags & CLONE_VM:
+        mm = t.mm
+        mm.users += 1
+    else:
+        try:
+            mm = _dup_mm(k, t.mm, share, cpu.reg("rsp"),
+                         child_tid if flags & CLONE_CHILD_SETTID else -1)
+        except OutOfMemory:
+            return -E.ENOMEM            # _dup_mm released the half-built child
+        if "fork" in k.trace:          # the child gets the next pid (alloc_pid below)
+            from minios.trace import format_fork
+            k.trace_out.write(format_fork(k, t, k.last_fork, k.next_pid) + "\n")
+    if flags & CLONE_FILES:
+        files = t.files
+        files.users += 1
+    else:
+        files = t.files.copy()
+    if flags & CLONE_SIGHAND:
+        sighand = t.sighand
+    else:
+        sighand = SigHand(list(t.sighand.actions))
+        if flags & CLONE_CLEAR_SIGHAND:
+            sighand.actions = [a if a.handler <= 1 else SigAction() for a in sighand.actions]
+    tid = k.alloc_pid()
+    if flags & CLONE_THREAD:
+        group = t.group
+    else:
+        group = ThreadGroup(tid, exit_signal=exit_signal)
+        parent = t.group.parent if flags & CLONE_PARENT and t.group.parent else t.group
+        group.parent = parent
+        parent.children.append(group)
+        group.pgid, group.sid = t.group.pgid, t.group.sid
+        group.rlimits = dict(t.group.rlimits)
+        group.cmdline, group.comm = list(t.group.cmdline), t.group.comm
+        group.cwd = getattr(t.group, "cwd", "/")
+        group.umask = getattr(t.group, "umask", 0o022)
+        k.groups[tid] = group
+    rip = t.syscall_rip + 2
+    regs = {"rip": rip, "rax": 0, "rcx": rip, "r11": t.syscall_rflags}
+    if stack:
+        regs["rsp"] = stack
+    if flags & CLONE_SETTLS:
+        regs["fs_base"] = tls
+    ctx = cpu.clone_context(**regs)
+    child = Task(tid, group, mm, files, sighand, ctx)
+    child.blocked = t.blocked
+    child.altstack = t.altstack if not flags & CLONE_VM or flags & CLONE_VFORK else (0, 2, 0)
+    group.threads.append(child)
+    k.tasks[tid] = child
+    if flags & CLONE_PARENT_SETTID:
+        put_u32(t.mm, parent_tid, tid)
+    if flags & CLONE_CHILD_SETTID:
+        put_u32(mm, child_tid, tid)
+    if flags & CLONE_CHILD_CLEARTID:
+        child.clear_child_tid = child_tid
+    k.make_runnable(child)
+    k.stats["forks"] += 1
+    if k.hooks:
+        k._break("fork", child, t)
+    if flags & CLONE_VFORK:
+        child.vfork_parent = t
+        t.vfork_done = False
+
+        def retry():
+            return tid if t.vfork_done else BLOCK
+        t.wait_channel = "vfork"
+        t.retry = retry
+        return BLOCK
+    return tid
+
+
+def _check_clone_flags(flags: int, exit_signal: int) -> int:
+    if flags & CLONE_SIGHAND and not flags & CLONE_VM:
+        return -E.EINVAL
+    if flags & CLONE_THREAD and not flags & CLONE_SIGHAND:
+        return -E.EINVAL
+    if (flags & (CLONE_THREAD | CLONE_PARENT)) and exit_signal:
+        return -E.EINVAL if flags & CLONE_THREAD or True else 0
+    if flags & _NAMESPACES:
+        return -E.EPERM
+    if flags & CLONE_PIDFD:
+        return -E.EINVAL      # pidfds are not implemented
+    return 0
+
+
+@syscall(57, "fork")
+def sys_fork(k, t, *_):
+    return copy_process(k, t, 0, signals.SIGCHLD, 0, 0, 0, 0)
+
+
+@syscall(58, "vfork")
+def sys_vfork(k, t, *_):
+    return copy_process(k, t, CLONE_VM | CLONE_VFORK, signals.SIGCHLD, 0, 0, 0, 0)
+
+
+@syscall(56, "clone")
+def sys_clone(k, t, flags, stack, parent_tid, child_tid, tls, *_):
+    sig = flags & CSIGNAL
+    flags &= 0xFFFFFFFF & ~CSIGNAL
+    if sig > 64:
+        return -E.EINVAL
+    # clone(2) ignores exit_signal for threads rather than failing.
+    if flags & (CLONE_THREAD | CLONE_PARENT):
+        sig = 0 if flags & CLONE_THREAD else sig
+    r = _check_clone_flags(flags & ~CLONE_PARENT, 0 if flags & CLONE_THREAD else sig
+                           if not flags & CLONE_PARENT else 0)
+    if r:
+        return r
+    return copy_process(k, t, flags & ~CLONE_DETACHED, sig, stack, tls, child_tid, parent_tid)
+
+
+@syscall(435, "clone3")
+def sys_clone3(k, t, uargs, size, *_):
+    if size < 64:
+        return -E.EINVAL
+    if size > 4096:
+        return -E.E2BIG
+    raw = copy_from_user(t.mm, uargs, size)
+    if size > 88 and any(raw[88:]):
+        return -E.E2BIG
+    raw = raw.ljust(88, b"\0")
+    (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+     set_tid_size, cgroup) = struct.unpack_from("<11Q", raw)
+    if flags & ~_CLONE3_KNOWN or flags & (CSIGNAL | CLONE_DETACHED):
+        return -E.EINVAL
+    if flags & CLONE_COW_PGTABLE and k.cow_pte == "never":
+        return -E.EINVAL
+    if exit_signal & ~0xFF or exit_signal > 64:
+        return -E.EINVAL
+    if (stack == 0) != (stack_size == 0):
+        return -E.EINVAL
+    if set_tid_size or set_tid:
+        return -E.EINVAL if set_tid_size > 32 or (set_tid and not set_tid_size) else -E.EPERM
+    if flags & CLONE_INTO_CGROUP:
+        return -E.EINVAL
+    if flags & (CLONE_THREAD | CLONE_PARENT) and exit_signal:
+        return -E.EINVAL
+    r = _check_clone_flags(flags, 0)
+    if r:
+        return r
+    return copy_process(k, t, flags, exit_signal, stack + stack_size if stack else 0,
+                        tls, child_tid, parent_tid)
+
+
+@syscall(60, "exit")
+def sys_exit(k, t, code, *_):
+    do_exit(k, t, code & 0xFF)
+    k.need_resched = True
+    return NORETURN
+
+
+@syscall(231, "exit_group")
+def sys_exit_group(k, t, code, *_):
+    do_group_exit(k, t, (code & 0xFF) << 8)
+    return NORETURN
+
+
+def _reap(k, t, g, keep: bool) -> None:
+    if keep:
+        return
+    t.group.children.remove(g)
+    k.groups.pop(g.tgid, None)
+
+
+def _find_waitable(k, t, match, options):
+    """(child group, kind) with kind 'exit', 'stop' or 'cont'; or None; or
+    -ECHILD when nothing could ever match. Every thread of a group has its
+    children (``t.group.children``), so __WNOTHREAD changes nothing here."""
+    any_kind = options & __WALL
+    clone = bool(options & __WCLONE)
+    seen = False
+    for g in t.group.children:
+        if not match(g) or not (any_kind or clone == (g.exit_signal != signals.SIGCHLD)):
+            continue
+        seen = True
+        if g.zombie and options & WEXITED:
+            return g, "exit"
+        if g.stop_report is not None:
+            if g.stop_report != 0xFFFF and options & WUNTRACED:
+                return g, "stop"
+            if g.stop_report == 0xFFFF and options & WCONTINUED:
+                return g, "cont"
+    return None if seen else -E.ECHILD
+
+
+def _do_wait(k, t, match, options, report):
+    def attempt():
+        r = _find_waitable(k, t, match, options)
+        if isinstance(r, int):
+            return r
+        if r is None:
+            if options & WNOHANG:
+                return report(None, None)
+            if signals.has_pending(t):
+                return -E.EINTR
+            return BLOCK
+        g, kind = r
+        res = report(g, kind)
+        if kind == "exit":
+            _reap(k, t, g, bool(options & WNOWAIT))
+        elif not options & WNOWAIT:
+            g.stop_report = None
+        return res
+    r = attempt()
+    if r is BLOCK:
+        t.wait_channel = "wait4"
+        t.retry = attempt
+    return r
+
+
+def _matcher(t, pid: int):
+    if pid == -1:
+        return lambda g: True
+    if pid > 0:
+        return lambda g: g.tgid == pid
+    pg = t.group.pgid if pid == 0 else -pid
+    return lambda g: g.pgid == pg
+
+
+@syscall(61, "wait4")
+def sys_wait4(k, t, pid, status, options, rusage, *_):
+    pid = pid - (1 << 64) if pid >= 1 << 63 else pid
+    pid = pid - (1 << 32) if pid >= 1 << 31 else pid
+    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE):
+        return -E.EINVAL
+
+    def report(g, kind):
+        if g is None:
+            return 0
+        st = g.exit_status if kind == "exit" else (g.stop_report if kind == "stop" else 0xFFFF)
+        if status:
+            put_u32(t.mm, status, st)
+        if rusage:
+            copy_to_user(t.mm, rusage, bytes(144))
+        return g.tgid
+    return _do_wait(k, t, _matcher(t, pid), options | WEXITED, report)
+
+
+@syscall(247, "waitid")
+def sys_waitid(k, t, idtype, id_, infop, options, rusage, *_):
+    if options & ~(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | __WNOTHREAD
+                   | __WALL | __WCLONE) or not options & (WEXITED | WUNTRACED | WCONTINUED):
+        return -E.EINVAL
+    if idtype == 0:
+        match = _matcher(t, -1)
+    elif idtype == 1:
+        match = _matcher(t, id_ & 0xFFFFFFFF)
+    elif idtype == 2:
+        match = _matcher(t, -(id_ & 0xFFFFFFFF) if id_ else 0)
+    else:
+        return -E.EINVAL
+
+    def report(g, kind):
+        if infop:
+            if g is None:
+                copy_to_user(t.mm, infop, bytes(128))
+            else:
+                st = g.exit_status
+                if kind == "exit":
+                    code = signals.CLD_EXITED if st & 0x7F == 0 else (
+                        signals.CLD_DUMPED if st & 0x80 else signals.CLD_KILLED)
+                    val = (st >> 8) & 0xFF if code == signals.CLD_EXITED else st & 0x7F
+                elif kind == "stop":
+                    code, val = signals.CLD_STOPPED, g.stop_report >> 8
+                else:
+                    code, val = signals.CLD_CONTINUED, signals.SIGCONT
+                info = struct.pack("<iiiiiii", signals.SIGCHLD, 0, code, 0, g.tgid, 0, val)
+                copy_to_user(t.mm, infop, info.ljust(128, b"\0"))
+        return 0
+    return _do_wait(k, t, match, options, report)
+
+
+_SA_KNOWN = 0x1 | 0x2 | 0x4 | 0x800 | 0x04000000 | 0x08000000 | 0x10000000 | 0x40000000 \
+    | 0x80000000
+
+
+def _sig_ok(sig: int) -> bool:
+    return 0 <= sig <= 64
+
+
+@syscall(62, "kill")
+def sys_kill(k, t, pid, sig, *_):
+    pid = pid - (1 << 64) if pid >= 1 << 63 else pid
+    pid = pid - (1 << 32) if pid >= 1 << 31 else pid
+    if not _sig_ok(sig):
+        return -E.EINVAL
+    info = {"code": signals.SI_USER, "pid": t.pid, "uid": 0}
+    if pid > 0:
+        g = k.groups.get(pid)
+        if g is None or (g.zombie and not g.threads and False):
+            return -E.ESRCH
+        signals.send_signal(k, g, sig, info)
+        return 0
+    if pid == -1:
+        targets = [g for g in k.groups.values() if g.tgid != 1 and g is not t.group]
+        targets.append(t.group)
+    else:
+        pg = t.group.pgid if pid == 0 else -pid
+        targets = [g for g in k.groups.values() if g.pgid == pg]
+    if not targets:
+        return -E.ESRCH
+    for g in targets:
+        signals.send_signal(k, g, sig, info)
+    return 0
+
+
+@syscall(234, "tgkill")
+def sys_tgkill(k, t, tgid, tid, sig, *_):
+    tgid, tid = tgid & 0xFFFFFFFF, tid & 0xFFFFFFFF
+    if not _sig_ok(sig) or tgid >= 1 << 31 or tid >= 1 << 31 or tgid == 0 or tid == 0:
+        return -E.EINVAL
+    target = k.tasks.get(tid)
+    if target is None or target.pid != tgid:
+        return -E.ESRCH
+    signals.send_signal(k, target, sig, {"code": signals.SI_TKILL, "pid": t.pid, "uid": 0},
+                        thread=True)
+    return 0
+
+
+@syscall(200, "tkill")
+def sys_tkill(k, t, tid, sig, *_):
+    target = k.tasks.get(tid & 0xFFFFFFFF)
+    if not _sig_ok(sig):
+        return -E.EINVAL
+    if target is None:
+        return -E.ESRCH
+    return sys_tgkill(k, t, target.pid, tid, sig)
+
+
+@syscall(13, "rt_sigaction")
+def sys_rt_sigaction(k, t, sig, act, oact, size, *_):
+    if size != 8 or not 1 <= sig <= 64:
+        return -E.EINVAL
+    if act and sig in (signals.SIGKILL, signals.SIGSTOP):
+        return -E.EINVAL
+    a = t.sighand.actions[sig]
+    new = None
+    if act:
+        h, fl, rest, mask = struct.unpack("<4Q", copy_from_user(t.mm, act, 32))
+        # Unknown sa_flags bits are dropped, as Linux >= 5.11 does.
+        new = SigAction(h, fl & _SA_KNOWN, rest, mask & ~signals.UNBLOCKABLE)
+    if oact:
+        copy_to_user(t.mm, oact, struct.pack("<4Q", a.handler, a.flags, a.restorer, a.mask))
+    if new is not None:
+        t.sighand.actions[sig] = new
+        if new.handler == signals.SIG_IGN or (new.handler == signals.SIG_DFL
+                                              and sig in signals._IGNORE):
+            for th in t.group.threads:
+                th.pending.pop(sig, None)
+            t.group.shared_pending.pop(sig, None)
+    return 0
+
+
+@syscall(14, "rt_sigprocmask")
+def sys_rt_sigprocmask(k, t, how, nset, oset, size, *_):
+    if size != 8:
+        return -E.EINVAL
+    old = t.blocked
+    if nset:
+        m = struct.unpack("<Q", copy_from_user(t.mm, nset, 8))[0]
+        if how == 0:
+            new = old | m
+        elif how == 1:
+            new = old & ~m
+        elif how == 2:
+            new = m
+        else:
+            return -E.EINVAL
+    if oset:
+        copy_to_user(t.mm, oset, struct.pack("<Q", old))
+    if nset:
+        t.blocked = new & ~signals.UNBLOCKABLE
+        k.need_resched = True
+    return 0
+
+
+@syscall(127, "rt_sigpending")
+def sys_rt_sigpending(k, t, sset, size, *_):
+    if size > 8:
+        return -E.EINVAL
+    m = 0
+    for s in list(t.pending) + list(t.group.shared_pending):
+        m |= signals.bit(s)
+    copy_to_user(t.mm, sset, struct.pack("<Q", m & t.blocked)[:size])
+    return 0
+
+
+@syscall(130, "rt_sigsuspend")
+def sys_rt_sigsuspend(k, t, mset, size, *_):
+    if size != 8:
+        return -E.EINVAL
+    m = struct.unpack("<Q", copy_from_user(t.mm, mset, 8))[0]
+    saved = t.blocked
+    t.blocked = m & ~signals.UNBLOCKABLE
+
+    def retry():
+        if signals.has_pending(t):
+            # The handler runs with the temporary mask; sigreturn restores
+            # the saved one because the frame records it.
+            t.suspend_restore = saved
+            return -E.EINTR
+        return BLOCK
+    t.wait_channel = "sigsuspend"
+    t.retry = retry
+    return retry()
+
+
+@syscall(34, "pause")
+def sys_pause(k, t, *_):
+    def retry():
+        return -E.EINTR if signals.has_pending(t) else BLOCK
+    t.wait_channel = "pause"
+    t.retry = retry
+    return retry()
+
+
+@syscall(15, "rt_sigreturn")
+def sys_rt_sigreturn(k, t, *_):
+    signals.sys_rt_sigreturn(k, t)
+    return NORETURN
+
+
+@syscall(131, "sigaltstack")
+def sys_sigaltstack(k, t, ss, oss, *_):
+    if oss:
+        sp, fl, size = t.altstack
+        copy_to_user(t.mm, oss, struct.pack("<QiiQ", sp, fl, 0, size))
+    if ss:
+        sp, fl, _pad, size = struct.unpack("<QiiQ", copy_from_user(t.mm, ss, 24))
+        if fl & ~(2 | (1 << 31)):
+            return -E.EINVAL
+        if not fl & 2 and size < 2048:
+            return -E.ENOMEM
+        t.altstack = (sp, fl & 2, size)
+    return 0
+
+
+FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 3, 4, 5
+FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_PRIVATE, FUTEX_CLOCK_REALTIME = 9, 10, 128, 256
+
+
+@syscall(202, "futex")
+def sys_futex(k, t, uaddr, op, val, timeout, uaddr2, val3):
+    cmd = op & ~(FUTEX_PRIVATE | FUTEX_CLOCK_REALTIME)
+    private = bool(op & FUTEX_PRIVATE)
+    if uaddr & 3:
+        return -E.EINVAL
+    if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
+        bits = val3 if cmd == FUTEX_WAIT_BITSET else 0xFFFFFFFF
+        if bits == 0:
+            return -E.EINVAL
+        if get_u32(t.mm, uaddr) != val & 0xFFFFFFFF:
+            return -E.EAGAIN
+        deadline = None
+        if timeout:
+            sec, nsec = struct.unpack("<qq", copy_from_user(t.mm, timeout, 16))
+            if sec < 0 or not 0 <= nsec < 10**9:
+                return -E.EINVAL
+            if cmd == FUTEX_WAIT_BITSET:
+                now = clock.now_ns(0 if op & FUTEX_CLOCK_REALTIME else 1) / 1e9
+                deadline = time.monotonic() + (sec + nsec / 1e9 - now)
+            else:
+                deadline = time.monotonic() + sec + nsec / 1e9
+        kk = futex.key(t.mm, uaddr, private)
+        entry = (t, bits)
+        k.futexes[kk].append(entry)
+        t.futex_woken = False
+
+        def retry():
+            if t.futex_woken:
+                return 0
+            q = k.futexes.get(kk, [])
+            if deadline is not None and time.monotonic() >= deadline:
+                if entry in q:
+                    q.remove(entry)
+                return -E.ETIMEDOUT
+            if signals.has_pending(t):
+                if entry in q:
+                    q.remove(entry)
+                return -E.EINTR
+            t.wake_time = deadline
+            return BLOCK
+        t.wait_channel = "futex"
+        t.retry = retry
+        return BLOCK
+    if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
+        bits = val3 if cmd == FUTEX_WAKE_BITSET else 0xFFFFFFFF
+        if bits == 0:
+            return -E.EINVAL
+        return futex.wake(k, t.mm, uaddr, val, private, bits)
+    if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
+        if cmd == FUTEX_CMP_REQUEUE and get_u32(t.mm, uaddr) != val3 & 0xFFFFFFFF:
+            return -E.EAGAIN
+        n = futex.wake(k, t.mm, uaddr, val, private)
+        src, dst = futex.key(t.mm, uaddr, private), futex.key(t.mm, uaddr2, private)
+        q = k.futexes.get(src, [])
+        moved = q[:timeout & 0x7FFFFFFF]
+        del q[:len(moved)]
+        k.futexes[dst].extend(moved)
+        return n + len(moved)
+    if cmd == FUTEX_WAKE_OP:
+        oldval = get_u32(t.mm, uaddr2)
+        opc, cmp_, oparg, cmparg = (val3 >> 28) & 0xF, (val3 >> 24) & 0xF, (val3 >> 12) & 0xFFF, val3 & 0xFFF
+        if opc & 8:
+            oparg = 1 << oparg
+        newv = {0: oparg, 1: oldval + oparg, 2: oldval | oparg, 3: oldval & ~oparg,
+                4: oldval ^ oparg}.get(opc & 7, oldval)
+        put_u32(t.mm, uaddr2, newv)
+        n = futex.wake(k, t.mm, uaddr, val, private)
+        ok = {0: oldval == cmparg, 1: oldval != cmparg, 2: oldval < cmparg, 3: oldval <= cmparg,
+              4: oldval > cmparg, 5: oldval >= cmparg}.get(cmp_, False)
+        if ok:
+            n += futex.wake(k, t.mm, uaddr2, timeout & 0x7FFFFFFF, private)
+        return n
+    return -E.ENOSYS
+
+
+@syscall(59, "execve")
+def sys_execve(k, t, path, argv, envp, *_):
+    return _execve(k, t, strncpy_from_user(t.mm, path), argv, envp)
+
+
+@syscall(322, "execveat")
+def sys_execveat(k, t, dirfd, path, argv, envp, flags, *_):
+    p = strncpy_from_user(t.mm, path)
+    if not p.startswith(b"/") and (dirfd & 0xFFFFFFFF) != 0xFFFFFF9C:
+        f = t.files.get(dirfd & 0xFFFFFFFF)
+        p = (f.path.rstrip("/") + "/").encode() + p if p else f.path.encode()
+    return _execve(k, t, p, argv, envp)
+
+
+def _long_arg(mm, va: int) -> bool:
+    """Whether a readable string of the argv/envp array at ``va`` has no
+    NUL in its first 128 KiB."""
+    from minios.mm.uaccess import get_u64
+    try:
+        while va:
+            p = get_u64(mm, va)
+            if p == 0:
+                return False
+            try:
+                strncpy_from_user(mm, p, 1 << 17)
+            except Fault:
+                try:
+                    copy_from_user(mm, p, 1 << 17)
+                    return True
+                except Fault:
+                    return False
+            va += 8
+    except Fault:
+        return False
+    return False
+
+
+def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
+    from minios.fs.vfs import guest_cwd, normalize
+    try:
+        argv = read_ptr_array(t.mm, argv_p) if argv_p else []
+        envp = read_ptr_array(t.mm, envp_p) if envp_p else []
+    except OverflowError:
+        return -E.E2BIG
+    except Fault:
+        # One string longer than MAX_ARG_STRLEN (128 KiB) is E2BIG, a bad
+        # pointer EFAULT: read_ptr_array faults on both.
+        return -E.E2BIG if _long_arg(t.mm, argv_p) or _long_arg(t.mm, envp_p) \
+            else -E.EFAULT
+    if not path:
+        return -E.ENOENT
+    spath = normalize(guest_cwd(t), path.decode(errors="surrogateescape"))
+    try:
+        data = None
+        for _ in range(4):                       # #! interpreters, nested
+            from minios.proc.exec import read_executable
+            data = read_executable(k, spath)
+            if not data.startswith(b"#!"):
+                break
+            line = data[2:].split(b"\n", 1)[0].strip()
+            if not line:
+                return -E.ENOEXEC
+            interp, _, arg = line.partition(b" ")
+            arg = arg.strip()
+            argv = [interp] + ([arg] if arg else []) + [spath.encode()] + argv[1:]
+            spath = interp.decode(errors="surrogateescape")
+        else:
+            return -E.ELOOP
+        # Other threads die first (de_thread), then the new image.
+        for th in list(t.group.threads):
+            if th is not t:
+                do_exit(k, th, 0)
+        from minios.fs.vfs import canonical_path
+        exe = canonical_path(k, t, spath)      # /proc/PID/exe: symlinks resolved now
+        entry = exec_into(k, t, spath, argv, envp, data)
+        t.mm.exe = exe
+    except ExecError as e:
+        return -e.errno
+    t.files.close_on_exec()
+    if t.sighand is not None:
+        t.sighand = SigHand([SigAction(1 if a.handler == 1 else 0) for a in t.sighand.actions])
+    t.altstack = (0, 2, 0)
+    t.clear_child_tid = 0
+    k.cpu.set_rip_in_syscall(entry)
+    k.stats["execs"] += 1
+    return NORETURN
+
+
+@syscall(109, "setpgid")
+def sys_setpgid(k, t, pid, pgid, *_):
+    g = t.group if pid == 0 else k.groups.get(pid)
+    if g is None:
+        return -E.ESRCH
+    if pgid >= 1 << 31:
+        return -E.EINVAL
+    g.pgid = pgid or g.tgid
+    return 0
+
+
+@syscall(121, "getpgid")
+def sys_getpgid(k, t, pid, *_):
+    g = t.group if pid == 0 else k.groups.get(pid)
+    return g.pgid if g is not None else -E.ESRCH
+
+
+@syscall(111, "getpgrp")
+def sys_getpgrp(k, t, *_):
+    return t.group.pgid
+
+
+@syscall(112, "setsid")
+def sys_setsid(k, t, *_):
+    g = t.group
+    if any(x.pgid == g.tgid for x in k.groups.values() if x is not g):
+        return -E.EPERM
+    g.sid = g.pgid = g.tgid
+    return g.tgid
+
+
+@syscall(124, "getsid")
+def sys_getsid(k, t, pid, *_):
+    g = t.group if pid == 0 else k.groups.get(pid)
+    return g.sid if g is not None else -E.ESRCH
