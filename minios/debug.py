@@ -585,37 +585,58 @@ def parse_break(spec: str) -> Break:
     return b
 
 
+# A break kind -> (the kernel event it observes, fn(event args) -> (what, task)).
+_EVENTS: dict[str, tuple[str, Callable]] = {
+    "fault": ("fault_enter", lambda t, addr, err: (addr, t)),
+    "syscall": ("syscall_enter", lambda t, nr: (syscall_name(nr), t)),
+    "signal": ("signal", lambda t, sig, info: (sig, t)),
+    "fork": ("fork", lambda parent, child, info: (child, parent)),
+    "exit": ("exit", lambda t, status: (status, t)),
+}
+
+
+def syscall_name(nr: int) -> str:
+    """What a syscall break sees: the call's name, or its number if unknown."""
+    from minios.syscalls.table import SYSCALLS
+    ent = SYSCALLS.get(nr)
+    return ent[1] if ent else str(nr)
+
+
 def add_break(k, spec: str | Break, action: Callable | None = None) -> Break:
     """Install a break on kernel ``k``. ``action(k, kind, what, task)``
     runs at each matching event (default :func:`stop`: the debugger).
-    Several breaks on one kind share one hook; the first match acts."""
+    Several breaks on one kind share one event subscription; the first
+    match acts."""
     b = parse_break(spec) if isinstance(spec, str) else spec
     b.action = action or stop
     breaks = k.__dict__.setdefault("_breaks", {})
-    new = b.kind not in breaks
-    lst = breaks.setdefault(b.kind, [])
-    lst.append(b)
-    if new:
+    if b.kind not in breaks:
         kind = b.kind
+        event, unpack = _EVENTS[kind]
+        lst: list[Break] = []
 
-        def hook(kk, what, task, _lst=lst, _kind=kind):
+        def hook(*args, _lst=lst, _kind=kind, _unpack=unpack):
+            what, task = _unpack(*args)
             for br in _lst:
-                if br.matches(kk, what, task):
+                if br.matches(k, what, task):
                     try:
-                        br.action(kk, _kind, what, task)
+                        br.action(k, _kind, what, task)
                     except bdb.BdbQuit:        # pdb raises it on the stop frame's return
-                        clear_breaks(kk)
+                        clear_breaks(k)
                         raise DebugQuit("quit from the debugger") from None
                     return
-        from minios.trace import add_hook
-        add_hook(k, kind, hook)
+        k.events.subscribe(event, hook)
+        breaks[kind] = (lst, event, hook)
+    breaks[b.kind][0].append(b)
     return b
 
 
 def clear_breaks(k) -> None:
-    """Remove every break (tracing hooks stay)."""
-    for lst in k.__dict__.get("_breaks", {}).values():
-        lst.clear()
+    """Remove every break (the tracer's subscriptions stay)."""
+    breaks = k.__dict__.get("_breaks", {})
+    for lst, event, hook in breaks.values():
+        k.events.unsubscribe(event, hook)
+    breaks.clear()
 
 
 # ------------------------------------------------------ ``minios ptdump``

@@ -34,11 +34,10 @@ Categories (``--trace=syscall,fault,sched,signal,fork``, ``Machine(trace=)``):
 * ``sched`` - ``[sched] pid 1 -> pid 2 (pid 1 blocked: wait4)`` on each
   context switch.
 
-:func:`install` (called by :class:`minios.machine.Machine`) hooks the parts
-that need it: execve's arguments are decoded before the call replaces the
-image, exits are reported through the ``exit`` kernel hook, context switches
-by wrapping ``Kernel._switch_to``. Without a trace nothing is installed and
-the kernel's hot paths are unchanged.
+A :class:`Tracer` (made by :class:`minios.machine.Machine`) writes these
+lines: it subscribes to the kernel's events (``minios.events``), so without
+a trace nothing listens and the kernel's hot paths are unchanged. execve's
+arguments are formatted at syscall entry, before the call replaces the image.
 
 :func:`parse` turns trace text into a list of event dicts (see its
 docstring); the pytest plugin uses it for ``result.trace``.
@@ -984,45 +983,26 @@ def _result(c: Call, nr_known: bool) -> str:
     return str(s64(r))
 
 
-def syscall_name(k, nr: int) -> str:
-    ent = k.syscalls.get(nr)
-    return ent[1] if ent else f"syscall_{nr}"
-
-
-def format_syscall(k, t, nr: int, r) -> str:
+def format_syscall(k, t, nr: int, r, pre: list | None = None) -> str:
     """The trace line of a syscall ``t`` just made (its handler returned
-    ``r``); ``name(args <unfinished ...>`` if the call blocked."""
+    ``r``); ``name(args <unfinished ...>`` if the call blocked. ``pre``:
+    arguments formatted before the call ran (execve's)."""
     ent = k.syscalls.get(nr)
     name = ent[1] if ent else f"syscall_{nr}"
     c = Call(k, t, name, t.syscall_args, r)
-    pre = getattr(t, "trace_pre", None)
-    if pre is not None and pre[0] == nr:
-        pre = pre[1]
-    else:
-        pre = None
     if r is BLOCK:
         before, _ = _format_args(c, pre, split=True)
-        t.trace_pre = (nr, pre)
         sep = ", " if before else ""
         return f"[pid {t.tid}] {name}({', '.join(before)}{sep} <unfinished ...>"
-    t.trace_pre = None
-    line = f"[pid {t.tid}] {name}({', '.join(_format_args(c, pre))}) = {_result(c, ent is not None)}"
-    tail = getattr(t, "trace_exit", None)
-    if tail is not None:
-        t.trace_exit = None
-        line += "\n" + tail
-    return line
+    return f"[pid {t.tid}] {name}({', '.join(_format_args(c, pre))}) = {_result(c, ent is not None)}"
 
 
-def format_resumed(k, t, r) -> str:
+def format_resumed(k, t, r, pre: list | None = None) -> str:
     """The second half of a call that blocked: ``<... read resumed>"x", 10) = 1``."""
     nr = t.syscall_nr
     ent = k.syscalls.get(nr)
     name = ent[1] if ent else f"syscall_{nr}"
     c = Call(k, t, name, t.syscall_args, r)
-    pre = getattr(t, "trace_pre", None)
-    pre = pre[1] if pre is not None and pre[0] == nr else None
-    t.trace_pre = None
     _, after = _format_args(c, pre, split=True)
     return f"[pid {t.tid}] <... {name} resumed>{', '.join(after)}) = {_result(c, ent is not None)}"
 
@@ -1071,26 +1051,32 @@ def format_signal(t, sig: int, info: dict) -> str:
     return f"[pid {t.tid}] --- {signame(sig)} {{{', '.join(f)}}} ---"
 
 
-def trace_fault(k, t, cr2: int, err: int):
-    """Handle a page fault as the kernel does (``handle_mm_fault``) and write
-    its trace line; returns what ``handle_mm_fault`` returned."""
-    from minios.proc import signals
-    from minios.mm.fault import handle_mm_fault
+def fault_snapshot(k, t, cr2: int) -> tuple[list, list]:
+    """What :func:`format_fault` compares against after the fault: the COW
+    counters and the share count of the table below each level's entry."""
     from minios.mm.cow import share_count
     from minios.mm.pgtable import LEVEL_NAME, entry_pfn, walk_entry
     st = k.stats
-    names = [LEVEL_NAME[s] for s in (30, 21, 12)]
-    before = [(st[f"cow_{n.lower()}_copy"], st[f"cow_{n.lower()}_reuse"]) for n in names]
-    shares = []                     # share count of the table below each level's entry
+    names = [LEVEL_NAME[s].lower() for s in (30, 21, 12)]
+    before = [(st[f"cow_{n}_copy"], st[f"cow_{n}_reuse"]) for n in names]
+    shares = []
     for shift in (39, 30, 21):
         w = walk_entry(t.mm, cr2, shift)
         e = k.ram.w[w[0]] if w is not None else 0
         shares.append(share_count(k, entry_pfn(e)) if e & x86.P else 0)
-    res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I),
-                          by_cpu=True)
+    return before, shares
+
+
+def format_fault(k, t, cr2: int, err: int, res, snap: tuple[list, list]) -> str:
+    """The trace line of a page fault ``handle_mm_fault`` handled (it
+    returned ``res``), from the counters' change since ``snap``."""
+    from minios.proc import signals
+    from minios.mm.pgtable import LEVEL_NAME
+    st = k.stats
+    before, shares = snap
     notes = []
     extra = 0                       # a copy above shares each table below once more
-    for n, (copies, reuses), rc in zip(names, before, shares):
+    for n, (copies, reuses), rc in zip([LEVEL_NAME[s] for s in (30, 21, 12)], before, shares):
         if st[f"cow_{n.lower()}_copy"] != copies:
             notes.append(f"{n} table share broken by copy (was shared by {rc + extra})")
             extra = 1
@@ -1102,76 +1088,110 @@ def trace_fault(k, t, cr2: int, err: int):
         note = "SIGSEGV" if res[0] == signals.SIGSEGV else "SIGBUS"
     if note and "table share broken" not in note:
         notes.append(note)
-    k.trace_out.write(f"[pid {t.tid}] page fault at {cr2:#x} ip {k.cpu.reg('rip'):#x} "
-                      f"({x86.pf_reason(err)}) -> {', '.join(notes) or 'nothing to do'}\n")
-    return res
+    return (f"[pid {t.tid}] page fault at {cr2:#x} ip {k.cpu.reg('rip'):#x} "
+            f"({x86.pf_reason(err)}) -> {', '.join(notes) or 'nothing to do'}")
 
 
-# ---------------------------------------------------------------- install
+# ------------------------------------------------------------- the tracer
 
-def add_hook(k, kind: str, fn) -> None:
-    """Add a break hook ``fn(kernel, what, task)`` to ``k.hooks[kind]``,
-    chained after one already there."""
-    old = k.hooks.get(kind)
-    if old is None:
-        k.hooks[kind] = fn
-        return
-
-    def both(kk, what, task, _a=old, _b=fn):
-        _a(kk, what, task)
-        _b(kk, what, task)
-    k.hooks[kind] = both
+# Calls whose arguments are gone once the handler ran (a new image):
+# formatted at syscall entry.
+_PRE_FORMAT = ("execve", "execveat")
 
 
-def _pre_execve(fn, nr: int, name: str):
-    """Wrap execve/execveat: their arguments vanish with the old image."""
-    def traced(k, t, *a):
-        c = Call(k, t, name, a, 0)
-        pre = _format_args(c)
-        t.trace_pre = (nr, pre)
-        return fn(k, t, *a)
-    return traced
+class Tracer:
+    """The observer that writes trace lines: subscribes to kernel ``k``'s
+    events for the categories ``cats`` (syscall, fault, sched, signal,
+    fork) and writes to ``out``."""
 
+    def __init__(self, k, cats, out) -> None:
+        self.k = k
+        self.cats = set(cats)
+        self.out = out
+        # tid -> (nr, argument strings formatted before the call finished)
+        self.pre: dict[int, tuple[int, list | None]] = {}
+        # tid -> its "+++ exited" line, written after its exit_group line
+        self.exit_line: dict[int, str] = {}
+        self.fault_snap: tuple[list, list] | None = None
+        ev = k.events
+        cats = self.cats
+        if "syscall" in cats:
+            ev.subscribe("syscall_enter", self.on_syscall_enter)
+            ev.subscribe("syscall_exit", self.on_syscall_exit)
+            ev.subscribe("syscall_resume", self.on_syscall_resume)
+        if "fault" in cats:
+            ev.subscribe("fault_enter", self.on_fault_enter)
+            ev.subscribe("fault", self.on_fault)
+        if "fork" in cats:
+            ev.subscribe("fork", self.on_fork)
+        if "syscall" in cats or "signal" in cats:
+            ev.subscribe("exit", self.on_exit)
+        if "signal" in cats:
+            ev.subscribe("signal_handler", self.on_signal_handler)
+            ev.subscribe("tty_signal", self.on_tty_signal)
+        if "sched" in cats:
+            ev.subscribe("switch", self.on_switch)
 
-def install(k) -> None:
-    """Prepare kernel ``k`` for its ``k.trace`` categories (idempotent).
-    Called by Machine; a bare Kernel traces too, without these extras."""
-    if getattr(k, "_trace_installed", False) or not k.trace:
-        return
-    k._trace_installed = True
-    tr = k.trace
-    if "syscall" in tr:
-        table = dict(k.syscalls)
-        for nr, (fn, name) in k.syscalls.items():
-            if name in ("execve", "execveat"):
-                table[nr] = (_pre_execve(fn, nr, name), name)
-        k.syscalls = table
-    if "syscall" in tr or "signal" in tr:
-        def on_exit(kk, status, task):
-            line = format_exit(task, status)
-            if task.syscall_nr == 231 and "syscall" in kk.trace:
-                task.trace_exit = line            # after the exit_group(...) = ? line
-            else:
-                kk.trace_out.write(line + "\n")
-        add_hook(k, "exit", on_exit)
-    if "sched" in tr:
-        orig = k._switch_to
+    def _pre(self, t, nr: int) -> list | None:
+        pre = self.pre.pop(t.tid, None)
+        return pre[1] if pre is not None and pre[0] == nr else None
 
-        def switch(t, *args, _orig=orig, _k=k, **kw):
-            cur = _k.current
-            _orig(t, *args, **kw)
-            if cur is t:
-                return
-            if cur is None:
-                frm = "-"
-                why = "start" if _k.nr_switches <= 1 else "previous task exited"
-            else:
-                frm = f"pid {cur.tid}"
-                why = {"R": "preempted", "S": f"blocked: {cur.wait_channel or '?'}",
-                       "T": "stopped", "Z": "exited", "X": "exited"}.get(cur.state, cur.state)
-                why = f"pid {cur.tid} {why}"
-            _k.trace_out.write(f"[sched] {frm} -> pid {t.tid} ({why})\n")
-        k._switch_to = switch
+    def on_syscall_enter(self, t, nr: int) -> None:
+        ent = self.k.syscalls.get(nr)
+        if ent is not None and ent[1] in _PRE_FORMAT:
+            self.pre[t.tid] = (nr, _format_args(Call(self.k, t, ent[1], t.syscall_args, 0)))
+
+    def on_syscall_exit(self, t, nr: int, r) -> None:
+        pre = self._pre(t, nr)
+        line = format_syscall(self.k, t, nr, r, pre)
+        if r is BLOCK:
+            self.pre[t.tid] = (nr, pre)
+        else:
+            tail = self.exit_line.pop(t.tid, None)
+            if tail is not None:
+                line += "\n" + tail
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def on_syscall_resume(self, t, r) -> None:
+        self.out.write(format_resumed(self.k, t, r, self._pre(t, t.syscall_nr)) + "\n")
+
+    def on_fault_enter(self, t, addr: int, err: int) -> None:
+        self.fault_snap = fault_snapshot(self.k, t, addr)
+
+    def on_fault(self, t, addr: int, err: int, res) -> None:
+        self.out.write(format_fault(self.k, t, addr, err, res, self.fault_snap) + "\n")
+
+    def on_fork(self, parent, child, info) -> None:
+        if info is not None:
+            self.out.write(format_fork(self.k, parent, info, child.tid) + "\n")
+
+    def on_exit(self, t, status: int) -> None:
+        line = format_exit(t, status)
+        if t.syscall_nr == 231 and "syscall" in self.cats:
+            self.exit_line[t.tid] = line            # after the exit_group(...) = ? line
+        else:
+            self.out.write(line + "\n")
+
+    def on_signal_handler(self, t, sig: int, info: dict) -> None:
+        name = SIGNALS.get(sig, sig)
+        self.out.write(f"[pid {t.tid}] --- {name} {{si_signo={name}, "
+                       f"si_code={info.get('code', 0)}}} ---\n")
+
+    def on_tty_signal(self, sig: int, pgid: int) -> None:
+        self.out.write(f"--- host terminal sends {SIGNALS.get(sig, sig)} "
+                       f"to process group {pgid} ---\n")
+
+    def on_switch(self, prev, t) -> None:
+        if prev is None:
+            frm = "-"
+            why = "start" if self.k.nr_switches <= 1 else "previous task exited"
+        else:
+            frm = f"pid {prev.tid}"
+            why = {"R": "preempted", "S": f"blocked: {prev.wait_channel or '?'}",
+                   "T": "stopped", "Z": "exited", "X": "exited"}.get(prev.state, prev.state)
+            why = f"pid {prev.tid} {why}"
+        self.out.write(f"[sched] {frm} -> pid {t.tid} ({why})\n")
 
 
 # ----------------------------------------------------------------- parsing

@@ -298,12 +298,16 @@ def test_trace_file_cli(tmp_path):
 
 
 def test_no_trace_installs_nothing():
+    """Without a trace nobody listens to the kernel's events; with one the
+    tracer subscribes and patches nothing (no method or table replaced)."""
     from minios.syscalls.table import SYSCALLS
     m = Machine(mem=256 << 20)
     k = m.kernel
-    assert k.syscalls is SYSCALLS and not k.hooks and "_switch_to" not in k.__dict__
+    assert k.syscalls is SYSCALLS and not k.events.listening and m.tracer is None
     m = Machine(mem=256 << 20, trace="syscall,sched", trace_file=io.StringIO())
-    assert m.kernel.syscalls is not SYSCALLS and "_switch_to" in m.kernel.__dict__
+    k = m.kernel
+    assert k.events.listening and k.events.wants("switch") and not k.events.wants("fault")
+    assert k.syscalls is SYSCALLS and "_switch_to" not in k.__dict__
 
 
 # ------------------------------------------------------------ unit checks

@@ -166,8 +166,8 @@ def do_signal(k: "Kernel", t: "Task") -> None:
         if got is None:
             return
         sig, info = got
-        if k.hooks:
-            k._break("signal", sig, t)
+        if k.events.listening:
+            k.events.emit("signal", t, sig, info)
         if k.debugger is not None and k.debugger.on_signal(t, sig):
             continue
         act = t.sighand.actions[sig]
@@ -276,9 +276,8 @@ def _setup_frame(k: "Kernel", t: "Task", sig: int, info: dict, act) -> None:
                  rdx=frame + 8, rax=0)
     cpu.set_reg("eflags", regs["eflags"] & ~0x400)      # DF clear, as the ABI says
     k.stats["signals_delivered"] += 1
-    if "signal" in k.trace:
-        k.trace_out.write(f"[pid {t.tid}] --- {NAMES.get(sig, sig)} "
-                          f"{{si_signo={NAMES.get(sig, sig)}, si_code={info.get('code', 0)}}} ---\n")
+    if k.events.listening:
+        k.events.emit("signal_handler", t, sig, info)
 
 
 def sys_rt_sigreturn(k: "Kernel", t: "Task") -> None:

@@ -77,6 +77,7 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
     cpu = k.cpu
     share = k.cow_pte == "always" or (k.cow_pte == "flag" and
                                       (flags & CLONE_COW_PGTABLE or t.mm.cow_pgtable))
+    info = None                         # the COW copy's figures, for the fork event
     if flags & CLONE_VM:
         mm = t.mm
         mm.users += 1
@@ -86,9 +87,7 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
                          child_tid if flags & CLONE_CHILD_SETTID else -1)
         except OutOfMemory:
             return -E.ENOMEM            # _dup_mm released the half-built child
-        if "fork" in k.trace:          # the child gets the next pid (alloc_pid below)
-            from minios.trace import format_fork
-            k.trace_out.write(format_fork(k, t, k.last_fork, k.next_pid) + "\n")
+        info = k.last_fork
     if flags & CLONE_FILES:
         files = t.files
         files.users += 1
@@ -134,8 +133,8 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
         child.clear_child_tid = child_tid
     k.make_runnable(child)
     k.stats["forks"] += 1
-    if k.hooks:
-        k._break("fork", child, t)
+    if k.events.listening:
+        k.events.emit("fork", t, child, info)
     if flags & CLONE_VFORK:
         child.vfork_parent = t
         t.vfork_done = False
@@ -679,6 +678,8 @@ def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
     t.clear_child_tid = 0
     k.cpu.set_rip_in_syscall(entry)
     k.stats["execs"] += 1
+    if k.events.listening:
+        k.events.emit("exec", t, spath, argv)
     return NORETURN
 
 
