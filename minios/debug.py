@@ -55,7 +55,12 @@ import numpy as np
 
 from emu import x86
 from minios.mm.cow import share_count
+from minios.mm.peek import peek
 from minios.mm.pgtable import LEVEL_NAME, TABLE_COW, entry_pfn
+from minios.syscalls.all import lookup
+from minios.trace.events import format_exit
+from minios.trace.format import signame
+from minios.uapi.signal import NAMES as SIGNALS
 
 _P = np.uint64(x86.P)
 _ADDR = np.uint64(x86.ADDR_MASK)
@@ -356,8 +361,7 @@ def regs(k, pid: int | None = None) -> str:
 
 def read_memory(k, addr: int, n: int, pid: int | None = None) -> bytes | None:
     """Guest memory through the page tables, without faulting (see
-    ``trace.peek``): bytes up to the first non-present page."""
-    from minios.trace import peek
+    ``mm.peek``): bytes up to the first non-present page."""
     return peek(_task(k, pid).mm, addr, n)
 
 
@@ -455,12 +459,10 @@ def describe(kind: str, what, task) -> str:
     if kind == "syscall":
         return f"syscall {what}"
     if kind == "signal":
-        from minios.trace import signame
         return f"signal {signame(what)}"
     if kind == "fork":
         return f"fork, child pid {what.tid}"
     if kind == "exit":
-        from minios.trace import format_exit
         return "exit (" + format_exit(task, what).split("+++ ")[1].rstrip(" +") + ")"
     return f"{kind} {what}"
 
@@ -564,7 +566,6 @@ def parse_break(spec: str) -> Break:
     if kind == "fault" and b.filter not in ("", "cow-pte"):
         raise BreakSpecError(f"{text}: the fault filter is cow-pte")
     if kind == "signal" and b.filter:
-        from minios.trace import SIGNALS
         f = b.filter.upper()
         byname = {v: n for n, v in SIGNALS.items()}
         if f.isdigit():
@@ -574,12 +575,11 @@ def parse_break(spec: str) -> Break:
         else:
             raise BreakSpecError(f"{text}: unknown signal {b.filter!r}")
     if kind == "syscall" and b.filter:
-        from minios.syscalls.table import SYSCALLS
-        names = {n for _, n in SYSCALLS.values()}
-        if not b.filter.isdigit() and b.filter not in names:
+        decl = lookup(b.filter)          # a name, or a number (kept if minios has none)
+        if decl is None and not b.filter.isdigit():
             raise BreakSpecError(f"{text}: minios has no syscall {b.filter!r}")
-        if b.filter.isdigit() and int(b.filter) in SYSCALLS:
-            b.filter = SYSCALLS[int(b.filter)][1]
+        if decl is not None:
+            b.filter = decl.name
     if kind in ("fork", "exit") and b.filter:
         raise BreakSpecError(f"{text}: {kind} takes no filter")
     return b
@@ -597,9 +597,8 @@ _EVENTS: dict[str, tuple[str, Callable]] = {
 
 def syscall_name(nr: int) -> str:
     """What a syscall break sees: the call's name, or its number if unknown."""
-    from minios.syscalls.table import SYSCALLS
-    ent = SYSCALLS.get(nr)
-    return ent[1] if ent else str(nr)
+    decl = lookup(nr)
+    return decl.name if decl is not None else str(nr)
 
 
 def add_break(k, spec: str | Break, action: Callable | None = None) -> Break:

@@ -33,6 +33,7 @@ from minios.uapi.errno import EFAULT, ENOMEM, ENOSYS
 from minios.mm.fault import handle_mm_fault
 from minios.fs.files import FdTable, HostFd, O_RDONLY, O_WRONLY
 from minios.mm.frames import FrameAllocator, OutOfMemory
+from minios.syscalls.all import SYSCALLS
 from minios.proc.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task, ThreadGroup)
 from minios.mm.uaccess import Fault
 from minios.time.vdso import build_image
@@ -96,7 +97,6 @@ class Kernel:
         # vector, err, addr) -> True consumes a #BP/#DB/fault; on_signal(task,
         # sig) -> True suppresses a signal (gdb decides what to pass on).
         self.debugger = None
-        from minios.syscalls.table import SYSCALLS
         self.syscalls = SYSCALLS
 
     # ------------------------------------------------------------- process

@@ -27,9 +27,8 @@ import errno
 import stat as st
 
 from minios.fs.files import _IN, _OUT, O_RDWR, POLLERR, POLLHUP, Again, File, fput
+from minios.uapi.socket import AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM  # noqa: F401
 
-AF_UNIX = 1
-SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET = 1, 2, 5
 SNDBUF = 212992              # net.core.wmem_default
 POLLRDHUP = 0x2000
 
