@@ -23,7 +23,7 @@ def syscall(nr: int, name: str):
 # Importing the modules fills the table.
 from minios.syscalls import sys_mm  # noqa: E402,F401
 from minios.syscalls import sys_misc
-from minios.syscalls import sys_fs
+from minios.syscalls import sys_rw, sys_fd, sys_stat, sys_tty, sys_namei, sys_poll  # noqa: F401
 from minios.syscalls import sys_proc
 from minios.syscalls import sys_net
 from minios.syscalls import epoll
