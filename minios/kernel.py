@@ -31,6 +31,7 @@ from minios.time import clock
 from minios.proc import signals
 from minios.uapi.errno import EFAULT, ENOMEM, ENOSYS
 from minios.mm.fault import handle_mm_fault
+from minios.fs.tty import HostTerminal
 from minios.fs.files import FdTable, HostFd, O_RDONLY, O_WRONLY
 from minios.mm.frames import FrameAllocator, OutOfMemory
 from minios.syscalls.all import SYSCALLS
@@ -88,6 +89,7 @@ class Kernel:
         self.quantum = QUANTUM
         self.init_status: int | None = None
         self.host_signals: list[int] = []   # from the host terminal (forward_terminal_signals)
+        self.tty = HostTerminal()           # the guest's view of the host terminal
         self.futexes: dict = collections.defaultdict(list)
         # What observers (the tracer, --break, the GDB stub) learn: see
         # minios/events.py. Emitted inside the kernel, so pdb sees its state.
@@ -191,7 +193,7 @@ class Kernel:
 
     def wake_sleepers(self, key) -> None:
         """Wake the tasks asleep on ``key`` (a pipe, an eventfd: see
-        sys_fs._blocking) and the poll/epoll sleepers, who may wait for it
+        syscalls.common.blocking) and the poll/epoll sleepers, who may wait for it
         too. One loop without a predicate call: pipe I/O does this twice
         per round trip."""
         for t in self.tasks.values():         # wake() changes states, not the dict
@@ -432,10 +434,9 @@ class Kernel:
         threading.Thread(target=waker, name="minios-tty", daemon=True).start()
 
     def _deliver_host_signals(self) -> None:
-        from minios.syscalls.sys_fs import foreground_pgrp
         sigs, self.host_signals = self.host_signals, []
         init = self.groups.get(1)
-        pgid = foreground_pgrp(0, init.pgid if init else 1)
+        pgid = self.tty.foreground_pgrp(0, init.pgid if init else 1)
         targets = [g for g in self.groups.values() if g.pgid == pgid and g.threads]
         if not targets and init is not None:
             targets = [init]

@@ -25,6 +25,7 @@ import pytest
 from conftest import ENV, ROOT, TIMEOUT, binary, minios_cmd
 from minios import trace as tr
 from minios.machine import Machine
+from minios.uapi.sched import CLONE_FLAGS
 
 HAVE_STRACE = shutil.which("strace") is not None
 BUSYBOX = shutil.which("busybox")
@@ -327,7 +328,7 @@ def test_flag_decoders():
     assert tr.open_flags(0o2204000) == "O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_DIRECTORY"
     assert tr.mmap_flags(0x22) == "MAP_PRIVATE|MAP_ANONYMOUS"
     assert tr.mmap_flags(0x20) == "MAP_FILE|MAP_ANONYMOUS"
-    assert tr.flags(0x400000000 | 0x11, tr.CLONE) == "CLONE_COW_PGTABLE|0x11"
+    assert tr.flags(0x400000000 | 0x11, CLONE_FLAGS) == "CLONE_COW_PGTABLE|0x11"
     assert tr.sigset(1 << 16) == "[CHLD]"
     assert tr.sigset((1 << 64) - 1) == "~[]"
     assert tr.sigset(3 << 31) == "[RTMIN RT_1]"

@@ -64,7 +64,7 @@ class File:
 
     @property
     def wait_key(self):
-        """What a task blocked on this file sleeps on (see sys_fs._blocking)."""
+        """What a task blocked on this file sleeps on (see syscalls.common.blocking)."""
         return self
 
     def read(self, n: int) -> bytes:
@@ -222,26 +222,12 @@ class OwnedHostFd(HostFd):
             pass
 
 
-_TTY_FD: list[int] = []
-
-
-def host_tty_fd() -> int:
-    """The host's controlling terminal, opened once; ENXIO without one."""
-    if not _TTY_FD:
-        try:
-            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-        except OSError:
-            raise OSError(errno.ENXIO, "/dev/tty") from None
-        _TTY_FD.append(fd)
-    return _TTY_FD[0]
-
-
 class TtyFile(HostFd):
     """/dev/tty: the host terminal."""
     kind = "tty"
 
-    def __init__(self, flags: int) -> None:
-        super().__init__(host_tty_fd(), flags)
+    def __init__(self, hfd: int, flags: int) -> None:
+        super().__init__(hfd, flags)
         self.flags = flags
         self.path = "/dev/tty"
 

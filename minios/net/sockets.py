@@ -4,7 +4,7 @@ Each direction of a pair is a queue: bytes for SOCK_STREAM, whole messages
 for SOCK_DGRAM and SOCK_SEQPACKET (a read takes one message and drops what
 does not fit). The descriptors are ``SocketEnd`` files, so read, write,
 readv, writev, poll, epoll, fstat, close and blocking work as for pipes
-(``sys_fs``); send/recv, sendmsg/recvmsg and their flags, shutdown,
+(``syscalls/common.py``); send/recv, sendmsg/recvmsg and their flags, shutdown,
 getsockopt, setsockopt (the buffer sizes) and the unnamed addresses are in
 ``sys_net``. Descriptors travel
 as SCM_RIGHTS: a message holds references to the files until they are

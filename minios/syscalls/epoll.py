@@ -13,7 +13,7 @@ Other files (a terminal) report a readiness bit that was clear at the
 previous check. EPOLLONESHOT disables an entry once it has reported, until
 EPOLL_CTL_MOD re-arms it.
 
-Waiting reuses poll's blocking machinery (``sys_fs._wait_ready``); a task
+Waiting reuses poll's blocking machinery (``sys_poll.wait_ready``); a task
 asleep in epoll_wait has wait channel "poll", which pipe and eventfd
 activity wakes.
 """
@@ -23,10 +23,11 @@ import errno as E
 import struct
 
 from minios.fs.files import (O_CLOEXEC, O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, Again, File)
-from minios.syscalls.sys_fs import (_sigmask_arg, _swap_mask, _timespec_deadline, _wait_ready,
-                           ms_deadline, s32)
+from minios.syscalls.common import s32
 from minios.syscalls.kinds import (EFD_FLAGS, EPOLL_CREATE_FLAGS, EPOLL_CTL_OP, EPOLL_EVENT,
                                    EPOLL_EVENTS, FD, INT, PTR, SIGSET, SIZE)
+from minios.syscalls.sys_poll import (ms_deadline, sigmask_arg, swap_mask, timespec_deadline,
+                                      wait_ready)
 from minios.syscalls.table import syscall
 from minios.uapi.epoll import (EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, EPOLL_CTL_ADD,
                                EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLLET, EPOLLEXCLUSIVE, EPOLLONESHOT)
@@ -206,7 +207,7 @@ def _epoll_wait(k, t, epfd: int, events: int, maxevents: int, deadline, sigmask)
     def done(n):
         copy_to_user(t.mm, events, b"".join(_EVENT.pack(ev, d) for ev, d in got))
         return n
-    return _wait_ready(k, t, check, deadline, _swap_mask(t, sigmask), done)
+    return wait_ready(k, t, check, deadline, swap_mask(t, sigmask), done)
 
 
 @syscall(232, "epoll_wait", FD, EPOLL_EVENTS, INT, INT)
@@ -217,13 +218,13 @@ def sys_epoll_wait(k, t, epfd, events, maxevents, timeout, *_):
 @syscall(281, "epoll_pwait", FD, EPOLL_EVENTS, INT, INT, SIGSET, SIZE)
 def sys_epoll_pwait(k, t, epfd, events, maxevents, timeout, sigmask, sigsetsize):
     return _epoll_wait(k, t, epfd, events, maxevents, ms_deadline(timeout),
-                       _sigmask_arg(t, sigmask, sigsetsize))
+                       sigmask_arg(t, sigmask, sigsetsize))
 
 
 @syscall(441, "epoll_pwait2", FD, EPOLL_EVENTS, INT, PTR, SIGSET, SIZE)
 def sys_epoll_pwait2(k, t, epfd, events, maxevents, tsp, sigmask, sigsetsize):
-    return _epoll_wait(k, t, epfd, events, maxevents, _timespec_deadline(t, tsp),
-                       _sigmask_arg(t, sigmask, sigsetsize))
+    return _epoll_wait(k, t, epfd, events, maxevents, timespec_deadline(t, tsp),
+                       sigmask_arg(t, sigmask, sigsetsize))
 
 
 @syscall(284, "eventfd", SIZE)

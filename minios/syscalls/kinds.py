@@ -12,7 +12,7 @@ that blocks is printed up to the first one (strace's ``<unfinished ...>``).
 """
 from __future__ import annotations
 
-from minios.uapi import epoll, fcntl, mman, misc, signal, socket
+from minios.uapi import epoll, fcntl, ioctls, mman, misc, signal, socket
 
 
 class Kind:
@@ -376,7 +376,7 @@ SEEK_WHENCE = Enum(fcntl.SEEK_NAMES)
 FADVICE = Enum(fcntl.POSIX_FADV)
 MADVICE = Enum(mman.MADV_NAMES)
 SIGPROCMASK_HOW = Enum(signal.SIGPROCMASK_HOW)
-IOCTL_CMD = Enum(misc.IOCTLS, signed=False)
+IOCTL_CMD = Enum(ioctls.IOCTLS, signed=False)
 ARCH_PRCTL_CODE = Enum(misc.ARCH_PRCTL_CODES, signed=False)
 RESOURCE = Enum(misc.RLIMITS)
 RUSAGE_WHO = Enum(misc.RUSAGE_WHO)

@@ -10,8 +10,9 @@ import struct
 from minios.fs.files import O_NONBLOCK, Again
 from minios.net.sockets import (AF_UNIX, SNDBUF, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM,
                             SocketEnd, SocketPair, drop_files)
-from minios.syscalls.sys_fs import (_blocking, _iov, _iov_prefix, _oserr, _scatter, _user_source,
-                           _wake_pipe, install_pair, s32)
+from minios.syscalls.common import (blocking, iov_prefix, oserr, read_iovec, s32, scatter,
+                                    user_source, wake_pipe)
+from minios.syscalls.sys_fd import install_pair
 from minios.proc.task import BLOCK
 from minios.syscalls.kinds import (FAMILY, FD, FD_PAIR, INT, IN_BUF, MSG_FLAGS, OUT_BUF, PTR,
                                    SHUT_HOW, SIZE, SOCKOPT_LEVEL, SOCK_TYPE)
@@ -42,7 +43,7 @@ def _sock(t, fd: int, flags: int = 0) -> SocketEnd:
 
 
 class _Nonblocking:
-    """What sys_fs._blocking looks at, with O_NONBLOCK for MSG_DONTWAIT."""
+    """What common.blocking looks at, with O_NONBLOCK for MSG_DONTWAIT."""
     host_poll = False
 
     def __init__(self, f: SocketEnd) -> None:
@@ -80,7 +81,7 @@ def _send(k, t, f: SocketEnd, data: bytes, flags: int, files: list) -> int:
             while True:
                 done[0] += f.write(data[done[0]:], pending[0])
                 pending[0] = []
-                _wake_pipe(k, f)
+                wake_pipe(k, f)
                 if done[0] >= len(data):
                     return len(data)
         except OSError as e:
@@ -90,8 +91,8 @@ def _send(k, t, f: SocketEnd, data: bytes, flags: int, files: list) -> int:
                 return done[0]
             if e.errno == E.EPIPE and flags & MSG_NOSIGNAL:
                 return -E.EPIPE
-            return _oserr(k, t, e)
-    r = _blocking(k, t, _Nonblocking(f) if flags & MSG_DONTWAIT else f, op, "sock_send")
+            return oserr(k, t, e)
+    r = blocking(k, t, _Nonblocking(f) if flags & MSG_DONTWAIT else f, op, "sock_send")
     if r is not BLOCK:
         drop_files(pending[0])                 # EAGAIN
         return r
@@ -118,7 +119,7 @@ def _recv(k, t, f: SocketEnd, total: int, flags: int, deliver) -> int:
 
     def done(data: bytes, files: list, whole: int) -> int:
         deliver(data, files, whole > len(data))
-        _wake_pipe(k, f)
+        wake_pipe(k, f)
         return whole if flags & MSG_TRUNC else len(data)
 
     def op():
@@ -140,11 +141,11 @@ def _recv(k, t, f: SocketEnd, total: int, flags: int, deliver) -> int:
             if not part:                       # end of file
                 break
             got.extend(part)
-            _wake_pipe(k, f)
+            wake_pipe(k, f)
             if files:                          # a read stops after files
                 break
         return done(bytes(got), gfiles, len(got))
-    return _blocking(k, t, g, op, "sock_recv")
+    return blocking(k, t, g, op, "sock_recv")
 
 
 def _check_name(f: SocketEnd, addr: int, addrlen: int) -> int:
@@ -161,7 +162,7 @@ def sys_sendto(k, t, fd, buf, n, flags, addr, addrlen):
     r = _check_name(f, addr, addrlen)
     if r:
         return r
-    data = _user_source(t, f, ((buf, min(n, 1 << 31)),))
+    data = user_source(t, f, ((buf, min(n, 1 << 31)),))
     if isinstance(data, int):
         return data
     return _send(k, t, f, data, flags, [])
@@ -195,7 +196,7 @@ def sys_sendmsg(k, t, fd, msg, flags, *_):
     r = _check_name(f, name, namelen)
     if r:
         return r
-    vec = _iov(t, iov, iovlen)
+    vec = read_iovec(t, iov, iovlen)
     files: list = []
     if controllen >= _CMSG_HDR:                # shorter: no message at all, as Linux
         if controllen > 1 << 16:
@@ -216,7 +217,7 @@ def sys_sendmsg(k, t, fd, msg, flags, *_):
                 elif typ != SCM_CREDENTIALS:   # (credentials: nobody can ask for them)
                     return -E.EINVAL
             pos += (clen + 7) & ~7
-    data = _user_source(t, f, vec)
+    data = user_source(t, f, vec)
     if isinstance(data, int):
         return data
     for x in files:                            # in flight: referenced until received
@@ -228,14 +229,14 @@ def sys_sendmsg(k, t, fd, msg, flags, *_):
 def sys_recvmsg(k, t, fd, msg, flags, *_):
     f = _sock(t, fd, flags)
     name, namelen, iov, iovlen, control, controllen = _msghdr(t, msg)
-    vec = _iov(t, iov, iovlen)
+    vec = read_iovec(t, iov, iovlen)
     want = sum(n for _, n in vec)
-    total = _iov_prefix(t, vec, True)
+    total = iov_prefix(t, vec, True)
     if want and not total:
         return -E.EFAULT
 
     def deliver(data, files, truncated):
-        _scatter(t, vec, data)
+        scatter(t, vec, data)
         out = MSG_TRUNC if truncated else 0
         used = 0
         if files:                              # Linux's scm_detach_fds
