@@ -608,7 +608,7 @@ def add_break(k, spec: str | Break, action: Callable | None = None) -> Break:
     match acts."""
     b = parse_break(spec) if isinstance(spec, str) else spec
     b.action = action or stop
-    breaks = k.__dict__.setdefault("_breaks", {})
+    breaks = k.breaks
     if b.kind not in breaks:
         kind = b.kind
         event, unpack = _EVENTS[kind]
@@ -632,10 +632,9 @@ def add_break(k, spec: str | Break, action: Callable | None = None) -> Break:
 
 def clear_breaks(k) -> None:
     """Remove every break (the tracer's subscriptions stay)."""
-    breaks = k.__dict__.get("_breaks", {})
-    for lst, event, hook in breaks.values():
+    for lst, event, hook in k.breaks.values():
         k.events.unsubscribe(event, hook)
-    breaks.clear()
+    k.breaks.clear()
 
 
 # ------------------------------------------------------ ``minios ptdump``

@@ -94,6 +94,8 @@ class Kernel:
         # What observers (the tracer, --break, the GDB stub) learn: see
         # minios/events.py. Emitted inside the kernel, so pdb sees its state.
         self.events = Events()
+        # minios.debug's --break registry: kind -> (breaks, event, subscriber).
+        self.breaks: dict[str, tuple] = {}
         # A guest debugger (the GDB stub): before_run(task) runs before each
         # slice and may single-step or wait for commands; on_trap(task,
         # vector, err, addr) -> True consumes a #BP/#DB/fault; on_signal(task,
@@ -394,6 +396,8 @@ class Kernel:
                 events.emit("fault_enter", t, cr2, err)
             res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I),
                                   by_cpu=True)
+            # The mm work makes handle_mm_fault return a VmFault (what it did);
+            # this event then carries it, and the tracer's format_fault reads it.
             if events.listening:
                 events.emit("fault", t, cr2, err, res)
             if res is None:

@@ -309,6 +309,13 @@ def test_no_trace_installs_nothing():
     k = m.kernel
     assert k.events.listening and k.events.wants("switch") and not k.events.wants("fault")
     assert k.syscalls is SYSCALLS and "_switch_to" not in k.__dict__
+    # A break subscribes to its kernel event; removing every break unsubscribes.
+    m = Machine(mem=256 << 20)
+    m.add_break("syscall:getpid", action=lambda *a: None)
+    assert m.kernel.events.wants("syscall_enter")
+    from minios.debug import clear_breaks
+    clear_breaks(m.kernel)
+    assert not m.kernel.events.listening
 
 
 # ------------------------------------------------------------ unit checks
