@@ -13,8 +13,8 @@ from minios.syscalls.kinds import (AFFINITY, ARCH_PRCTL_CODE, CLOCKID, GRND_FLAG
                                    TIMER_FLAGS, TIMESPEC, TIMESPEC_OUT, TIMEVAL_OUT, UMASK,
                                    UTSNAME)
 from minios.syscalls.table import syscall
-from minios.uapi.misc import (ARCH_GET_CPUID, ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS,
-                              ARCH_SET_GS, RLIM_INFINITY)
+from minios.uapi.misc import (ARCH_GET_CPUID, ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS, ARCH_SET_GS,
+                              PR_GET_NAME, PR_SET_NAME, RLIM_INFINITY, TIMER_ABSTIME)
 from minios.proc.task import BLOCK
 from minios.mm.uaccess import copy_from_user, copy_to_user, put_u32
 
@@ -272,7 +272,7 @@ def sys_clock_nanosleep(k, t, clk, flags, req, rem, *_):
     if sec < 0 or not 0 <= nsec < 10**9:
         return -EINVAL
     delay = sec + nsec / 1e9
-    if flags & 1:                                   # TIMER_ABSTIME
+    if flags & TIMER_ABSTIME:
         delay -= clock.now_ns(clk) / 1e9
     r = _sleep_until(k, t, time.monotonic() + max(0.0, delay))
     if r is not BLOCK:
@@ -317,10 +317,10 @@ def sys_umask(k, t, mask, *_):
 
 @syscall(157, "prctl", INT, PTR, PTR, PTR, PTR, format=PRCTL_FORMAT)
 def sys_prctl(k, t, option, a2, a3, a4, a5, *_):
-    if option == 15:                               # PR_SET_NAME
+    if option == PR_SET_NAME:
         t.group.comm = copy_from_user(t.mm, a2, 16).split(b"\0")[0].decode(errors="replace")
         return 0
-    if option == 16:                               # PR_GET_NAME
+    if option == PR_GET_NAME:
         copy_to_user(t.mm, a2, t.group.comm.encode()[:15].ljust(16, b"\0"))
         return 0
     return -EINVAL

@@ -28,9 +28,12 @@ from minios.uapi.sched import (CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_C
                                CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS,
                                CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SETTLS,
                                CLONE_SIGHAND, CLONE_THREAD, CLONE_VFORK, CLONE_VM, CSIGNAL)
-from minios.uapi.misc import (FUTEX_CLOCK_REALTIME, FUTEX_CMP_REQUEUE, FUTEX_PRIVATE, FUTEX_REQUEUE,
-                              FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAKE, FUTEX_WAKE_BITSET,
-                              FUTEX_WAKE_OP)
+from minios.uapi.misc import (FUTEX_CLOCK_REALTIME, FUTEX_CMP_REQUEUE, FUTEX_PRIVATE,
+                              FUTEX_REQUEUE, FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAKE,
+                              FUTEX_WAKE_BITSET, FUTEX_WAKE_OP, P_ALL, P_PGID, P_PID, WCONTINUED,
+                              WEXITED, WNOHANG, WNOWAIT, WUNTRACED, __WALL, __WCLONE,
+                              __WNOTHREAD)
+from minios.uapi.signal import SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE, SS_FLAG_BITS
 from minios.proc.task import (BLOCK, NORETURN, SigAction, SigHand, Task,
                          ThreadGroup)
 from minios.mm.uaccess import (Fault, copy_from_user, copy_to_user, get_u32, put_u32,
@@ -39,8 +42,6 @@ from minios.mm.uaccess import (Fault, copy_from_user, copy_to_user, get_u32, put
 _CLONE3_KNOWN = (0xFFFFFFFF & ~CSIGNAL) | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP | CLONE_COW_PGTABLE
 _NAMESPACES = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER \
     | CLONE_NEWPID | CLONE_NEWNET
-WNOHANG, WUNTRACED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x1000000
-__WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
 
 
 def _dup_mm(k, parent: MM, share: bool, stack: int = -1, settid: int = -1) -> MM:
@@ -324,11 +325,11 @@ def sys_waitid(k, t, idtype, id_, infop, options, rusage, *_):
     if options & ~(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | __WNOTHREAD
                    | __WALL | __WCLONE) or not options & (WEXITED | WUNTRACED | WCONTINUED):
         return -E.EINVAL
-    if idtype == 0:
+    if idtype == P_ALL:
         match = _matcher(t, -1)
-    elif idtype == 1:
+    elif idtype == P_PID:
         match = _matcher(t, id_ & 0xFFFFFFFF)
-    elif idtype == 2:
+    elif idtype == P_PGID:
         match = _matcher(t, -(id_ & 0xFFFFFFFF) if id_ else 0)
     else:
         return -E.EINVAL
@@ -441,11 +442,11 @@ def sys_rt_sigprocmask(k, t, how, nset, oset, size, *_):
     old = t.blocked
     if nset:
         m = struct.unpack("<Q", copy_from_user(t.mm, nset, 8))[0]
-        if how == 0:
+        if how == SIG_BLOCK:
             new = old | m
-        elif how == 1:
+        elif how == SIG_UNBLOCK:
             new = old & ~m
-        elif how == 2:
+        elif how == SIG_SETMASK:
             new = m
         else:
             return -E.EINVAL
@@ -510,11 +511,11 @@ def sys_sigaltstack(k, t, ss, oss, *_):
         copy_to_user(t.mm, oss, struct.pack("<QiiQ", sp, fl, 0, size))
     if ss:
         sp, fl, _pad, size = struct.unpack("<QiiQ", copy_from_user(t.mm, ss, 24))
-        if fl & ~(2 | (1 << 31)):
+        if fl & ~SS_FLAG_BITS:
             return -E.EINVAL
-        if not fl & 2 and size < 2048:
+        if not fl & SS_DISABLE and size < 2048:          # MINSIGSTKSZ
             return -E.ENOMEM
-        t.altstack = (sp, fl & 2, size)
+        t.altstack = (sp, fl & SS_DISABLE, size)
     return 0
 
 

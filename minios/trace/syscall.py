@@ -407,7 +407,8 @@ def _epoll_events(c: Call, v: int, kind) -> str:
 
 FORMATTERS: dict[type, Callable[[Call, int, K.Kind], str]] = {
     K.Int: _int, K.Long: _long, K.UInt: _uint, K.Ptr: _ptr, K.Hex: _hex, K.DirFd: _dirfd,
-    K.Path: _path, K.Mode: _mode, K.FileMode: _file_mode, K.Umask: _umask, K.AccessMode: _access, K.Signal: _sig,
+    K.Path: _path, K.Mode: _mode, K.FileMode: _file_mode, K.Umask: _umask,
+    K.AccessMode: _access, K.Signal: _sig,
     K.Flags: _flags, K.Enum: _enum, K.OpenFlags: _open_flags, K.MmapFlags: _mmap_flags,
     K.SockType: _sock_type, K.InBuf: _in_buf, K.Argv: _argv, K.Envp: _envp,
     K.Iovec: _iovec, K.Timespec: _timespec, K.SigSet: _sigset, K.SigAction: _sigaction,
@@ -424,7 +425,8 @@ FORMATTERS: dict[type, Callable[[Call, int, K.Kind], str]] = {
 def _clone(c: Call) -> list[str]:
     fl, stack, ptid, ctid, tls = c.args[:5]
     sig = fl & CSIGNAL
-    parts = [f for f in (flags(fl & ~CSIGNAL, CLONE_FLAGS, ""), signame(sig) if sig else "") if f]
+    parts = [f for f in (flags(fl & ~CSIGNAL, CLONE_FLAGS, ""), signame(sig) if sig else "")
+             if f]
     out = [f"child_stack={ptr(stack)}", f"flags={'|'.join(parts) or '0'}"]
     if fl & CLONE_PARENT_SETTID:
         out.append(f"parent_tid={_int_out(c, ptid)}")

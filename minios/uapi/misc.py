@@ -3,9 +3,10 @@ getrandom (Linux x86-64 values and the names the tracer prints)."""
 
 # <sys/wait.h>
 WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 2, 4, 8, 0x1000000
+__WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
 WAIT_FLAGS = [(WNOHANG, "WNOHANG"), (WSTOPPED, "WSTOPPED"), (WEXITED, "WEXITED"),
-              (WCONTINUED, "WCONTINUED"), (WNOWAIT, "WNOWAIT"), (0x20000000, "__WNOTHREAD"),
-              (0x40000000, "__WALL"), (0x80000000, "__WCLONE")]
+              (WCONTINUED, "WCONTINUED"), (WNOWAIT, "WNOWAIT"), (__WNOTHREAD, "__WNOTHREAD"),
+              (__WALL, "__WALL"), (__WCLONE, "__WCLONE")]
 P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
 IDTYPES = {P_ALL: "P_ALL", P_PID: "P_PID", P_PGID: "P_PGID", P_PIDFD: "P_PIDFD"}
 
