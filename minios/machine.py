@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 
 from minios.proc.exec import ExecError
 
@@ -60,7 +61,6 @@ class Machine:
         # The tracer subscribes to the kernel's events (minios.trace).
         self.tracer = None
         if trace:
-            import sys
             from minios.trace import Tracer
             self.tracer = Tracer(self.kernel, trace, trace_file or sys.stderr)
         # gdb="HOST:PORT": a GDB remote stub (minios.gdbstub) that stops the
