@@ -60,10 +60,16 @@ KNOWN_BUGS: dict[tuple[str, str], str] = {
 }
 
 
+# Programs that take ~10 s under minios (marked slow).
+SLOW_PROGRAMS = {"malloc_churn"}
+
+
 def _xfail(name: str, libc: str, marks=()):
     reason = KNOWN_BUGS.get((name, libc))
     if reason:
         marks = [*marks, pytest.mark.xfail(reason=reason, strict=True)]
+    if name in SLOW_PROGRAMS:
+        marks = [*marks, pytest.mark.slow]
     return list(marks)
 
 
@@ -159,6 +165,7 @@ def test_differential_checked(name, libc, cow):
     compare(name, libc, ARGS.get(name, []), extra_opts=["--check", "--mem=128M", f"--cow-pte={cow}"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", ["7", "8"])
 @pytest.mark.parametrize("cow", ["flag", "always"])
 def test_mm_fuzz_checked(cow, seed):
