@@ -61,7 +61,6 @@ class Example:
     code: str
     output: str = ""
     out_lines: tuple[int, int] = (0, 0)
-
     name: str = ""              # kind-N, N counting the examples of that kind
 
 
