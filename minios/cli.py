@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="run a static x86-64 Linux program")
     r.add_argument("--mem", type=parse_size, default=4 << 30, help="guest RAM (default 4G)")
     r.add_argument("--trace", nargs="?", const="syscall,fault,signal,fork", default=None,
-                   help="trace to stderr: syscall,fault,sched,signal,fork (default all)")
+                   metavar="WHAT",
+                   help="trace to stderr; WHAT is a comma-separated list of syscall, fault, "
+                        "sched, signal, fork, or all (bare --trace: all but sched)")
     r.add_argument("--trace-file", help="write the trace here instead of stderr")
     r.add_argument("--cow-pte", choices=("flag", "always", "never"), default="flag",
                    help="share PTE tables at fork: on CLONE_COW_PGTABLE (flag), always, never")

@@ -58,6 +58,9 @@ class Machine:
             from minios.mm.check import check_invariants
             self.kernel.checker = check_invariants
         self.trace_file = trace_file
+        # Set once a program has started: a Machine runs one program (its
+        # kernel ends with every task gone and cannot be booted again).
+        self.ran = False
         # The tracer subscribes to the kernel's events (minios.trace).
         self.tracer = None
         if trace:
@@ -105,6 +108,12 @@ class Machine:
         return parse(text)
 
     def run(self, program: str, args=(), env=None, stdio=(0, 1, 2)) -> int:
+        """Run ``program`` to the end and return its exit status. Once per
+        Machine: a second call raises RuntimeError (a program that could not
+        start, MachineError, does not count)."""
+        if self.ran:
+            raise RuntimeError("Machine.run: this machine has already run a program; "
+                               "make a new Machine for each run")
         k = self.kernel
         if os.path.realpath(k.root) != "/":
             return self._run_in_root(program, args, env, stdio)
@@ -160,6 +169,7 @@ class Machine:
         return self._run_kernel()
 
     def _run_kernel(self) -> int:
+        self.ran = True
         try:
             return self.kernel.run()
         finally:

@@ -9,9 +9,16 @@
   passes another ``env`` (to both).
 
 Tests import the helpers directly: ``from conftest import native, under_minios``.
+
+Every test gets one kind marker (``unit``, ``e2e``, ``differential``,
+``busybox``, ``gdb``; registered in pyproject.toml): its file's, from
+``FILE_KIND`` below, unless the test carries a kind marker of its own. Tests
+that take more than a few seconds also carry ``slow``. tests/README.md has
+the table; ``-m unit`` etc. select a part of the suite.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -30,6 +37,51 @@ TIMEOUT = 120
 ENV = {"PATH": "/usr/bin:/bin", "MINIOS_TEST_VAR": "hello"}
 
 HAVE_MUSL = shutil.which("musl-gcc") is not None
+
+KINDS = ("unit", "e2e", "differential", "busybox", "gdb")
+
+# Each test file's kind (tests/README.md's table says the same; a test there
+# checks it). Tests of another kind in a file carry their own marker.
+FILE_KIND = {
+    "test_badinput.py": "e2e",
+    "test_busybox.py": "busybox",
+    "test_check.py": "unit",
+    "test_cli.py": "e2e",
+    "test_cow.py": "differential",
+    "test_cow_demo.py": "e2e",
+    "test_cow_model.py": "unit",
+    "test_cpu.py": "e2e",
+    "test_debug.py": "e2e",
+    "test_differential.py": "differential",
+    "test_environment.py": "differential",
+    "test_frames_pgtable.py": "unit",
+    "test_gdb.py": "gdb",
+    "test_memfree.py": "e2e",
+    "test_oom.py": "unit",
+    "test_plugin.py": "e2e",
+    "test_preemption.py": "differential",
+    "test_readme.py": "e2e",
+    "test_syscall_table.py": "unit",
+    "test_trace.py": "differential",
+    "test_vdso.py": "e2e",
+    "test_vfs.py": "differential",
+}
+
+# Slow tests (more than ~5 s on a loaded 2-core host) in files other helpers
+# own, by node id prefix; the other files mark theirs with @pytest.mark.slow.
+SLOW = ("tests/test_debug.py::test_sample_suite_with_the_plugin",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give each test its file's kind marker unless it has one of its own,
+    and ``slow`` to the tests in ``SLOW``."""
+    for item in items:
+        if not any(item.get_closest_marker(k) for k in KINDS):
+            kind = FILE_KIND.get(item.path.name)
+            if kind is not None:
+                item.add_marker(kind)
+        if item.nodeid.startswith(SLOW):
+            item.add_marker("slow")
 
 
 def program_names() -> list[str]:
@@ -97,8 +149,13 @@ def userland():
     """Build the userland programs once per session."""
     if shutil.which("make") is None or shutil.which("gcc") is None:
         pytest.exit("make and gcc are needed to build userland/", returncode=3)
-    p = subprocess.run(["make", "-C", str(USERLAND)], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=600)
+    # Under pytest-xdist every worker runs this: one make at a time, the
+    # others then find everything built.
+    (ROOT / "build").mkdir(exist_ok=True)
+    with open(ROOT / "build" / ".userland.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        p = subprocess.run(["make", "-C", str(USERLAND)], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=600)
     if p.returncode != 0:
         pytest.exit("make -C userland failed:\n" + p.stdout.decode(errors="replace"),
                     returncode=3)

@@ -111,6 +111,19 @@ def test_run_help():
         assert opt in out
 
 
+def test_trace_help_says_what_bare_trace_means():
+    """Bare --trace is every category but sched; the help must not say "all"."""
+    st, out, err = run_cli("run", "--help")
+    text = " ".join(out.split())
+    assert "(default all)" not in text
+    assert "bare --trace: all but sched" in text
+    # ... which is what it does: no [sched] lines, syscall lines present.
+    st, _, err = under_minios(binary("glibc", "fork_basic"), [], ["--trace"])
+    assert st == 0 and "[sched]" not in err.decode() and "] exit_group(" in err.decode()
+    st, _, err = under_minios(binary("glibc", "fork_basic"), [], ["--trace=all"])
+    assert st == 0 and "[sched]" in err.decode()
+
+
 def test_top_level_help():
     st, out, err = run_cli("--help")
     assert st == 0

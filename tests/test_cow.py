@@ -52,6 +52,7 @@ def _compare(libc: str, opts, with_exec: bool = True, timeout: float = 150):
     assert m_status == n_status, m_err.decode(errors="replace")[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("libc", libc_params())
 def test_cow_ops_checked(libc, policy):
@@ -114,6 +115,7 @@ def _api_run(libc: str, policy: str, check: bool, with_exec: bool = True,
     return json.loads(p.stdout.decode().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("libc", libc_params())
 def test_cow_ops_memory_back_at_boot(libc, policy):

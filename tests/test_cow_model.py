@@ -388,7 +388,7 @@ class CowModel(RuleBasedStateMachine):
 CowModel.TestCase.settings = settings(
     max_examples=40, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-TestCowModel = CowModel.TestCase
+TestCowModel = pytest.mark.slow(CowModel.TestCase)
 
 
 class LentRowsModel(CowModel):
@@ -411,7 +411,7 @@ class LentRowsModel(CowModel):
 
 
 LentRowsModel.TestCase.settings = CowModel.TestCase.settings
-TestLentRowsModel = LentRowsModel.TestCase
+TestLentRowsModel = pytest.mark.slow(LentRowsModel.TestCase)
 
 
 # ------------------------------------------------------------------ directed

@@ -34,7 +34,16 @@ EXTRA_CASES = [
     ("exitcode", ["255"]),
     ("exitcode", ["300"]),          # exit status is taken mod 256
     ("syscall_loop", ["2000", "clock"]),   # libc's clock_gettime (the vDSO) in a loop
+    ("mm_fuzz", ["7", "120", "2"]),        # seed 7, 120 steps, 2 MiB: see KNOWN_ARG_BUGS
 ]
+
+# (program, args) -> reason: argument sets that show a known minios bug.
+KNOWN_ARG_BUGS: dict[tuple[str, tuple[str, ...]], str] = {
+    ("mm_fuzz", ("7", "120", "2")):
+        "minios bug: mm_fuzz's parent checksum after its random walk differs "
+        "(minios `parent: 159174`, Linux 6.18 `parent: 560816`; both children agree); "
+        "cause not yet found",
+}
 
 # Fork/thread programs also run with every fork sharing PTE tables.
 COW_ALWAYS = ["fork_basic", "fork_tree", "shared_vs_private", "pipe_chain",
@@ -51,10 +60,16 @@ KNOWN_BUGS: dict[tuple[str, str], str] = {
 }
 
 
+# Programs that take ~10 s under minios (marked slow).
+SLOW_PROGRAMS = {"malloc_churn"}
+
+
 def _xfail(name: str, libc: str, marks=()):
     reason = KNOWN_BUGS.get((name, libc))
     if reason:
         marks = [*marks, pytest.mark.xfail(reason=reason, strict=True)]
+    if name in SLOW_PROGRAMS:
+        marks = [*marks, pytest.mark.slow]
     return list(marks)
 
 
@@ -118,9 +133,14 @@ def test_differential(name, libc):
     compare(name, libc, ARGS.get(name, []))
 
 
+def _arg_marks(name: str, args: list[str], marks) -> list:
+    reason = KNOWN_ARG_BUGS.get((name, tuple(args)))
+    return [*marks, pytest.mark.xfail(reason=reason, strict=True)] if reason else list(marks)
+
+
 @pytest.mark.parametrize("name,libc,args", [
     pytest.param(name, lp.values[0], args, id=f"{name}-{lp.values[0]}-{'_'.join(args)[:12]}",
-                 marks=lp.marks)
+                 marks=_arg_marks(name, args, lp.marks))
     for name, args in EXTRA_CASES for lp in libc_params()])
 def test_differential_args(name, libc, args):
     compare(name, libc, args)
@@ -145,14 +165,15 @@ def test_differential_checked(name, libc, cow):
     compare(name, libc, ARGS.get(name, []), extra_opts=["--check", "--mem=128M", f"--cow-pte={cow}"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", ["7", "8"])
 @pytest.mark.parametrize("cow", ["flag", "always"])
 def test_mm_fuzz_checked(cow, seed):
     """mm_fuzz's random walk in a 2 MiB region under the invariant checker
     (it recomputes every counter after each syscall and fault): every
     counter stays exact. Whether the memory matches Linux is the plain
-    differential tests' job; seed 7 here still differs in one child (a
-    VMA-merge corner; see the closing note)."""
+    differential tests' job; seed 7 here still differs in the parent's
+    checksum (KNOWN_ARG_BUGS, an xfail there)."""
     pytest.importorskip("minios.mm.check")
     status, out, err = under_minios(binary("glibc", "mm_fuzz"), [seed, "120", "2"],
                                     extra_opts=["--check", "--mem=128M", f"--cow-pte={cow}"])

@@ -113,6 +113,23 @@ def test_machine_error_not_elf(tmp_path, devnull_fds):
     assert m.kernel.frames.nr_free == m.kernel.boot_free
 
 
+def test_run_twice_raises(devnull_fds):
+    """A Machine runs one program; a second run is an error, not a silent 0."""
+    m = Machine(mem=MEM)
+    assert m.run(binary("glibc", "exitcode"), ["3"], env=dict(ENV), stdio=devnull_fds) == 3
+    with pytest.raises(RuntimeError, match="already run a program"):
+        m.run(binary("glibc", "exitcode"), ["0"], env=dict(ENV), stdio=devnull_fds)
+    assert m.kernel.frames.nr_free == m.kernel.boot_free
+
+
+def test_run_after_failed_start(tmp_path, devnull_fds):
+    """A program that could not start does not use the machine up."""
+    m = Machine(mem=MEM)
+    with pytest.raises(MachineError):
+        m.run(str(tmp_path / "nope"))
+    assert m.run(binary("glibc", "exitcode"), ["5"], env=dict(ENV), stdio=devnull_fds) == 5
+
+
 def test_checked_run(devnull_fds):
     pytest.importorskip("minios.mm.check")
     m, status = run_quiet("fork_basic", cow_pte="always", check=True, fds=devnull_fds)

@@ -32,6 +32,7 @@ def _image() -> bytes:
     return vdso.build_image(data)
 
 
+@pytest.mark.unit
 def test_code_is_its_listing(tmp_path):
     """CODE is the module docstring's assembly, assembled: reassemble it."""
     if not (shutil.which("as") and shutil.which("objcopy") and shutil.which("nm")):
@@ -55,6 +56,7 @@ def test_code_is_its_listing(tmp_path):
         assert off + size <= nxt
 
 
+@pytest.mark.unit
 def test_image_is_a_shared_object_with_versioned_symbols():
     img = _image()
     assert len(img) <= 4096
@@ -87,6 +89,7 @@ def test_image_is_a_shared_object_with_versioned_symbols():
         assert h.get_symbol(name).name == name
 
 
+@pytest.mark.unit
 @pytest.mark.skipif(not X86_HOST, reason="the image runs on x86-64 only")
 def test_image_code_reads_the_kernel_clock(tmp_path):
     """The host's dynamic loader takes the image as a library; its
@@ -136,6 +139,7 @@ def test_guest_reads_the_time_without_system_calls():
     assert counts[True] == 201 and counts[False] > 20000
 
 
+@pytest.mark.unit
 def test_derived_clocks_keep_their_relations():
     """Coarse clocks are the fine ones, BOOTTIME never runs behind
     MONOTONIC, TAI is REALTIME plus whole seconds: exactly, not within

@@ -130,6 +130,7 @@ def tree(tmp_path):
     return root, base
 
 
+@pytest.mark.unit
 def test_lookup_never_leaves_root(tree):
     root, base = tree
     v = VFS(str(root))
@@ -154,6 +155,7 @@ def test_lookup_never_leaves_root(tree):
     assert lookup_in(v, None, None, "/tmp").node is v.tmpfs.root
 
 
+@pytest.mark.unit
 def test_lookup_errors(tree):
     root, _ = tree
     v = VFS(str(root))
@@ -170,6 +172,7 @@ def test_lookup_errors(tree):
     assert lk.node is None and lk.name == "newfile" and lk.path == "/d/newfile"
 
 
+@pytest.mark.unit
 def test_rw_dirs(tree):
     root, base = tree
     v = VFS(str(root), [str(root / "rw")])
@@ -183,6 +186,7 @@ def test_rw_dirs(tree):
         VFS(str(root), ["/nope"])
 
 
+@pytest.mark.unit
 def test_tmpfs_semantics():
     v = VFS("/")
     top: Inode = v.tmpfs.root
@@ -218,6 +222,7 @@ def test_tmpfs_semantics():
     assert ei.value.errno == errno.EEXIST
 
 
+@pytest.mark.busybox
 def test_proc_fd_listing_and_links(scratch):
     """/proc/self/fd lists the open descriptors; readlink gives their paths;
     opening fd/N of a pipe gives the same pipe."""
@@ -233,6 +238,7 @@ def test_proc_fd_listing_and_links(scratch):
     assert m[1].decode() == f"0 1 2 3 4 \n{scratch}/f\nviapipe\ndata\n1\n", m[2]
 
 
+@pytest.mark.busybox
 def test_tmpfs_is_bounded():
     """tmpfs holds at most half the guest's RAM: past it, ENOSPC; rm frees."""
     bb = shutil.which("busybox")
