@@ -32,7 +32,8 @@ from minios.uapi.errno import EFAULT, ENOMEM, ENOSYS
 from minios.mm.fault import handle_mm_fault
 from minios.fs.files import FdTable, HostFd, O_RDONLY, O_WRONLY
 from minios.mm.frames import FrameAllocator, OutOfMemory
-from minios.proc.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task, ThreadGroup)
+from minios.proc.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task, ThreadGroup,
+                              host_rlimits)
 from minios.mm.uaccess import Fault
 from minios.time.vdso import build_image
 
@@ -118,6 +119,7 @@ class Kernel:
             files.install_at(fd, HostFd(host, O_RDONLY if fd == 0 else O_WRONLY))
         group = ThreadGroup(self.alloc_pid())
         group.pgid = group.sid = group.tgid
+        group.rlimits = host_rlimits()
         mm = MM(self)
         task = Task(group.tgid, group, mm, files, SigHand(), self.cpu.new_context())
         group.threads.append(task)

@@ -47,7 +47,6 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {
     ("minios.syscalls.sys_proc", "minios.trace"): "syscalls helper (fork emits an event)",
     ("minios.debug", "minios.machine"): "gdb helper (ptdump_command moves to the API layer)",
     ("minios.fs.vfs", "minios.proc.exec"): "state helper",
-    ("minios.proc.signals", "minios.syscalls.sys_misc"): "state helper",
 }
 # Imports that close a cycle, still present: (importer, imported) -> who. The graph
 # without these edges must be acyclic.

@@ -12,7 +12,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from emu import x86
-from minios.proc.task import BLOCKED, RUNNING, STOPPED, ThreadGroup
+from minios.proc.task import BLOCKED, RLIMIT_CORE, RUNNING, STOPPED, ThreadGroup
 from minios.mm.uaccess import Fault, copy_from_user, copy_to_user
 
 if TYPE_CHECKING:
@@ -204,8 +204,7 @@ def _report_fault(k: "Kernel", t: "Task", sig: int, info: dict) -> None:
 
 
 def _core_limit(t) -> int:
-    from minios.syscalls.sys_misc import DEFAULT_RLIMITS
-    return t.group.rlimits.get(4, DEFAULT_RLIMITS[4])[0]
+    return t.group.rlimit(RLIMIT_CORE)[0]
 
 
 def _do_stop(k: "Kernel", t: "Task", sig: int) -> None:
