@@ -31,6 +31,7 @@ from minios.proc import signals
 from minios.uapi.errno import EFAULT, ENOMEM, ENOSYS
 from minios.mm.fault import handle_mm_fault
 from minios.fs.files import FdTable, HostFd, O_RDONLY, O_WRONLY
+from minios.fs.vfs import VFS
 from minios.mm.frames import FrameAllocator, OutOfMemory
 from minios.proc.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task, ThreadGroup,
                               host_rlimits)
@@ -66,6 +67,10 @@ class Kernel:
         self.cow_pte = cow_pte
         self.root = root
         self.rw_dirs = list(rw)          # host dirs writable in the guest (minios/fs/vfs.py)
+        self.vfs: VFS | None = None      # the file tree, built on first use (vfs.get_vfs)
+        # (guest path, host path) of the program Machine.run boots: execve of
+        # that path reads the host file, even where /tmp hides it (exec.read_executable).
+        self.boot_exe: tuple[str, str] | None = None
         self.tasks: dict[int, Task] = {}
         self.groups: dict[int, ThreadGroup] = {}
         self.runq: collections.deque[Task] = collections.deque()

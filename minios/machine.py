@@ -136,15 +136,14 @@ class Machine:
     def _run_in_root(self, program: str, args, env, stdio) -> int:
         """With --root, ``program`` is a path in the guest's tree (relative
         ones start at the guest's /)."""
-        from minios.proc.exec import parse_elf
-        from minios.fs.vfs import read_exec_file
+        from minios.proc.exec import parse_elf, read_executable
         k = self.kernel
         guest = program if program.startswith("/") else "/" + program
         env = os.environ if env is None else env
         envp = [f"{a}={b}".encode() for a, b in env.items()]
         argv = [program.encode()] + [x.encode() if isinstance(x, str) else x for x in args]
         try:
-            parse_elf(read_exec_file(k, guest), program)
+            parse_elf(read_executable(k, guest), program)
             task = k.spawn(guest, argv, envp, stdio)
             from minios.fs.vfs import canonical_path
             task.mm.exe = canonical_path(k, task, guest)

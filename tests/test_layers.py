@@ -46,7 +46,6 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {
     ("minios.kernel", "minios.trace"): "syscalls helper (the kernel emits events)",
     ("minios.syscalls.sys_proc", "minios.trace"): "syscalls helper (fork emits an event)",
     ("minios.debug", "minios.machine"): "gdb helper (ptdump_command moves to the API layer)",
-    ("minios.fs.vfs", "minios.proc.exec"): "state helper",
 }
 # Imports that close a cycle, still present: (importer, imported) -> who. The graph
 # without these edges must be acyclic.
@@ -58,9 +57,6 @@ KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
     ("minios.syscalls.table", "minios.syscalls.sys_proc"): "syscalls helper (the table)",
     ("minios.syscalls.table", "minios.syscalls.sys_net"): "syscalls helper (the table)",
     ("minios.syscalls.table", "minios.syscalls.epoll"): "syscalls helper (the table)",
-    ("minios.fs.files", "minios.fs.vfs"): "state helper",
-    ("minios.fs.procfs", "minios.fs.vfs"): "state helper",
-    ("minios.proc.exec", "minios.proc.exit"): "state helper",
     ("minios.proc.signals", "minios.proc.exit"): "state helper",
 }
 # Files over MAX_LINES, still present: path -> who splits it.

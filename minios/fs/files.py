@@ -250,9 +250,10 @@ class HostFile(File):
     """A regular file of the host root, through a host descriptor of its
     own (closed with the last reference). Writable only in --rw dirs."""
 
-    def __init__(self, fd: int, flags: int, path: str, node=None) -> None:
+    def __init__(self, fd: int, flags: int, path: str, node) -> None:
         super().__init__(flags)
-        self.fd, self.path, self.node = fd, path, node
+        self.fd, self.path = fd, path
+        self.node = node            # its vfs.HostNode
 
     @property
     def mode(self) -> int:          # type: ignore[override]
@@ -278,9 +279,8 @@ class HostFile(File):
 
     @property
     def data(self) -> bytes:
-        """What mmap maps: a snapshot of the file (see vfs.host_file_bytes)."""
-        from minios.fs.vfs import host_file_bytes
-        return host_file_bytes(self.fd)
+        """What mmap maps: a snapshot of the file (see vfs.HostFS.file_bytes)."""
+        return self.node.fs.file_bytes(self.fd)
 
     def truncate(self, size: int) -> None:
         os.ftruncate(self.fd, size)

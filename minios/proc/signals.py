@@ -194,7 +194,7 @@ def _report_fault(k: "Kernel", t: "Task", sig: int, info: dict) -> None:
     """One line on stderr for a process a fault kills (Linux logs a similar
     'segfault at ... ip ...' line to the kernel log)."""
     import sys
-    fault = getattr(t.group, "fault", None)
+    fault = t.group.fault
     ip = fault[2] if fault else 0
     vec = info.get("trapno", 0)
     why = x86.pf_reason(info.get("err", 0)) if vec == x86.PF else x86.VECTOR_NAMES.get(vec, str(vec))
@@ -246,7 +246,7 @@ def _setup_frame(k: "Kernel", t: "Task", sig: int, info: dict, act) -> None:
     mc += struct.pack("<4H", 0x33, 0, 0, 0x2B)
     # The mask sigreturn restores: the caller's own one when a temporary
     # mask (rt_sigsuspend, ppoll, pselect6) let this signal in.
-    restore_mask = getattr(t, "suspend_restore", None)
+    restore_mask = t.suspend_restore
     t.suspend_restore = None
     if restore_mask is None:
         restore_mask = t.blocked

@@ -85,6 +85,11 @@ class ThreadGroup:
     sid: int = 0
     cmdline: list[bytes] = field(default_factory=list)
     comm: str = ""
+    cwd: str = "/"                    # canonical guest path (fork copies it)
+    umask: int = 0o022
+    # The last fault that became a signal: (sig, addr, rip, vector, err), for
+    # the kernel-log line of a fatal one (signals._report_fault).
+    fault: tuple[int, int, int, int, int] | None = None
 
     def rlimit(self, res: int) -> tuple[int, int]:
         """(soft, hard) limit of resource ``res`` (below RLIM_NLIMITS)."""
@@ -116,6 +121,7 @@ class Task:
         self.futex_woken = False
         self.exit_code = 0
         self.altstack = (0, 2, 0)           # ss_sp, ss_flags (SS_DISABLE), ss_size
+        self.rseq = 0                       # the registered struct rseq (rseq(2))
 
     @property
     def pid(self) -> int:

@@ -925,7 +925,7 @@ def sys_chroot(k, t, path, *_):
 
 
 def _umask(t) -> int:
-    return getattr(t.group, "umask", 0o022)
+    return t.group.umask
 
 
 def _is_mountpoint(k, path: str) -> bool:

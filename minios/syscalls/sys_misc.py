@@ -284,7 +284,7 @@ def sys_getrusage(k, t, who, buf, *_):
 
 @syscall(95, "umask")
 def sys_umask(k, t, mask, *_):
-    old = getattr(t.group, "umask", 0o022)
+    old = t.group.umask
     t.group.umask = mask & 0o777
     return old
 

@@ -111,8 +111,8 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
         group.pgid, group.sid = t.group.pgid, t.group.sid
         group.rlimits = dict(t.group.rlimits)
         group.cmdline, group.comm = list(t.group.cmdline), t.group.comm
-        group.cwd = getattr(t.group, "cwd", "/")
-        group.umask = getattr(t.group, "umask", 0o022)
+        group.cwd = t.group.cwd
+        group.umask = t.group.umask
         k.groups[tid] = group
     rip = t.syscall_rip + 2
     regs = {"rip": rip, "rax": 0, "rcx": rip, "r11": t.syscall_rflags}
