@@ -27,7 +27,7 @@ import numpy as np
 from emu import x86
 from emu.cpu import CPU, CTX, RESERVED_FRAMES
 from minios.time import clock
-from minios.proc import signals
+from minios.proc import sigframe, signals
 from minios.uapi.errno import EFAULT, ENOMEM, ENOSYS
 from minios.mm.fault import handle_mm_fault
 from minios.fs.files import FdTable, HostFd, O_RDONLY, O_WRONLY
@@ -256,7 +256,7 @@ class Kernel:
                 if r is not NORETURN:
                     cpu.set_reg("rax", r)
                 self._trace_syscall_end(t, r)
-            signals.do_signal(self, t)
+            sigframe.do_signal(self, t)
             if t.state != RUNNING:
                 continue
             if self.debugger is not None:

@@ -57,7 +57,6 @@ KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
     ("minios.syscalls.table", "minios.syscalls.sys_proc"): "syscalls helper (the table)",
     ("minios.syscalls.table", "minios.syscalls.sys_net"): "syscalls helper (the table)",
     ("minios.syscalls.table", "minios.syscalls.epoll"): "syscalls helper (the table)",
-    ("minios.proc.signals", "minios.proc.exit"): "state helper",
 }
 # Files over MAX_LINES, still present: path -> who splits it.
 KNOWN_LONG: dict[str, str] = {

@@ -88,7 +88,7 @@ class ThreadGroup:
     cwd: str = "/"                    # canonical guest path (fork copies it)
     umask: int = 0o022
     # The last fault that became a signal: (sig, addr, rip, vector, err), for
-    # the kernel-log line of a fatal one (signals._report_fault).
+    # the kernel-log line of a fatal one (sigframe._report_fault).
     fault: tuple[int, int, int, int, int] | None = None
 
     def rlimit(self, res: int) -> tuple[int, int]:

@@ -9,7 +9,7 @@ import time
 
 from minios.time import clock
 from minios.proc import futex
-from minios.proc import signals
+from minios.proc import sigframe, signals
 from minios.mm.cow import copy_page_range
 from minios.proc.exec import ExecError, exec_into
 from minios.proc.exit import do_exit, do_group_exit, mm_release
@@ -423,7 +423,7 @@ def sys_rt_sigaction(k, t, sig, act, oact, size, *_):
     if new is not None:
         t.sighand.actions[sig] = new
         if new.handler == signals.SIG_IGN or (new.handler == signals.SIG_DFL
-                                              and sig in signals._IGNORE):
+                                              and sig in signals.KERNEL_IGNORE):
             for th in t.group.threads:
                 th.pending.pop(sig, None)
             t.group.shared_pending.pop(sig, None)
@@ -495,7 +495,7 @@ def sys_pause(k, t, *_):
 
 @syscall(15, "rt_sigreturn")
 def sys_rt_sigreturn(k, t, *_):
-    signals.sys_rt_sigreturn(k, t)
+    sigframe.sys_rt_sigreturn(k, t)
     return NORETURN
 
 
