@@ -35,7 +35,11 @@ from minios.fs.vfs import VFS
 from minios.mm.frames import FrameAllocator, OutOfMemory
 from minios.proc.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task, ThreadGroup,
                               host_rlimits)
+from minios.mm.mm_types import MM
 from minios.mm.uaccess import Fault
+from minios.proc.exec import exec_into
+from minios.proc.exit import do_group_exit, mm_release
+from minios.syscalls.table import SYSCALLS
 from minios.time.vdso import build_image
 
 RIP, RAX = CTX["rip"], CTX["rax"]
@@ -105,7 +109,6 @@ class Kernel:
         # vector, err, addr) -> True consumes a #BP/#DB/fault; on_signal(task,
         # sig) -> True suppresses a signal (gdb decides what to pass on).
         self.debugger = None
-        from minios.syscalls.table import SYSCALLS
         self.syscalls = SYSCALLS
 
     # ------------------------------------------------------------- process
@@ -117,8 +120,6 @@ class Kernel:
     def spawn(self, path: str, argv: list[bytes], envp: list[bytes],
               stdio: tuple[int, int, int] = (0, 1, 2)) -> Task:
         """Create pid 1 running ``path`` (errors raise ExecError)."""
-        from minios.proc.exec import exec_into
-        from minios.mm.mm_types import MM
         files = FdTable()
         for fd, host in enumerate(stdio):
             files.install_at(fd, HostFd(host, O_RDONLY if fd == 0 else O_WRONLY))
@@ -140,7 +141,6 @@ class Kernel:
         return task
 
     def reap_everything(self, task: Task) -> None:
-        from minios.proc.exit import mm_release
         mm_release(self, task.mm)
         self.tasks.pop(task.tid, None)
         self.groups.pop(task.pid, None)
@@ -288,7 +288,6 @@ class Kernel:
               f"{type(e).__name__}: {e}", file=sys.stderr)
         if os.environ.get("MINIOS_DEBUG"):
             traceback.print_exc()
-        from minios.proc.exit import do_group_exit
         if t.state == RUNNING:
             do_group_exit(self, t, signals.SIGKILL)
 

@@ -6,8 +6,9 @@ import struct
 import time
 
 from minios.time import clock
-from minios.uapi.errno import EINVAL, EPERM, ESRCH
+from minios.uapi.errno import EINTR, EINVAL, EPERM, ESRCH
 from minios.syscalls.table import syscall
+from minios.proc import signals
 from minios.proc.task import BLOCK, RLIM_NLIMITS
 from minios.mm.uaccess import copy_from_user, copy_to_user, put_u32
 
@@ -216,9 +217,8 @@ def _sleep_until(k, t, deadline: float):
     def retry():
         if time.monotonic() >= deadline:
             return 0
-        from minios.proc import signals
         if signals.has_pending(t):
-            return -4                               # EINTR
+            return -EINTR
         t.wake_time = deadline
         return BLOCK
     t.wait_channel = "nanosleep"

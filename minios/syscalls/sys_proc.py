@@ -11,14 +11,15 @@ from minios.time import clock
 from minios.proc import futex
 from minios.proc import sigframe, signals
 from minios.mm.cow import copy_page_range
-from minios.proc.exec import ExecError, exec_into
+from minios.fs.vfs import canonical_path, guest_cwd, normalize
+from minios.proc.exec import ExecError, exec_into, read_executable
 from minios.proc.exit import do_exit, do_group_exit, mm_release
 from minios.mm.frames import OutOfMemory
 from minios.mm.mm_types import MM, VMA
 from minios.syscalls.table import syscall
 from minios.proc.task import (BLOCK, NORETURN, SigAction, SigHand, Task,
                          ThreadGroup)
-from minios.mm.uaccess import (Fault, copy_from_user, copy_to_user, get_u32, put_u32,
+from minios.mm.uaccess import (Fault, copy_from_user, copy_to_user, get_u32, get_u64, put_u32,
                             read_ptr_array, strncpy_from_user)
 
 CSIGNAL = 0xFF
@@ -611,7 +612,6 @@ def sys_execveat(k, t, dirfd, path, argv, envp, flags, *_):
 def _long_arg(mm, va: int) -> bool:
     """Whether a readable string of the argv/envp array at ``va`` has no
     NUL in its first 128 KiB."""
-    from minios.mm.uaccess import get_u64
     try:
         while va:
             p = get_u64(mm, va)
@@ -632,7 +632,6 @@ def _long_arg(mm, va: int) -> bool:
 
 
 def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
-    from minios.fs.vfs import guest_cwd, normalize
     try:
         argv = read_ptr_array(t.mm, argv_p) if argv_p else []
         envp = read_ptr_array(t.mm, envp_p) if envp_p else []
@@ -649,7 +648,6 @@ def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
     try:
         data = None
         for _ in range(4):                       # #! interpreters, nested
-            from minios.proc.exec import read_executable
             data = read_executable(k, spath)
             if not data.startswith(b"#!"):
                 break
@@ -666,7 +664,6 @@ def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
         for th in list(t.group.threads):
             if th is not t:
                 do_exit(k, th, 0)
-        from minios.fs.vfs import canonical_path
         exe = canonical_path(k, t, spath)      # /proc/PID/exe: symlinks resolved now
         entry = exec_into(k, t, spath, argv, envp, data)
         t.mm.exe = exe
