@@ -19,10 +19,10 @@ Tracing and debugging (see ``minios.trace`` and ``minios.debug``)::
 """
 from __future__ import annotations
 
-import errno
 import os
 
 from emu.cpu import Trap
+from minios.uapi import errno
 from minios.fs import procfs
 from minios.fs.vfs import HostNode, canonical_path, get_vfs, lookup
 from minios.kernel import Kernel

@@ -17,11 +17,12 @@ a task waiting on one re-checks it every ``HOST_POLL_S`` seconds.
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import select
 import stat as st
+
+from minios.uapi import errno
 
 O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR = 3, 0, 1, 2
 O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_APPEND = 0o100, 0o200, 0o400, 0o1000, 0o2000

@@ -10,11 +10,11 @@ a terminal or an unlinked file opens the same open file, as on Linux.
 """
 from __future__ import annotations
 
-import errno
 import os
 import stat as st
 import time
 
+from minios.uapi import errno
 from minios.fs.files import MemFile, O_ACCMODE, O_RDONLY
 from minios.mm.mm_types import PROT_EXEC, PROT_READ, PROT_WRITE
 from minios.mm.uaccess import Fault, copy_from_user

@@ -7,10 +7,10 @@ its bytes until the last descriptor closes) behave as on Linux.
 """
 from __future__ import annotations
 
-import errno
 import os
 import stat as st
 
+from minios.uapi import errno
 from minios.time import clock
 
 NAME_MAX = 255

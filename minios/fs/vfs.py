@@ -21,12 +21,12 @@ so no path, symlink or /proc link can name anything outside the root.
 """
 from __future__ import annotations
 
-import errno
 import os
 import stat as st
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
+from minios.uapi import errno
 from minios.fs.files import (DirFile, File, HostFile, InodeFile, NullFile, OwnedHostFd,
                           PipeEnd, RandomFile,
                           TtyFile, O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL,

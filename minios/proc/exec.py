@@ -6,7 +6,6 @@ when first touched, so a large binary costs only what it runs.
 """
 from __future__ import annotations
 
-import errno
 import io
 import os
 import struct
@@ -16,6 +15,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from emu.ram import PAGE_SIZE
+from minios.uapi import errno
 from minios.mm.mm_types import (MM, VMA, FileImage, PROT_EXEC, PROT_READ, PROT_WRITE,
                        STACK_TOP, page_down, page_up)
 from minios.mm.uaccess import copy_to_user

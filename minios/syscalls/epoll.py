@@ -19,9 +19,9 @@ activity wakes.
 """
 from __future__ import annotations
 
-import errno as E
 import struct
 
+from minios.uapi import errno as E
 from minios.fs.files import (O_CLOEXEC, O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, Again, File)
 from minios.syscalls.sys_fs import (_sigmask_arg, _swap_mask, _timespec_deadline, _wait_ready,
                            ms_deadline, s32)

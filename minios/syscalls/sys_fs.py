@@ -11,12 +11,12 @@ on one sets ``t.wake_time`` and re-checks it every ``HOST_POLL_S``.
 """
 from __future__ import annotations
 
-import errno as E
 import os
 import stat as st
 import struct
 import time
 
+from minios.uapi import errno as E
 from minios.time import clock
 from minios.proc import signals
 from minios.fs.files import (HOST_POLL_S, Again, DirFile, FdTable, HostFd, Pipe, PipeEnd,

@@ -2,11 +2,11 @@
 futex, process groups."""
 from __future__ import annotations
 
-import errno as E
 import struct
 import time
 
 
+from minios.uapi import errno as E
 from minios.time import clock
 from minios.proc import futex
 from minios.proc import sigframe, signals
