@@ -466,7 +466,3 @@ class Kernel:
                                      f"to process group {pgid} ---\n")
             for g in targets:
                 signals.send_signal(self, g, sig, {"code": signals.SI_KERNEL, "pid": 0, "uid": 0})
-
-    # --------------------------------------------------------------- stats
-    def free_frames(self) -> int:
-        return self.frames.nr_free

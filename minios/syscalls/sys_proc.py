@@ -155,7 +155,7 @@ def _check_clone_flags(flags: int, exit_signal: int) -> int:
     if flags & CLONE_THREAD and not flags & CLONE_SIGHAND:
         return -E.EINVAL
     if (flags & (CLONE_THREAD | CLONE_PARENT)) and exit_signal:
-        return -E.EINVAL if flags & CLONE_THREAD or True else 0
+        return -E.EINVAL
     if flags & _NAMESPACES:
         return -E.EPERM
     if flags & CLONE_PIDFD:
