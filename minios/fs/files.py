@@ -55,6 +55,11 @@ class File:
     opath = False             # opened with O_PATH: no reads or writes
     ignores_writes = False    # write() never looks at the buffer (/dev/null)
     whole_copies = False      # a short copy to or from the user fails the call (pipes)
+    # What mmap maps (bytes of the whole file); None: the file cannot be mapped.
+    data: bytes | bytearray | None = None
+    # A count of reads, writes and closes that epoll's EPOLLET compares (pipes,
+    # sockets, eventfds); None: EPOLLET compares readiness bits instead.
+    gen: int | None = None
 
     def __init__(self, flags: int = O_RDONLY) -> None:
         self.flags = flags

@@ -16,6 +16,7 @@ import time
 
 from minios.uapi import errno
 from minios.fs.files import MemFile, O_ACCMODE, O_RDONLY
+from minios.fs.tmpfs import Inode
 from minios.mm.mm_types import PROT_EXEC, PROT_READ, PROT_WRITE
 from minios.mm.uaccess import Fault, copy_from_user
 
@@ -154,8 +155,9 @@ class PLink(PNode):
     def __init__(self, ino: int, target, magic=None) -> None:
         super().__init__(ino)
         self._target = target            # fn() -> str
-        if magic is not None:
-            self.magic = magic           # fn(k, t) -> (node, path) | None
+        # fn(k, t) -> (node, path) | None: where following the link leads
+        # (a /proc/PID/fd link leads to the open file itself), or None.
+        self.magic = magic
 
     def readlink(self) -> str:
         return self._target()
@@ -296,7 +298,7 @@ def fd_target(f, k=None) -> str:
         return _host_fd_target(k, f)
     path = f.path or f"anon_inode:[{f.kind}]"
     node = f.node
-    if node is not None and getattr(node, "nlink", 1) == 0:
+    if isinstance(node, Inode) and node.nlink == 0:
         path += " (deleted)"
     return path
 

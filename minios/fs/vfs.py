@@ -32,7 +32,7 @@ from minios.fs.files import (DirFile, File, HostFile, InodeFile, NullFile, Owned
                           TtyFile, O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL,
                           O_NOFOLLOW, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC,
                           O_WRONLY, _host_stat, makedev)
-from minios.fs.procfs import FileNode, ProcRoot
+from minios.fs.procfs import FileNode, PLink, ProcRoot
 from minios.fs.tmpfs import Inode, TmpFS
 
 if TYPE_CHECKING:
@@ -504,7 +504,7 @@ def lookup_in(vfs: VFS, k, t, path: str, follow: bool = True,
             links += 1
             if links > MAX_SYMLINKS:
                 raise OSError(errno.ELOOP, path)
-            magic = getattr(child, "magic", None)
+            magic = child.magic if isinstance(child, PLink) else None
             if magic is not None and not parts and k is not None:
                 res = magic(k, t)
                 if res is not None:
@@ -553,7 +553,7 @@ def may_access(t, s: dict, want: int) -> bool:
 
 def check_writable(node) -> None:
     if not node.writable():
-        raise OSError(getattr(node, "ro_errno", errno.EROFS), "")
+        raise OSError(node.ro_errno, "")
 
 
 # ---------------------------------------------------------------- opening

@@ -69,7 +69,7 @@ class EpollFile(File):
             want = (e.events & 0xFFFF) | POLLERR | POLLHUP
             now = e.file.poll(want) & want
             rep = now
-            gen = getattr(e.file, "gen", None)
+            gen = e.file.gen
             if e.events & EPOLLET:
                 rep = (now if gen != e.gen else 0) if gen is not None else now & ~e.last
             if consume:
@@ -161,7 +161,7 @@ def sys_epoll_ctl(k, t, epfd, op, fd, event, *_):
         ev, data = _EVENT.unpack(copy_from_user(t.mm, event, _EVENT.size))
     ep = t.files.get(s32(epfd))
     f = t.files.get(s32(fd))
-    if not getattr(f, "pollable", False):
+    if not f.pollable:
         return -E.EPERM                  # regular files, directories, /dev/null
     if not isinstance(ep, EpollFile) or f is ep:
         return -E.EINVAL

@@ -62,7 +62,7 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off):
             f = t.files.get(fd)
         except OSError:
             return -EBADF
-        data = getattr(f, "data", None)
+        data = f.data
         if data is None:
             return -EACCES if f.kind != "host" else -ENODEV
         if f.flags & O_ACCMODE == O_WRONLY:
@@ -86,8 +86,8 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off):
     vma = VMA(start, start + length, prot, grows_down=bool(flags & MAP_GROWSDOWN))
     if not flags & MAP_ANONYMOUS:
         vma.image = FileImage(data, off, start + max(0, min(length, len(data) - off)),
-                              getattr(f, "path", ""), sigbus_past_end=True)
-        vma.name = getattr(f, "path", "")
+                              f.path, sigbus_past_end=True)
+        vma.name = f.path
         vma.shared = typ != MAP_PRIVATE
     elif typ != MAP_PRIVATE:
         vma.shared = True
