@@ -228,6 +228,8 @@ class OwnedHostFd(HostFd):
             pass
 
 
+# The host's /dev/tty, opened on first use and kept: a host resource, like
+# the process's own stdin, that every Machine's /dev/tty reads and writes.
 _TTY_FD: list[int] = []
 
 
