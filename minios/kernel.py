@@ -33,8 +33,8 @@ from minios.mm.fault import handle_mm_fault
 from minios.fs.files import FdTable, HostFd, O_RDONLY, O_WRONLY
 from minios.fs.vfs import VFS
 from minios.mm.frames import FrameAllocator, OutOfMemory
-from minios.proc.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task, ThreadGroup,
-                              host_rlimits)
+from minios.proc.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task,
+                              ThreadGroup, host_rlimits)
 from minios.mm.mm_types import MM
 from minios.mm.uaccess import Fault
 from minios.proc.exec import exec_into

@@ -2,9 +2,10 @@
 
 ``send_signal`` and ``force_sig_fault`` queue a signal on a task or its
 process and wake a sleeper; ``dequeue_signal`` takes the next one to act on.
-Acting on it (a handler's frame, a default action that stops or kills) is
-``minios/proc/sigframe.py``, above ``exit.py``, which this module is below:
-exit sends SIGCHLD, and a fatal signal exits.
+Acting on a signal (a handler's frame, a default action that stops or kills)
+is ``minios/proc/sigframe.py``. The split follows the imports: ``exit.py``
+sends SIGCHLD through this module, and ``sigframe.py`` ends a process
+through ``exit.py``.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
 CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 5, 6
 
 # Signals whose default action dumps core, is to ignore them, is to stop.
-KERNEL_COREDUMP = {SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGXCPU, SIGXFSZ, SIGSYS}
+KERNEL_COREDUMP = {SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGXCPU, SIGXFSZ,
+                   SIGSYS}
 KERNEL_IGNORE = {SIGCHLD, SIGURG, SIGWINCH, SIGCONT}
 KERNEL_STOP = {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}
 UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
