@@ -75,6 +75,9 @@ class Kernel:
         # (guest path, host path) of the program Machine.run boots: execve of
         # that path reads the host file, even where /tmp hides it (exec.read_executable).
         self.boot_exe: tuple[str, str] | None = None
+        # The last fork's page-table copy: {"shared": tables, "copied": tables,
+        # "ns": host time} (for --trace fork and the tests).
+        self.last_fork: dict[str, int] | None = None
         self.tasks: dict[int, Task] = {}
         self.groups: dict[int, ThreadGroup] = {}
         self.runq: collections.deque[Task] = collections.deque()

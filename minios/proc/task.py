@@ -118,6 +118,12 @@ class Task:
         self.sigctx: list = []              # saved FPU contexts per frame
         self.suspend_restore: int | None = None  # caller's mask under a temporary one
         self.syscall_nr = -1
+        # RIP and RFLAGS at its last syscall instruction (saved at syscall
+        # entry): a fork child, and a task switched out inside the syscall
+        # hook, resume after that instruction.
+        self.syscall_rip = 0
+        self.syscall_rflags = 0
+        self.vfork_done = False             # a vfork child released this parent
         self.futex_woken = False
         self.exit_code = 0
         self.altstack = (0, 2, 0)           # ss_sp, ss_flags (SS_DISABLE), ss_size
