@@ -2,21 +2,26 @@
 
 A pytest run, a notebook or a user's end-to-end suite boots many machines in
 one process; a limit set, a file written or a process started in one guest
-must not show in another. (The kernel state lives in ``Kernel`` and the
-objects it owns; modules hold only constants.)
+must not show in another. (Machine state lives in ``Kernel`` and the objects
+it owns; modules hold constants, and facts of the host such as the TSC
+calibration.)
 """
 from __future__ import annotations
 
+import io
 import resource
 import shutil
 import tempfile
 
 import pytest
 
+from conftest import binary, is_static_elf64
 from minios.machine import Machine
+from minios.syscalls.table import SYSCALLS
 from minios.proc.task import DEFAULT_RLIMITS, RLIM_INFINITY, RLIMIT_NOFILE
 
-BUSYBOX = shutil.which("busybox")
+BUSYBOX = next((p for p in ("/usr/bin/busybox", "/bin/busybox", shutil.which("busybox") or "")
+                if p and is_static_elf64(p)), None)
 needs_busybox = pytest.mark.skipif(BUSYBOX is None, reason="no static busybox (busybox-static)")
 
 
@@ -52,3 +57,20 @@ def test_two_machines_alive_at_once_keep_their_own_state():
     assert run(a, "sh", "-c", "cat /tmp/f 2>/dev/null || echo none; echo $$") == (0, "none\n1\n")
     assert a.kernel.vfs is not b.kernel.vfs
     assert a.meminfo()["MemTotal"] > 60 << 10 > b.meminfo()["MemTotal"]
+
+
+def test_a_traced_machine_beside_an_untraced_one():
+    """Tracing is installed per kernel: the machine beside a traced one
+    writes no trace and keeps the plain syscall table."""
+    hello = binary("glibc", "hello")
+    log = io.StringIO()
+    a = Machine(mem=64 << 20, trace="syscall", trace_file=log)
+    b_log = io.StringIO()
+    b = Machine(mem=64 << 20, trace_file=b_log)
+    with tempfile.TemporaryFile() as out:
+        assert a.run(hello, stdio=(0, out.fileno(), 2)) == 0
+        assert b.run(hello, stdio=(0, out.fileno(), 2)) == 0
+        out.seek(0)
+        assert out.read() == b"hello, world\n" * 2
+    assert "write(1, " in log.getvalue() and b_log.getvalue() == ""
+    assert b.kernel.syscalls == SYSCALLS            # no tracer's wrappers
