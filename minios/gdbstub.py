@@ -90,7 +90,7 @@ from unicorn import x86_const as X
 from unicorn.unicorn_const import UC_MEM_WRITE
 
 from emu import x86
-from minios.proc import signals
+from minios.proc import sigframe, signals
 from minios.mm.pgtable import (TASK_SIZE, entry_pfn, lookup_pte, pte_index,
                             pte_table_for_write, set_pte)
 from minios.proc.task import DEAD, RUNNING, ZOMBIE
@@ -588,7 +588,7 @@ class GdbStub:
             if self.stepping and self.task is t:
                 if signals.has_pending(t):
                     stops = self._stops
-                    signals.do_signal(self.k, t)
+                    sigframe.do_signal(self.k, t)
                     if self._stops == stops and self.stepping and self.active \
                             and self.pending is None and t.state == RUNNING:
                         self.pending = _Stop(t, SIGTRAP)   # at the handler, as Linux

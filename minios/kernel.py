@@ -28,15 +28,20 @@ from emu import x86
 from emu.cpu import CPU, CTX, RESERVED_FRAMES
 from minios.events import Events
 from minios.time import clock
-from minios.proc import signals
+from minios.proc import sigframe, signals
 from minios.uapi.errno import EFAULT, ENOMEM, ENOSYS
 from minios.mm.fault import handle_mm_fault
 from minios.fs.tty import HostTerminal
 from minios.fs.files import FdTable, HostFd, O_RDONLY, O_WRONLY
+from minios.fs.vfs import VFS
 from minios.mm.frames import FrameAllocator, OutOfMemory
 from minios.syscalls.all import SYSCALLS
-from minios.proc.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task, ThreadGroup)
+from minios.proc.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task,
+                              ThreadGroup, host_rlimits)
+from minios.mm.mm_types import MM
 from minios.mm.uaccess import Fault
+from minios.proc.exec import exec_into
+from minios.proc.exit import do_group_exit, mm_release
 from minios.time.vdso import build_image
 
 RIP, RAX = CTX["rip"], CTX["rax"]
@@ -67,6 +72,13 @@ class Kernel:
         self.cow_pte = cow_pte
         self.root = root
         self.rw_dirs = list(rw)          # host dirs writable in the guest (minios/fs/vfs.py)
+        self.vfs: VFS | None = None      # the file tree, built on first use (vfs.get_vfs)
+        # (guest path, host path) of the program Machine.run boots: execve of
+        # that path reads the host file, even where /tmp hides it (exec.read_executable).
+        self.boot_exe: tuple[str, str] | None = None
+        # The last fork's page-table copy: {"shared": tables, "copied": tables,
+        # "ns": host time} (for --trace fork and the tests).
+        self.last_fork: dict[str, int] | None = None
         self.tasks: dict[int, Task] = {}
         self.groups: dict[int, ThreadGroup] = {}
         self.runq: collections.deque[Task] = collections.deque()
@@ -112,13 +124,12 @@ class Kernel:
     def spawn(self, path: str, argv: list[bytes], envp: list[bytes],
               stdio: tuple[int, int, int] = (0, 1, 2)) -> Task:
         """Create pid 1 running ``path`` (errors raise ExecError)."""
-        from minios.proc.exec import exec_into
-        from minios.mm.mm_types import MM
         files = FdTable()
         for fd, host in enumerate(stdio):
             files.install_at(fd, HostFd(host, O_RDONLY if fd == 0 else O_WRONLY))
         group = ThreadGroup(self.alloc_pid())
         group.pgid = group.sid = group.tgid
+        group.rlimits = host_rlimits()
         mm = MM(self)
         task = Task(group.tgid, group, mm, files, SigHand(), self.cpu.new_context())
         group.threads.append(task)
@@ -134,7 +145,6 @@ class Kernel:
         return task
 
     def reap_everything(self, task: Task) -> None:
-        from minios.proc.exit import mm_release
         mm_release(self, task.mm)
         self.tasks.pop(task.tid, None)
         self.groups.pop(task.pid, None)
@@ -253,7 +263,7 @@ class Kernel:
                     cpu.set_reg("rax", r)
                 if self.events.listening:
                     self.events.emit("syscall_resume", t, r)
-            signals.do_signal(self, t)
+            sigframe.do_signal(self, t)
             if t.state != RUNNING:
                 continue
             if self.debugger is not None:
@@ -285,7 +295,6 @@ class Kernel:
               f"{type(e).__name__}: {e}", file=sys.stderr)
         if os.environ.get("MINIOS_DEBUG"):
             traceback.print_exc()
-        from minios.proc.exit import do_group_exit
         if t.state == RUNNING:
             do_group_exit(self, t, signals.SIGKILL)
 
@@ -449,7 +458,3 @@ class Kernel:
                 self.events.emit("tty_signal", sig, pgid)
             for g in targets:
                 signals.send_signal(self, g, sig, {"code": signals.SI_KERNEL, "pid": 0, "uid": 0})
-
-    # --------------------------------------------------------------- stats
-    def free_frames(self) -> int:
-        return self.frames.nr_free

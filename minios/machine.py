@@ -19,11 +19,16 @@ Tracing and debugging (see ``minios.trace`` and ``minios.debug``)::
 """
 from __future__ import annotations
 
-import errno
 import os
 import sys
 
-from minios.proc.exec import ExecError
+from emu.cpu import Trap
+from minios.uapi import errno
+from minios.fs import procfs
+from minios.fs.vfs import HostNode, canonical_path, get_vfs, lookup
+from minios.kernel import Kernel
+from minios.mm.check import check_invariants
+from minios.proc.exec import ExecError, parse_elf, read_executable
 
 
 class MachineError(Exception):
@@ -37,8 +42,6 @@ class Machine:
                  trace_file=None, check: bool = False, root: str = "/",
                  rw: tuple = (), gdb: str | None = None, gdb_follow: str = "parent",
                  vdso: bool = True) -> None:
-        from emu.cpu import Trap
-        from minios.kernel import Kernel
         if isinstance(trace, str):              # "syscall,fault" as on the command line
             trace = ({"syscall", "fault", "sched", "signal", "fork"} if trace == "all" else
                      {x.strip() for x in trace.split(",") if x.strip()})
@@ -50,12 +53,10 @@ class Machine:
         if not os.path.isdir(root):
             raise MachineError(f"--root {root}: not a directory")
         try:
-            from minios.fs.vfs import get_vfs
             get_vfs(self.kernel)                # checks the --rw directories
         except ValueError as e:
             raise MachineError(str(e)) from None
         if check:
-            from minios.mm.check import check_invariants
             self.kernel.checker = check_invariants
         self.trace_file = trace_file
         # Set once a program has started: a Machine runs one program (its
@@ -128,13 +129,11 @@ class Machine:
                 data = f.read()
         except OSError as e:
             raise MachineError(f"{program}: {e.strerror}", 126) from None
-        from minios.proc.exec import parse_elf
         try:
             parse_elf(data, program)
             k.boot_exe = (path, path)    # read from the host even if /tmp hides it
             task = k.spawn(path, argv, envp, stdio)
             task.mm.exe = os.path.realpath(path)
-            from minios.fs.vfs import HostNode, lookup
             try:                         # start in the host's cwd when the guest sees it
                 lk = lookup(k, task, os.getcwd())
                 if isinstance(lk.node, HostNode):
@@ -148,17 +147,14 @@ class Machine:
     def _run_in_root(self, program: str, args, env, stdio) -> int:
         """With --root, ``program`` is a path in the guest's tree (relative
         ones start at the guest's /)."""
-        from minios.proc.exec import parse_elf
-        from minios.fs.vfs import read_exec_file
         k = self.kernel
         guest = program if program.startswith("/") else "/" + program
         env = os.environ if env is None else env
         envp = [f"{a}={b}".encode() for a, b in env.items()]
         argv = [program.encode()] + [x.encode() if isinstance(x, str) else x for x in args]
         try:
-            parse_elf(read_exec_file(k, guest), program)
+            parse_elf(read_executable(k, guest), program)
             task = k.spawn(guest, argv, envp, stdio)
-            from minios.fs.vfs import canonical_path
             task.mm.exe = canonical_path(k, task, guest)
         except ExecError as e:
             status = {errno.ENOENT: 127, errno.ENOTDIR: 127, errno.EACCES: 126}.get(e.errno, 2)
@@ -177,9 +173,8 @@ class Machine:
                 self.gdb_stub.finish()      # the exit reply if gdb has not had it
 
     def meminfo(self) -> dict[str, int]:
-        from minios.fs.procfs import meminfo
         out = {}
-        for line in meminfo(self.kernel).splitlines():
+        for line in procfs.meminfo(self.kernel).splitlines():
             name, _, rest = line.partition(":")
             out[name] = int(rest.split()[0])
         return out

@@ -46,6 +46,8 @@ FILE_KIND = {
     "test_badinput.py": "e2e",
     "test_busybox.py": "busybox",
     "test_check.py": "unit",
+    "test_layers.py": "unit",
+    "test_machines.py": "busybox",
     "test_cli.py": "e2e",
     "test_cow.py": "differential",
     "test_cow_demo.py": "e2e",

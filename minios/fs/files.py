@@ -17,12 +17,12 @@ a task waiting on one re-checks it every ``HOST_POLL_S`` seconds.
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import select
 import stat as st
 
+from minios.uapi import errno
 from minios.uapi.fcntl import (  # noqa: F401  (the open flags, as files.O_*)
     O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NOFOLLOW,
     O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY)
@@ -54,6 +54,11 @@ class File:
     opath = False             # opened with O_PATH: no reads or writes
     ignores_writes = False    # write() never looks at the buffer (/dev/null)
     whole_copies = False      # a short copy to or from the user fails the call (pipes)
+    # What mmap maps (bytes of the whole file); None: the file cannot be mapped.
+    data: bytes | bytearray | None = None
+    # A count of reads, writes and closes that epoll's EPOLLET compares (pipes,
+    # sockets, eventfds); None: EPOLLET compares readiness bits instead.
+    gen: int | None = None
 
     def __init__(self, flags: int = O_RDONLY) -> None:
         self.flags = flags
@@ -236,9 +241,10 @@ class HostFile(File):
     """A regular file of the host root, through a host descriptor of its
     own (closed with the last reference). Writable only in --rw dirs."""
 
-    def __init__(self, fd: int, flags: int, path: str, node=None) -> None:
+    def __init__(self, fd: int, flags: int, path: str, node) -> None:
         super().__init__(flags)
-        self.fd, self.path, self.node = fd, path, node
+        self.fd, self.path = fd, path
+        self.node = node            # its vfs.HostNode
 
     @property
     def mode(self) -> int:          # type: ignore[override]
@@ -264,9 +270,8 @@ class HostFile(File):
 
     @property
     def data(self) -> bytes:
-        """What mmap maps: a snapshot of the file (see vfs.host_file_bytes)."""
-        from minios.fs.vfs import host_file_bytes
-        return host_file_bytes(self.fd)
+        """What mmap maps: a snapshot of the file (see vfs.HostFS.file_bytes)."""
+        return self.node.fs.file_bytes(self.fd)
 
     def truncate(self, size: int) -> None:
         os.ftruncate(self.fd, size)

@@ -10,12 +10,15 @@ a terminal or an unlinked file opens the same open file, as on Linux.
 """
 from __future__ import annotations
 
-import errno
+import os
 import stat as st
 import time
 
-from minios.fs.files import MemFile, O_ACCMODE, O_RDONLY, O_WRONLY
+from minios.uapi import errno
+from minios.fs.files import MemFile, O_ACCMODE, O_RDONLY
+from minios.fs.tmpfs import Inode
 from minios.mm.mm_types import PROT_EXEC, PROT_READ, PROT_WRITE
+from minios.mm.uaccess import Fault, copy_from_user
 
 BOOT_NS = time.time_ns()
 
@@ -39,7 +42,7 @@ def status(k, t) -> str:
     state = {"R": "R (running)", "S": "S (sleeping)", "T": "T (stopped)",
              "Z": "Z (zombie)"}.get(t.state, "R (running)")
     ppid = g.parent.tgid if g.parent else 0
-    return (f"Name:\t{g.comm}\nUmask:\t{getattr(g, 'umask', 0o22):04o}\nState:\t{state}\n"
+    return (f"Name:\t{g.comm}\nUmask:\t{g.umask:04o}\nState:\t{state}\n"
             f"Tgid:\t{g.tgid}\nNgid:\t0\nPid:\t{t.tid}\nPPid:\t{ppid}\nTracerPid:\t0\n"
             f"Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\n"
             f"VmPeak:\t{vm:8} kB\nVmSize:\t{vm:8} kB\nVmRSS:\t{rss:8} kB\n"
@@ -93,8 +96,7 @@ def _uptime(k) -> str:
 
 
 def _mounts(k) -> str:
-    from minios.fs.vfs import get_vfs
-    v = get_vfs(k)
+    v = k.vfs                       # (built: /proc is reached through it)
     root_opts = "rw" if "/" in v.host.rw else "ro"
     lines = [f"hostfs / hostfs {root_opts} 0 0"]
     lines += [f"hostfs {d} hostfs rw 0 0" for d in v.host.rw if d != "/"]
@@ -153,8 +155,9 @@ class PLink(PNode):
     def __init__(self, ino: int, target, magic=None) -> None:
         super().__init__(ino)
         self._target = target            # fn() -> str
-        if magic is not None:
-            self.magic = magic           # fn(k, t) -> (node, path) | None
+        # fn(k, t) -> (node, path) | None: where following the link leads
+        # (a /proc/PID/fd link leads to the open file itself), or None.
+        self.magic = magic
 
     def readlink(self) -> str:
         return self._target()
@@ -208,7 +211,7 @@ class PidDir(PNode):
         if name == "exe":
             return PLink(base + i, lambda: self._task().mm.exe)
         if name == "cwd":
-            return PLink(base + i, lambda: getattr(self._task().group, "cwd", "/"))
+            return PLink(base + i, lambda: self._task().group.cwd)
         if name == "root":
             return PLink(base + i, lambda: "/")
         if name == "fd":
@@ -250,7 +253,6 @@ class TaskDir(PNode):
 
 
 def _environ(t) -> bytes:
-    from minios.mm.uaccess import Fault, copy_from_user
     mm = t.mm
     try:
         return copy_from_user(mm, mm.env_start, max(0, mm.env_end - mm.env_start))
@@ -262,7 +264,6 @@ def _host_fd_target(k, f) -> str:
     """What a host descriptor handed to the guest looks like from inside:
     pipes and sockets by inode, terminals and /dev files by name, files
     under the root by their guest path; nothing else of the host is named."""
-    import os
     try:
         s = os.fstat(f.fd)
     except OSError:
@@ -280,8 +281,7 @@ def _host_fd_target(k, f) -> str:
         return "anon_inode:[host]"
     if real in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"):
         return real
-    from minios.fs.vfs import get_vfs
-    root = get_vfs(k).host.root.rstrip("/")
+    root = k.vfs.host.root.rstrip("/")
     if root == "":
         return real
     if real.startswith(root + "/"):
@@ -298,7 +298,7 @@ def fd_target(f, k=None) -> str:
         return _host_fd_target(k, f)
     path = f.path or f"anon_inode:[{f.kind}]"
     node = f.node
-    if node is not None and getattr(node, "nlink", 1) == 0:
+    if isinstance(node, Inode) and node.nlink == 0:
         path += " (deleted)"
     return path
 
@@ -327,18 +327,6 @@ class FileNode:
     def writable(self) -> bool:
         n = self.file.node
         return n.writable() if n is not None else True
-
-    def reopen(self, flags: int):
-        """A new open of the same object (Linux reopens the inode)."""
-        from minios.fs.files import PipeEnd as PE
-        from minios.fs.vfs import open_node
-        f = self.file
-        if isinstance(f, PE):
-            acc = flags & O_ACCMODE
-            return PE(f.pipe, acc == O_WRONLY, flags)
-        if f.node is not None and not getattr(f, "opath", False):
-            return open_node(None, None, f.node, f.path, flags)
-        return f
 
 
 class FdDir(PNode):
@@ -413,13 +401,3 @@ class ProcRoot(PNode):
         out += [(pid << 8, 4, str(pid)) for pid in sorted(k.groups)
                 if _task_of(k, pid) is not None]
         return out
-
-
-# Kept for callers of the old interface.
-def proc_readlink(k, t, path: str) -> str:
-    from minios.fs.vfs import lookup
-    lk = lookup(k, t, path, follow=False)
-    if lk.node is None:
-        raise OSError(errno.ENOENT, path)
-    return lk.node.readlink()
-

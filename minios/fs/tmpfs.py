@@ -7,10 +7,10 @@ its bytes until the last descriptor closes) behave as on Linux.
 """
 from __future__ import annotations
 
-import errno
 import os
 import stat as st
 
+from minios.uapi import errno
 from minios.time import clock
 
 NAME_MAX = 255
@@ -22,6 +22,7 @@ def _now() -> int:
 
 class Inode:
     """One tmpfs object. Also the VFS node for it (see vfs.py)."""
+    ro_errno = errno.EROFS        # (never raised: a tmpfs node is always writable)
 
     def __init__(self, fs: "TmpFS", mode: int, uid: int, gid: int) -> None:
         self.fs = fs

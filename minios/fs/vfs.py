@@ -21,17 +21,18 @@ so no path, symlink or /proc link can name anything outside the root.
 """
 from __future__ import annotations
 
-import errno
 import os
 import stat as st
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
+from minios.uapi import errno
 from minios.fs.files import (DirFile, File, HostFile, InodeFile, NullFile, OwnedHostFd,
-                          RandomFile,
+                          PipeEnd, RandomFile,
                           TtyFile, O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL,
                           O_NOFOLLOW, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC,
                           O_WRONLY, _host_stat, makedev)
+from minios.fs.procfs import FileNode, PLink, ProcRoot
 from minios.fs.tmpfs import Inode, TmpFS
 
 if TYPE_CHECKING:
@@ -73,6 +74,23 @@ class HostFS:
     def __init__(self, root: str, rw: list[str] | tuple = ()) -> None:
         self.root = os.path.realpath(root)
         self.rw = [p.rstrip("/") or "/" for p in rw]
+        # (st_dev, st_ino, st_size, st_mtime_ns) -> the file's bytes: the last
+        # few files read whole (file_bytes).
+        self._bytes: dict[tuple[int, int, int, int], bytes] = {}
+
+    def file_bytes(self, fd: int) -> bytes:
+        """The bytes of the host regular file open on ``fd``, as one immutable
+        object while the file is unchanged: a shell execs the same binary over
+        and over, and equal objects let every mapping share the page cache."""
+        s = os.fstat(fd)
+        key = (s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns)
+        data = self._bytes.get(key)
+        if data is None:
+            data = os.pread(fd, s.st_size, 0)
+            if len(self._bytes) >= 8:
+                self._bytes.pop(next(iter(self._bytes)))
+            self._bytes[key] = data
+        return data
 
     def host(self, gpath: str) -> str:
         return self.root if gpath == "/" else (self.root.rstrip("/") + gpath)
@@ -387,11 +405,10 @@ class DevDir:
 # -------------------------------------------------------------- the tree
 class VFS:
     def __init__(self, root: str = "/", rw: list[str] | tuple = (), kernel=None) -> None:
-        from minios.fs.procfs import ProcRoot
         self.host = HostFS(root, ())
         self.mounts: dict[str, object] = {}
         self.root = HostNode(self.host, "/", self)
-        ram = getattr(getattr(kernel, "ram", None), "size", 2 << 30)
+        ram = kernel.ram.size if kernel is not None else 2 << 30
         self.tmpfs = TmpFS(limit=ram // 2)      # Linux's default tmpfs size
         self.mounts = {"/tmp": self.tmpfs.root, "/dev": DevDir(), "/proc": ProcRoot(kernel)}
         self.host.rw = [self.guest_rw_path(d) for d in rw]
@@ -418,15 +435,15 @@ class VFS:
 
 
 def get_vfs(k: "Kernel") -> VFS:
-    v = getattr(k, "vfs", None)
+    """The kernel's file tree, built on first use (it checks the --rw dirs)."""
+    v = k.vfs
     if v is None:
-        v = VFS(getattr(k, "root", "/"), getattr(k, "rw_dirs", ()) or (), k)
-        k.vfs = v
+        v = k.vfs = VFS(k.root, k.rw_dirs, k)
     return v
 
 
 def guest_cwd(t: "Task") -> str:
-    return getattr(t.group, "cwd", "/")
+    return t.group.cwd
 
 
 def normalize(cwd: str, path: str) -> str:
@@ -439,8 +456,7 @@ def normalize(cwd: str, path: str) -> str:
 def lookup(k: "Kernel", t: "Task | None", path: str, follow: bool = True,
            base: str | None = None) -> Lookup:
     """Resolve ``path`` (relative to ``base``, default the cwd)."""
-    return lookup_in(get_vfs(k), k, t if t is not None else getattr(k, "current", None),
-                     path, follow, base)
+    return lookup_in(get_vfs(k), k, t if t is not None else k.current, path, follow, base)
 
 
 def lookup_in(vfs: VFS, k, t, path: str, follow: bool = True,
@@ -488,7 +504,7 @@ def lookup_in(vfs: VFS, k, t, path: str, follow: bool = True,
             links += 1
             if links > MAX_SYMLINKS:
                 raise OSError(errno.ELOOP, path)
-            magic = getattr(child, "magic", None)
+            magic = child.magic if isinstance(child, PLink) else None
             if magic is not None and not parts and k is not None:
                 res = magic(k, t)
                 if res is not None:
@@ -537,15 +553,14 @@ def may_access(t, s: dict, want: int) -> bool:
 
 def check_writable(node) -> None:
     if not node.writable():
-        raise OSError(getattr(node, "ro_errno", errno.EROFS), "")
+        raise OSError(node.ro_errno, "")
 
 
 # ---------------------------------------------------------------- opening
 def open_node(k, t, node, path: str, flags: int) -> File:
     """An open file for an existing node."""
-    from minios.fs.procfs import FileNode
     if isinstance(node, FileNode):
-        return node.reopen(flags)
+        return reopen(node.file, flags)
     s = node.stat()
     mode = s["mode"]
     acc = flags & O_ACCMODE
@@ -600,7 +615,7 @@ def open_path(k: "Kernel", t: "Task", path: str, flags: int, mode: int = 0o666,
         if not may_access(t, lk.parent.stat(), W_OK | X_OK):
             raise OSError(errno.EACCES, path)
         uid, gid = creds(t)
-        umask = getattr(t.group, "umask", 0o022) if t is not None else 0o022
+        umask = t.group.umask if t is not None else 0o022
         node = lk.parent.create(lk.name, mode & 0o7777 & ~umask, uid, gid)
         f = open_node(k, t, node, lk.path, (flags & ~O_TRUNC) | 0)
         return f
@@ -611,22 +626,14 @@ def open_path(k: "Kernel", t: "Task", path: str, flags: int, mode: int = 0o666,
     return open_node(k, t, lk.node, lk.path, flags)
 
 
-_HOST_BYTES: dict = {}
-
-
-def host_file_bytes(fd: int) -> bytes:
-    """The bytes of the host regular file open on ``fd``, as one immutable
-    object while the file is unchanged: a shell execs the same binary over
-    and over, and equal objects let every mapping share the page cache."""
-    s = os.fstat(fd)
-    key = (s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns)
-    data = _HOST_BYTES.get(key)
-    if data is None:
-        data = os.pread(fd, s.st_size, 0)
-        if len(_HOST_BYTES) >= 8:
-            _HOST_BYTES.pop(next(iter(_HOST_BYTES)))
-        _HOST_BYTES[key] = data
-    return data
+def reopen(f: File, flags: int) -> File:
+    """A new open of the file a /proc/PID/fd link leads to (Linux reopens
+    the inode): a pipe's other end, a node's new open, else the file itself."""
+    if isinstance(f, PipeEnd):
+        return PipeEnd(f.pipe, flags & O_ACCMODE == O_WRONLY, flags)
+    if f.node is not None and not f.opath:
+        return open_node(None, None, f.node, f.path, flags)
+    return f
 
 
 def node_bytes(node) -> bytes:
@@ -636,39 +643,27 @@ def node_bytes(node) -> bytes:
     if isinstance(node, HostNode):
         fd = os.open(node.hp, os.O_RDONLY)
         try:
-            return host_file_bytes(fd)
+            return node.fs.file_bytes(fd)
         finally:
             os.close(fd)
     raise OSError(errno.EACCES, "")
 
 
-def read_exec_file(k: "Kernel", path: str) -> bytes:
-    """The bytes of an executable, with execve's errors."""
-    from minios.proc.exec import ExecError
-    boot = getattr(k, "boot_exe", None)
-    if boot is not None and path == boot[0]:
-        try:
-            with open(boot[1], "rb") as fh:
-                return fh.read()
-        except OSError as e:
-            raise ExecError(e.errno or errno.EIO, f"{path}: {e.strerror}") from None
-    try:
-        lk = lookup(k, None, path)
-        if lk.node is None:
-            raise OSError(errno.ENOENT, path)
-        node = lk.node
-        from minios.fs.procfs import FileNode
-        if isinstance(node, FileNode):
-            node = node.file.node
-            if node is None:
-                raise OSError(errno.EACCES, path)
-        s = node.stat()
-        if not st.S_ISREG(s["mode"]) or not may_access(None, s, X_OK):
+def exec_file_bytes(k: "Kernel", path: str) -> bytes:
+    """The bytes of the file execve runs at ``path``: a regular file the
+    caller may execute (OSError otherwise)."""
+    lk = lookup(k, None, path)
+    if lk.node is None:
+        raise OSError(errno.ENOENT, path)
+    node = lk.node
+    if isinstance(node, FileNode):
+        node = node.file.node
+        if node is None:
             raise OSError(errno.EACCES, path)
-        return node_bytes(node)
-    except OSError as e:
-        err = e.errno if isinstance(e.errno, int) else errno.ENOENT
-        raise ExecError(err, f"{path}: {os.strerror(err)}") from None
+    s = node.stat()
+    if not st.S_ISREG(s["mode"]) or not may_access(None, s, X_OK):
+        raise OSError(errno.EACCES, path)
+    return node_bytes(node)
 
 
 def canonical_path(k: "Kernel", t, path: str) -> str:
@@ -680,16 +675,6 @@ def canonical_path(k: "Kernel", t, path: str) -> str:
         return path
     if lk.node is None:
         return path
-    f = getattr(lk.node, "file", None)            # a /proc/PID/fd link
-    return f.path if f is not None and f.path else lk.path
-
-
-def host_path(k: "Kernel", path: str, follow: bool = True) -> str:
-    """The host path of a guest path on the root file system (for tools);
-    OSError when it is elsewhere (tmpfs, /proc, /dev) or missing."""
-    lk = lookup(k, None, path, follow)
-    if isinstance(lk.node, HostNode):
-        return lk.node.hp
-    if lk.node is None and isinstance(lk.parent, HostNode):
-        return os.path.join(lk.parent.hp, lk.name)
-    raise OSError(errno.ENOENT, path)
+    if isinstance(lk.node, FileNode) and lk.node.file.path:     # a /proc/PID/fd link
+        return lk.node.file.path
+    return lk.path

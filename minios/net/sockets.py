@@ -23,9 +23,9 @@ What Linux does and this follows:
 from __future__ import annotations
 
 import collections
-import errno
 import stat as st
 
+from minios.uapi import errno
 from minios.fs.files import _IN, _OUT, O_RDWR, POLLERR, POLLHUP, Again, File, fput
 from minios.uapi.socket import AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM  # noqa: F401
 

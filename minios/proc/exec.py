@@ -6,7 +6,6 @@ when first touched, so a large binary costs only what it runs.
 """
 from __future__ import annotations
 
-import errno
 import io
 import os
 import struct
@@ -16,9 +15,12 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from emu.ram import PAGE_SIZE
+from minios.uapi import errno
 from minios.mm.mm_types import (MM, VMA, FileImage, PROT_EXEC, PROT_READ, PROT_WRITE,
                        STACK_TOP, page_down, page_up)
 from minios.mm.uaccess import copy_to_user
+from minios.fs.vfs import exec_file_bytes
+from minios.proc.exit import mm_release, release_vfork
 
 if TYPE_CHECKING:
     from minios.kernel import Kernel
@@ -145,8 +147,20 @@ def _build_stack(mm: MM, argv: list[bytes], envp: list[bytes],
 
 
 def read_executable(k: "Kernel", path: str) -> bytes:
-    from minios.fs.vfs import read_exec_file
-    return read_exec_file(k, path)
+    """The bytes of an executable, with execve's errors (ExecError). The
+    program Machine.run boots is read from the host even if /tmp hides it."""
+    boot = k.boot_exe
+    if boot is not None and path == boot[0]:
+        try:
+            with open(boot[1], "rb") as fh:
+                return fh.read()
+        except OSError as e:
+            raise ExecError(e.errno or errno.EIO, f"{path}: {e.strerror}") from None
+    try:
+        return exec_file_bytes(k, path)
+    except OSError as e:
+        err = e.errno if isinstance(e.errno, int) else errno.ENOENT
+        raise ExecError(err, f"{path}: {os.strerror(err)}") from None
 
 
 def exec_into(k: "Kernel", t: "Task", path: str, argv: list[bytes], envp: list[bytes],
@@ -155,7 +169,6 @@ def exec_into(k: "Kernel", t: "Task", path: str, argv: list[bytes], envp: list[b
     failure; after the point of no return only guest faults can occur.
     Sets every register but RIP and returns the entry point: the caller
     writes RIP (inside a syscall hook it must allow for Unicorn's +2)."""
-    from minios.proc.exit import mm_release, release_vfork
     if data is None:
         data = read_executable(k, path)
     if sum(len(a) + 1 for a in argv + envp) > MAX_ARG_BYTES:

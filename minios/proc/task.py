@@ -7,6 +7,7 @@ or DEAD.
 """
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, TYPE_CHECKING
 
@@ -17,6 +18,31 @@ if TYPE_CHECKING:
 RUNNING, BLOCKED, STOPPED, ZOMBIE, DEAD = "R", "S", "T", "Z", "X"
 BLOCK = object()          # a syscall handler's "not yet: put me to sleep"
 NORETURN = object()       # a handler that set the registers itself
+
+
+RLIM_INFINITY = (1 << 64) - 1
+RLIMIT_STACK, RLIMIT_CORE, RLIMIT_NOFILE, RLIM_NLIMITS = 3, 4, 7, 16
+# Linux's limits for a process nobody changed, by resource: (soft, hard). A
+# tuple, so no process (and no Machine) can change what another one starts with.
+DEFAULT_RLIMITS: tuple[tuple[int, int], ...] = (
+    (RLIM_INFINITY,) * 2, (RLIM_INFINITY,) * 2, (RLIM_INFINITY,) * 2,  # CPU FSIZE DATA
+    (8 << 20, RLIM_INFINITY), (0, RLIM_INFINITY), (RLIM_INFINITY,) * 2,  # STACK CORE RSS
+    (63459, 63459), (1024, 1048576), (8 << 20, 8 << 20),               # NPROC NOFILE MEMLOCK
+    (RLIM_INFINITY,) * 2, (RLIM_INFINITY,) * 2, (63459, 63459),        # AS LOCKS SIGPENDING
+    (819200, 819200), (0, 0), (0, 0), (RLIM_INFINITY,) * 2)            # MSGQUEUE NICE RTPRIO RTTIME
+
+
+def host_rlimits() -> dict[int, tuple[int, int]]:
+    """The limits pid 1 inherits from whoever started minios, as a program
+    started from a shell does (RLIMIT_CORE decides the core flag, say)."""
+    out = {}
+    for res in (RLIMIT_STACK, RLIMIT_CORE, RLIMIT_NOFILE):
+        try:
+            cur, mx = resource.getrlimit(res)
+        except (ValueError, OSError):
+            continue
+        out[res] = tuple(RLIM_INFINITY if v == resource.RLIM_INFINITY else v for v in (cur, mx))
+    return out
 
 
 class SigAction(NamedTuple):
@@ -53,11 +79,21 @@ class ThreadGroup:
     stop_report: int | None = None    # a WUNTRACED/WCONTINUED event to report
     utime_ns: int = 0
     start_ns: int = 0
-    rlimits: dict = field(default_factory=dict)
+    # The limits that differ from DEFAULT_RLIMITS (read them with rlimit()).
+    rlimits: dict[int, tuple[int, int]] = field(default_factory=dict)
     pgid: int = 0
     sid: int = 0
     cmdline: list[bytes] = field(default_factory=list)
     comm: str = ""
+    cwd: str = "/"                    # canonical guest path (fork copies it)
+    umask: int = 0o022
+    # The last fault that became a signal: (sig, addr, rip, vector, err), for
+    # the kernel-log line of a fatal one (sigframe._report_fault).
+    fault: tuple[int, int, int, int, int] | None = None
+
+    def rlimit(self, res: int) -> tuple[int, int]:
+        """(soft, hard) limit of resource ``res`` (below RLIM_NLIMITS)."""
+        return self.rlimits.get(res, DEFAULT_RLIMITS[res])
 
 
 class Task:
@@ -82,9 +118,16 @@ class Task:
         self.sigctx: list = []              # saved FPU contexts per frame
         self.suspend_restore: int | None = None  # caller's mask under a temporary one
         self.syscall_nr = -1
+        # RIP and RFLAGS at its last syscall instruction (saved at syscall
+        # entry): a fork child, and a task switched out inside the syscall
+        # hook, resume after that instruction.
+        self.syscall_rip = 0
+        self.syscall_rflags = 0
+        self.vfork_done = False             # a vfork child released this parent
         self.futex_woken = False
         self.exit_code = 0
         self.altstack = (0, 2, 0)           # ss_sp, ss_flags (SS_DISABLE), ss_size
+        self.rseq = 0                       # the registered struct rseq (rseq(2))
 
     @property
     def pid(self) -> int:

@@ -11,7 +11,7 @@ on one sets ``t.wake_time`` and re-checks it every ``HOST_POLL_S``.
 """
 from __future__ import annotations
 
-import errno as E
+from minios.uapi import errno as E
 import stat as st
 import struct
 import time

@@ -19,9 +19,9 @@ activity wakes.
 """
 from __future__ import annotations
 
-import errno as E
 import struct
 
+from minios.uapi import errno as E
 from minios.fs.files import (O_CLOEXEC, O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, Again, File)
 from minios.syscalls.common import s32
 from minios.syscalls.kinds import (EFD_FLAGS, EPOLL_CREATE_FLAGS, EPOLL_CTL_OP, EPOLL_EVENT,
@@ -70,7 +70,7 @@ class EpollFile(File):
             want = (e.events & 0xFFFF) | POLLERR | POLLHUP
             now = e.file.poll(want) & want
             rep = now
-            gen = getattr(e.file, "gen", None)
+            gen = e.file.gen
             if e.events & EPOLLET:
                 rep = (now if gen != e.gen else 0) if gen is not None else now & ~e.last
             if consume:
@@ -162,7 +162,7 @@ def sys_epoll_ctl(k, t, epfd, op, fd, event, *_):
         ev, data = _EVENT.unpack(copy_from_user(t.mm, event, _EVENT.size))
     ep = t.files.get(s32(epfd))
     f = t.files.get(s32(fd))
-    if not getattr(f, "pollable", False):
+    if not f.pollable:
         return -E.EPERM                  # regular files, directories, /dev/null
     if not isinstance(ep, EpollFile) or f is ep:
         return -E.EINVAL

@@ -2,7 +2,7 @@
 pipes."""
 from __future__ import annotations
 
-import errno as E
+from minios.uapi import errno as E
 import struct
 
 from minios.fs.files import (

@@ -6,7 +6,8 @@ import struct
 import time
 
 from minios.time import clock
-from minios.uapi.errno import EINVAL, EPERM
+from minios.uapi.errno import EINTR, EINVAL, EPERM, ESRCH
+from minios.proc import signals
 from minios.syscalls.kinds import (AFFINITY, ARCH_PRCTL_CODE, CLOCKID, GRND_FLAGS, HEX, INT,
                                    INT_OUT, PID, PRCTL_FORMAT, PTR, RANDOM_OUT, REM, RESOURCE,
                                    RET_OCTAL, RLIMIT, RLIMIT_OUT, RUSAGE_WHO, SIZE,
@@ -14,31 +15,10 @@ from minios.syscalls.kinds import (AFFINITY, ARCH_PRCTL_CODE, CLOCKID, GRND_FLAG
                                    UTSNAME)
 from minios.syscalls.table import syscall
 from minios.uapi.misc import (ARCH_GET_CPUID, ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS, ARCH_SET_GS,
-                              PR_GET_NAME, PR_SET_NAME, RLIM_INFINITY, TIMER_ABSTIME)
-from minios.proc.task import BLOCK
+                              PR_GET_NAME, PR_SET_NAME, TIMER_ABSTIME)
+from minios.proc.task import BLOCK, RLIM_NLIMITS
 from minios.mm.uaccess import copy_from_user, copy_to_user, put_u32
 
-DEFAULT_RLIMITS = {0: (RLIM_INFINITY,) * 2, 1: (RLIM_INFINITY,) * 2, 2: (RLIM_INFINITY,) * 2,
-                   3: (8 << 20, RLIM_INFINITY), 4: (0, RLIM_INFINITY), 5: (RLIM_INFINITY,) * 2,
-                   6: (63459, 63459), 7: (1024, 1048576), 8: (8 << 20, 8 << 20),
-                   9: (RLIM_INFINITY,) * 2, 10: (RLIM_INFINITY,) * 2, 11: (63459, 63459),
-                   12: (819200, 819200), 13: (0, 0), 14: (0, 0), 15: (RLIM_INFINITY,) * 2}
-
-
-def _inherit_host_limits() -> None:
-    """pid 1 inherits the limits of whoever started minios, as a program
-    started from a shell does (RLIMIT_CORE decides the core flag, say)."""
-    import resource
-    for res in (3, 4, 7):            # STACK, CORE, NOFILE
-        try:
-            cur, mx = resource.getrlimit(res)
-        except (ValueError, OSError):
-            continue
-        conv = [RLIM_INFINITY if v == resource.RLIM_INFINITY else v for v in (cur, mx)]
-        DEFAULT_RLIMITS[res] = tuple(conv)
-
-
-_inherit_host_limits()
 
 
 @syscall(158, "arch_prctl", ARCH_PRCTL_CODE, PTR)
@@ -92,12 +72,12 @@ def sys_rseq(k, t, addr, length, flags, sig, *_):
 
 @syscall(302, "prlimit64", PID, RESOURCE, RLIMIT, RLIMIT_OUT)
 def sys_prlimit64(k, t, pid, res, new, old, *_):
-    if res >= 16:
+    if res >= RLIM_NLIMITS:
         return -EINVAL
     g = t.group if pid in (0, t.pid) else k.groups.get(pid)
     if g is None:
-        return -3                                  # ESRCH
-    cur = g.rlimits.get(res, DEFAULT_RLIMITS[res])
+        return -ESRCH
+    cur = g.rlimit(res)
     if new:
         lim = struct.unpack("<QQ", copy_from_user(t.mm, new, 16))
         if lim[0] > lim[1]:
@@ -242,9 +222,8 @@ def _sleep_until(k, t, deadline: float):
     def retry():
         if time.monotonic() >= deadline:
             return 0
-        from minios.proc import signals
         if signals.has_pending(t):
-            return -4                               # EINTR
+            return -EINTR
         t.wake_time = deadline
         return BLOCK
     t.wait_channel = "nanosleep"
@@ -310,7 +289,7 @@ def sys_getrusage(k, t, who, buf, *_):
 
 @syscall(95, "umask", UMASK, ret=RET_OCTAL)
 def sys_umask(k, t, mask, *_):
-    old = getattr(t.group, "umask", 0o022)
+    old = t.group.umask
     t.group.umask = mask & 0o777
     return old
 

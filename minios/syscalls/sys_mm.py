@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from emu.ram import PAGE_SIZE
-from minios.uapi.errno import EINVAL, ENOMEM, EBADF, EACCES, EFAULT
+from minios.uapi.errno import EACCES, EBADF, EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM
 from minios.mm.memory import (break_range, free_uncovered, change_protection, move_range, unmap_vmas, zap_range,
                            valid_user_range)
 from minios.fs.files import O_ACCMODE, O_WRONLY
@@ -63,9 +63,9 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off):
             f = t.files.get(fd)
         except OSError:
             return -EBADF
-        data = getattr(f, "data", None)
+        data = f.data
         if data is None:
-            return -EACCES if f.kind != "host" else -19   # ENODEV
+            return -EACCES if f.kind != "host" else -ENODEV
         if f.flags & O_ACCMODE == O_WRONLY:
             return -EACCES
         if typ != MAP_PRIVATE and prot & PROT_WRITE:
@@ -76,7 +76,7 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off):
         if not valid_user_range(addr, length):
             return -ENOMEM
         if flags & MAP_FIXED_NOREPLACE and not flags & MAP_FIXED and mm.overlapping(addr, addr + length):
-            return -17                                    # EEXIST
+            return -EEXIST
         unmap_vmas(mm, addr, addr + length)
         start = addr
     else:
@@ -87,8 +87,8 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off):
     vma = VMA(start, start + length, prot, grows_down=bool(flags & MAP_GROWSDOWN))
     if not flags & MAP_ANONYMOUS:
         vma.image = FileImage(data, off, start + max(0, min(length, len(data) - off)),
-                              getattr(f, "path", ""), sigbus_past_end=True)
-        vma.name = getattr(f, "path", "")
+                              f.path, sigbus_past_end=True)
+        vma.name = f.path
         vma.shared = typ != MAP_PRIVATE
     elif typ != MAP_PRIVATE:
         vma.shared = True

@@ -2,7 +2,7 @@
 mknod, unlink, rename, link, symlink, readlink, getdents."""
 from __future__ import annotations
 
-import errno as E
+from minios.uapi import errno as E
 import stat as st
 import struct
 
@@ -137,7 +137,7 @@ def sys_chroot(k, t, path, *_):
 
 
 def _umask(t) -> int:
-    return getattr(t.group, "umask", 0o022)
+    return t.group.umask
 
 
 def _is_mountpoint(k, path: str) -> bool:

@@ -4,9 +4,9 @@ The sockets are ``minios/net/sockets.py``; socket(2) and the named-socket
 calls are not implemented (ENOSYS)."""
 from __future__ import annotations
 
-import errno as E
 import struct
 
+from minios.uapi import errno as E
 from minios.fs.files import O_NONBLOCK, Again
 from minios.net.sockets import (AF_UNIX, SNDBUF, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM,
                             SocketEnd, SocketPair, drop_files)

@@ -2,7 +2,7 @@
 mask (epoll reuses the waiting machinery)."""
 from __future__ import annotations
 
-import errno as E
+from minios.uapi import errno as E
 import struct
 import time
 

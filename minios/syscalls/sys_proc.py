@@ -2,16 +2,17 @@
 futex, process groups."""
 from __future__ import annotations
 
-import errno as E
 import struct
 import time
 
 
+from minios.uapi import errno as E
 from minios.time import clock
 from minios.proc import futex
-from minios.proc import signals
+from minios.proc import sigframe, signals
 from minios.mm.cow import copy_page_range
-from minios.proc.exec import ExecError, exec_into
+from minios.fs.vfs import canonical_path, guest_cwd, normalize
+from minios.proc.exec import ExecError, exec_into, read_executable
 from minios.proc.exit import do_exit, do_group_exit, mm_release
 from minios.mm.frames import OutOfMemory
 from minios.mm.mm_types import MM, VMA
@@ -36,7 +37,7 @@ from minios.uapi.misc import (FUTEX_CLOCK_REALTIME, FUTEX_CMP_REQUEUE, FUTEX_PRI
 from minios.uapi.signal import SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE, SS_FLAG_BITS
 from minios.proc.task import (BLOCK, NORETURN, SigAction, SigHand, Task,
                          ThreadGroup)
-from minios.mm.uaccess import (Fault, copy_from_user, copy_to_user, get_u32, put_u32,
+from minios.mm.uaccess import (Fault, copy_from_user, copy_to_user, get_u32, get_u64, put_u32,
                             read_ptr_array, strncpy_from_user)
 
 _CLONE3_KNOWN = (0xFFFFFFFF & ~CSIGNAL) | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP | CLONE_COW_PGTABLE
@@ -116,8 +117,8 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
         group.pgid, group.sid = t.group.pgid, t.group.sid
         group.rlimits = dict(t.group.rlimits)
         group.cmdline, group.comm = list(t.group.cmdline), t.group.comm
-        group.cwd = getattr(t.group, "cwd", "/")
-        group.umask = getattr(t.group, "umask", 0o022)
+        group.cwd = t.group.cwd
+        group.umask = t.group.umask
         k.groups[tid] = group
     rip = t.syscall_rip + 2
     regs = {"rip": rip, "rax": 0, "rcx": rip, "r11": t.syscall_rflags}
@@ -159,7 +160,7 @@ def _check_clone_flags(flags: int, exit_signal: int) -> int:
     if flags & CLONE_THREAD and not flags & CLONE_SIGHAND:
         return -E.EINVAL
     if (flags & (CLONE_THREAD | CLONE_PARENT)) and exit_signal:
-        return -E.EINVAL if flags & CLONE_THREAD or True else 0
+        return -E.EINVAL
     if flags & _NAMESPACES:
         return -E.EPERM
     if flags & CLONE_PIDFD:
@@ -428,7 +429,7 @@ def sys_rt_sigaction(k, t, sig, act, oact, size, *_):
     if new is not None:
         t.sighand.actions[sig] = new
         if new.handler == signals.SIG_IGN or (new.handler == signals.SIG_DFL
-                                              and sig in signals._IGNORE):
+                                              and sig in signals.KERNEL_IGNORE):
             for th in t.group.threads:
                 th.pending.pop(sig, None)
             t.group.shared_pending.pop(sig, None)
@@ -500,7 +501,7 @@ def sys_pause(k, t, *_):
 
 @syscall(15, "rt_sigreturn", ret=RET_SIGRETURN, format=SIGRETURN_FORMAT)
 def sys_rt_sigreturn(k, t, *_):
-    signals.sys_rt_sigreturn(k, t)
+    sigframe.sys_rt_sigreturn(k, t)
     return NORETURN
 
 
@@ -614,7 +615,6 @@ def sys_execveat(k, t, dirfd, path, argv, envp, flags, *_):
 def _long_arg(mm, va: int) -> bool:
     """Whether a readable string of the argv/envp array at ``va`` has no
     NUL in its first 128 KiB."""
-    from minios.mm.uaccess import get_u64
     try:
         while va:
             p = get_u64(mm, va)
@@ -635,7 +635,6 @@ def _long_arg(mm, va: int) -> bool:
 
 
 def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
-    from minios.fs.vfs import guest_cwd, normalize
     try:
         argv = read_ptr_array(t.mm, argv_p) if argv_p else []
         envp = read_ptr_array(t.mm, envp_p) if envp_p else []
@@ -652,7 +651,6 @@ def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
     try:
         data = None
         for _ in range(4):                       # #! interpreters, nested
-            from minios.proc.exec import read_executable
             data = read_executable(k, spath)
             if not data.startswith(b"#!"):
                 break
@@ -669,7 +667,6 @@ def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
         for th in list(t.group.threads):
             if th is not t:
                 do_exit(k, th, 0)
-        from minios.fs.vfs import canonical_path
         exe = canonical_path(k, t, spath)      # /proc/PID/exe: symlinks resolved now
         entry = exec_into(k, t, spath, argv, envp, data)
         t.mm.exe = exe

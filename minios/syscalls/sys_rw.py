@@ -1,7 +1,7 @@
 """read and write in all their forms (vectored, positioned), lseek, sendfile."""
 from __future__ import annotations
 
-import errno as E
+from minios.uapi import errno as E
 import struct
 
 from minios.fs.files import O_APPEND, O_NONBLOCK, PIPE_BUF_SIZE, Again, DirFile, PipeEnd

@@ -2,7 +2,7 @@
 (truncate, chmod, chown, the utime family), access."""
 from __future__ import annotations
 
-import errno as E
+from minios.uapi import errno as E
 import os
 import stat as st
 import struct

@@ -2,7 +2,7 @@
 terminal (``fs.tty``) minios runs on."""
 from __future__ import annotations
 
-import errno as E
+from minios.uapi import errno as E
 import stat as st
 import struct
 

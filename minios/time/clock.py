@@ -44,6 +44,9 @@ VDSO_CLOCKS = (0, 1, 4, 5, 6, 7, 11)
 # clocks, which are REALTIME and BOOTTIME under other names.
 TSC_ALIAS = {8: 0, 9: 7}
 
+# (tsc0, mult, base), measured on first use. A fact about the host (its TSC
+# against its clocks), not machine state: every Machine in the process reads
+# the same one, and it never changes once measured.
 _calibration: tuple[int, int, dict[int, int]] | None = None
 
 

@@ -1,4 +1,8 @@
-"""Linux errno values (x86-64) and their names, for results and traces."""
+"""Linux errno values (x86-64) and their names, for results and traces.
+
+The one errno source of minios: handlers return ``-errno.X`` and raise
+``OSError(errno.X, ...)`` with these names (never Python's host ``errno``
+module, never a number)."""
 
 EPERM = 1
 ENOENT = 2
@@ -93,6 +97,7 @@ ENOPROTOOPT = 92
 EPROTONOSUPPORT = 93
 ESOCKTNOSUPPORT = 94
 ENOTSUP = 95
+EOPNOTSUPP = ENOTSUP          # one value on Linux; ERRNO_NAMES says ENOTSUP
 EPFNOSUPPORT = 96
 EAFNOSUPPORT = 97
 EADDRINUSE = 98
