@@ -130,6 +130,11 @@ def tree(tmp_path):
     return root, base
 
 
+def _host_of(node) -> str:
+    """Where a host node's descriptor really is on the host."""
+    return os.readlink(f"/proc/self/fd/{node.fd}")
+
+
 def test_lookup_never_leaves_root(tree):
     root, base = tree
     v = VFS(str(root))
@@ -141,11 +146,11 @@ def test_lookup_never_leaves_root(tree):
         except FileNotFoundError:
             continue
         assert lk.node is None or not (isinstance(lk.node, HostNode)
-                                       and not lk.node.hp.startswith(str(root)))
+                                       and not _host_of(lk.node).startswith(str(root)))
         if isinstance(lk.parent, HostNode):
-            assert lk.parent.hp.startswith(v.host.root), (p, lk)
+            assert _host_of(lk.parent).startswith(v.host.root), (p, lk)
     assert lookup_in(v, None, None, "/d/chain").path == "/etc/hostname"
-    assert lookup_in(v, None, None, "/d/etc/hostname").node.hp == \
+    assert _host_of(lookup_in(v, None, None, "/d/etc/hostname").node) == \
         os.path.realpath(root / "etc" / "hostname")
     with pytest.raises(FileNotFoundError):          # /<base>/secret, inside the root
         lookup_in(v, None, None, "/d/abs")

@@ -349,6 +349,7 @@ class DirFile(File):
         super().__init__(flags)
         self.node, self.path = node, path
         self.entries: list | None = None
+        self.stack: tuple = ()          # the walk that opened it (vfs.Lookup.stack)
 
     @property
     def mode(self) -> int:          # type: ignore[override]

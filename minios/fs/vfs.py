@@ -51,6 +51,11 @@ class Lookup(NamedTuple):
     path: str               # canonical guest path (of parent/name when missing)
     last: str               # the last component as written ("." / ".." matter)
     trailing: bool          # the path ended in "/" (must be a directory)
+    # The walk's stack down to ``node`` (to ``parent`` when missing): the
+    # (name, node) pairs from the root. An open directory keeps it, so that
+    # a lookup relative to it (openat) starts from the directory itself,
+    # wherever it has since been moved, and ".." returns the way it came.
+    stack: tuple = ()
 
 
 def _dt(mode: int) -> int:
@@ -66,161 +71,265 @@ def _join(path: str, name: str) -> str:
 
 
 # ------------------------------------------------------------------ host fs
+# Every host object is held by descriptor, never by path string. A path is
+# only ever resolved one component at a time, relative to the descriptor of
+# the directory that was reached, with O_NOFOLLOW: a host symlink is never
+# followed by the host (the guest's walk reads it and resolves its target
+# inside the guest's tree), and a later operation on a node acts on the
+# object that was resolved, whatever has since been renamed or replaced by
+# a symlink at its old name. The descriptors are O_PATH ones: they can name
+# anything (a directory without read permission, a symlink, a socket)
+# without opening it; a node reopens its object through /proc/self/fd/N,
+# which names exactly that inode, to read, write or change it.
+_O_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _fd_path(fd: int) -> str:
+    """The host's magic link to the object open on ``fd`` (not a path that
+    can be redirected: opening it reaches that inode or nothing)."""
+    return f"/proc/self/fd/{fd}"
+
+
 class HostFS:
-    """A host directory as the guest's /; writable only under ``rw`` (guest
-    paths, canonical)."""
+    """A host directory as the guest's /; writable only in and under the
+    ``--rw`` directories, which are known by identity (device and inode),
+    not by name: whatever a guest renames, a node is writable when the walk
+    that reached it went through one of them."""
 
-    def __init__(self, root: str, rw: list[str] | tuple = ()) -> None:
+    def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
-        self.rw = [p.rstrip("/") or "/" for p in rw]
-
-    def host(self, gpath: str) -> str:
-        return self.root if gpath == "/" else (self.root.rstrip("/") + gpath)
-
-    def is_rw(self, gpath: str) -> bool:
-        return any(gpath == d or gpath.startswith(d.rstrip("/") + "/") for d in self.rw)
+        self.rw: list[str] = []                    # the --rw directories, as guest paths
+        self.rw_ids: set[tuple[int, int]] = set()  # ... as (st_dev, st_ino)
 
 
 class HostNode:
+    """An object of the host root: its O_PATH descriptor (closed with the
+    node), the guest path it was reached by (for messages and listings
+    only: never handed to the host), and the --rw directory it lies in
+    (``mount``: its identity; None on the read-only root). Each --rw
+    directory is a mount of its own, as /proc/mounts shows: a rename or
+    link between two of them, or to the root, is EXDEV."""
     ro_errno = errno.EROFS
 
-    def __init__(self, fs: HostFS, gpath: str, vfs: "VFS") -> None:
-        self.fs, self.gpath, self.vfs = fs, gpath, vfs
-        self.hp = fs.host(gpath)
+    def __init__(self, fs: HostFS, fd: int, gpath: str, vfs: "VFS",
+                 mount: tuple[int, int] | None, parent: "HostNode | None" = None,
+                 name: str = "") -> None:
+        self.fs, self.fd, self.gpath, self.vfs, self.mount = fs, fd, gpath, vfs, mount
+        # The directory and name it was found at: only for acting on a
+        # symlink itself (lchown, lutimes), which no descriptor can reach.
+        self.parent, self.name = parent, name
+        self._id: tuple[int, int] | None = None
+
+    @classmethod
+    def root_of(cls, fs: HostFS, vfs: "VFS") -> "HostNode":
+        fd = os.open(fs.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return cls(fs, fd, "/", vfs, None)
+
+    def __del__(self) -> None:
+        try:
+            os.close(self.fd)
+        except (OSError, AttributeError, TypeError):
+            pass
+
+    def ident(self) -> tuple[int, int]:
+        if self._id is None:
+            s = os.stat(self.fd)
+            self._id = (s.st_dev, s.st_ino)
+        return self._id
 
     def __eq__(self, o) -> bool:
-        return isinstance(o, HostNode) and o.hp == self.hp
+        return isinstance(o, HostNode) and o.ident() == self.ident()
 
     def __hash__(self) -> int:
-        return hash(self.hp)
+        return hash(self.ident())
 
-    def _os(self, fn, *a):
+    def _os(self, fn, *a, **kw):
         try:
-            return fn(*a)
+            return fn(*a, **kw)
         except OSError as e:
             raise OSError(e.errno, self.gpath) from None
+        except ValueError:               # a NUL in a name: no such file
+            raise OSError(errno.ENOENT, self.gpath) from None
+
+    def _child(self, fd: int, name: str) -> "HostNode":
+        node = HostNode(self.fs, fd, _join(self.gpath, name), self.vfs, self.mount, self, name)
+        if self.fs.rw_ids and node.ident() in self.fs.rw_ids:
+            node.mount = node.ident()
+        return node
 
     def stat(self) -> dict:
-        return _host_stat(self._os(os.lstat, self.hp))
+        return _host_stat(self._os(os.stat, self.fd))
 
     def lookup(self, name: str):
-        hp = os.path.join(self.hp, name)
+        if not name or "/" in name or name in (".", ".."):
+            raise OSError(errno.EINVAL, name)     # the walk handles these itself
         try:
-            os.lstat(hp)
+            fd = os.open(name, _O_PATH, dir_fd=self.fd)
         except (FileNotFoundError, ValueError):
             return None
         except NotADirectoryError:
             raise OSError(errno.ENOTDIR, self.gpath) from None
         except OSError as e:
             raise OSError(e.errno, self.gpath) from None
-        return HostNode(self.fs, _join(self.gpath, name), self.vfs)
+        return self._child(fd, name)
 
     def readlink(self) -> str:
         try:
-            return os.fsdecode(os.readlink(self.hp))
+            return os.fsdecode(os.readlink("", dir_fd=self.fd))
         except OSError as e:
-            raise OSError(errno.EINVAL if e.errno == errno.EINVAL else e.errno, "") from None
+            raise OSError(errno.EINVAL if e.errno in (errno.EINVAL, errno.ENOENT)
+                          else e.errno, "") from None
 
     def list(self) -> list[tuple[int, int, str]]:
         s = self.stat()
         out = [(s["ino"], 4, "."), (s["ino"] if self.gpath == "/" else 0, 4, "..")]
         names = set()
-        with os.scandir(self.hp) as it:
-            for e in it:
-                try:
-                    es = e.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                names.add(e.name)
-                out.append((es.st_ino, _dt(es.st_mode), e.name))
+        dfd = self._os(os.open, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
+                       dir_fd=self.fd)
+        try:
+            with os.scandir(dfd) as it:
+                for e in it:
+                    try:
+                        es = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    names.add(e.name)
+                    out.append((es.st_ino, _dt(es.st_mode), e.name))
+        finally:
+            os.close(dfd)
         for mp in self.vfs.mounts:           # mount points missing on the host
             head, _, name = mp.rpartition("/")
             if (head or "/") == self.gpath and name and name not in names:
                 out.append((self.vfs.mounts[mp].stat()["ino"], 4, name))
         if out[1][0] == 0:
             try:
-                out[1] = (os.stat(os.path.dirname(self.hp)).st_ino, 4, "..")
+                out[1] = (os.stat("..", dir_fd=self.fd, follow_symlinks=False).st_ino, 4, "..")
             except OSError:
                 out[1] = (1, 4, "..")
         return out
 
     def writable(self) -> bool:
-        return self.fs.is_rw(self.gpath)
+        return self.mount is not None
 
     # The callers (syscalls/sys_namei.py) check writable() on the directory first.
     def create(self, name: str, mode: int, uid: int, gid: int):
-        fd = self._os(os.open, os.path.join(self.hp, name),
+        fd = self._os(os.open, name,
                       os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                      mode & 0o7777)
-        os.close(fd)
-        return HostNode(self.fs, _join(self.gpath, name), self.vfs)
+                      mode & 0o7777, dir_fd=self.fd)
+        try:
+            return self._child(self._os(os.open, _fd_path(fd), os.O_PATH | os.O_CLOEXEC), name)
+        finally:
+            os.close(fd)
+
+    def _made(self, name: str):
+        node = self.lookup(name)
+        if node is None:                    # removed by someone else at once
+            raise OSError(errno.ENOENT, name)
+        return node
 
     def mkdir(self, name: str, mode: int, uid: int, gid: int):
-        self._os(os.mkdir, os.path.join(self.hp, name), mode & 0o7777)
-        return HostNode(self.fs, _join(self.gpath, name), self.vfs)
+        self._os(os.mkdir, name, mode & 0o7777, dir_fd=self.fd)
+        return self._made(name)
 
     def mknod(self, name: str, mode: int, uid: int, gid: int):
         if not st.S_ISFIFO(mode) and not st.S_ISREG(mode):
             raise OSError(errno.EPERM, name)
-        self._os(os.mknod, os.path.join(self.hp, name), mode)
-        return HostNode(self.fs, _join(self.gpath, name), self.vfs)
+        self._os(os.mknod, name, mode, dir_fd=self.fd)
+        return self._made(name)
 
     def symlink(self, name: str, target: str, uid: int, gid: int):
-        self._os(os.symlink, os.fsencode(target), os.path.join(self.hp, name))
-        return HostNode(self.fs, _join(self.gpath, name), self.vfs)
+        self._os(os.symlink, os.fsencode(target), name, dir_fd=self.fd)
+        return self._made(name)
 
     def link(self, name: str, node) -> None:
-        if not isinstance(node, HostNode):
-            raise OSError(errno.EXDEV, name)
-        if not node.writable():
-            raise OSError(errno.EXDEV, name)     # across "mounts", as Linux says
-        self._os(lambda: os.link(node.hp, os.path.join(self.hp, name),
-                                 follow_symlinks=False))
+        if not isinstance(node, HostNode) or node.mount != self.mount:
+            raise OSError(errno.EXDEV, name)     # across mounts, as Linux says
+        # linkat of the magic link with AT_SYMLINK_FOLLOW links the inode
+        # the descriptor holds (a symlink too), wherever it now is.
+        self._os(os.link, _fd_path(node.fd), name, dst_dir_fd=self.fd, follow_symlinks=True)
 
     def unlink(self, name: str) -> None:
-        hp = os.path.join(self.hp, name)
-        if st.S_ISDIR(self._os(os.lstat, hp).st_mode):
+        if st.S_ISDIR(self._os(os.stat, name, dir_fd=self.fd, follow_symlinks=False).st_mode):
             raise OSError(errno.EISDIR, name)
-        self._os(os.unlink, hp)
+        self._os(os.unlink, name, dir_fd=self.fd)
 
     def rmdir(self, name: str) -> None:
-        self._os(os.rmdir, os.path.join(self.hp, name))
+        self._os(os.rmdir, name, dir_fd=self.fd)
 
     def rename(self, name: str, newdir, newname: str, flags: int = 0) -> None:
-        if not isinstance(newdir, HostNode) or not newdir.writable():
+        if not isinstance(newdir, HostNode) or newdir.mount != self.mount:
             raise OSError(errno.EXDEV, name)
-        src, dst = os.path.join(self.hp, name), os.path.join(newdir.hp, newname)
         if flags & 2:
             raise OSError(errno.EINVAL, name)
-        if flags & 1 and os.path.lexists(dst):
-            raise OSError(errno.EEXIST, newname)
-        self._os(os.rename, src, dst)
+        if flags & 1:
+            try:
+                os.stat(newname, dir_fd=newdir.fd, follow_symlinks=False)
+                raise OSError(errno.EEXIST, newname)
+            except FileNotFoundError:
+                pass
+        self._os(os.rename, name, newname, src_dir_fd=self.fd, dst_dir_fd=newdir.fd)
+
+    def _is_link(self) -> bool:
+        return st.S_ISLNK(self._os(os.stat, self.fd).st_mode)
 
     def truncate(self, size: int) -> None:
-        self._os(os.truncate, self.hp, size)
+        fd = self._os(os.open, _fd_path(self.fd), os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            self._os(os.ftruncate, fd, size)
+        finally:
+            os.close(fd)
 
     def chmod(self, mode: int) -> None:
-        self._os(os.chmod, self.hp, mode & 0o7777)
+        if self._is_link():
+            raise OSError(errno.EOPNOTSUPP, self.gpath)   # as fchmodat on a symlink
+        self._os(os.chmod, _fd_path(self.fd), mode & 0o7777)
 
     def chown(self, uid: int, gid: int) -> None:
-        self._os(lambda: os.chown(self.hp, uid, gid, follow_symlinks=False))
+        if self._is_link():                  # lchown: the link itself, by its name
+            self._os(os.chown, self.name, uid, gid, dir_fd=self.parent.fd,
+                     follow_symlinks=False)
+        else:
+            self._os(os.chown, _fd_path(self.fd), uid, gid)
 
     def utimes(self, atime: int | None, mtime: int | None) -> None:
-        s = self._os(os.lstat, self.hp)
+        s = self._os(os.stat, self.fd)
         ns = (s.st_atime_ns if atime is None else atime, s.st_mtime_ns if mtime is None
               else mtime)
-        self._os(lambda: os.utime(self.hp, ns=ns, follow_symlinks=False))
+        if st.S_ISLNK(s.st_mode):
+            self._os(os.utime, self.name, ns=ns, dir_fd=self.parent.fd, follow_symlinks=False)
+        else:
+            self._os(os.utime, _fd_path(self.fd), ns=ns)
+
+    def guest_path(self) -> str | None:
+        """Where the object is now, as a guest path (None: not under the
+        root any more, or unknown)."""
+        try:
+            real = os.readlink(_fd_path(self.fd))
+        except OSError:
+            return None
+        root = self.fs.root.rstrip("/")
+        if real == self.fs.root:
+            return "/"
+        if real.startswith(root + "/") and not real.endswith(" (deleted)"):
+            return real[len(root):]
+        return None
+
+    def statvfs(self) -> os.statvfs_result:
+        return self._os(os.statvfs, self.fd)
+
+    def reopen(self, hflags: int) -> int:
+        """A host descriptor open on this very object, with ``hflags``."""
+        return self._os(os.open, _fd_path(self.fd), hflags | os.O_CLOEXEC)
 
     def open(self, k, t, flags: int, path: str) -> File:
-        s = self._os(os.lstat, self.hp)
+        s = self._os(os.stat, self.fd)
         if not st.S_ISREG(s.st_mode):
             raise OSError(errno.ENXIO if st.S_ISSOCK(s.st_mode) or st.S_ISFIFO(s.st_mode)
                           else errno.EACCES, path)
         acc = flags & O_ACCMODE
         hf = {O_RDONLY: os.O_RDONLY, O_WRONLY: os.O_WRONLY, O_RDWR: os.O_RDWR}.get(acc,
                                                                                os.O_RDONLY)
-        fd = self._os(os.open, self.hp, hf | os.O_NOFOLLOW | os.O_CLOEXEC)
-        return HostFile(fd, flags, path, self)
+        return HostFile(self.reopen(hf), flags, path, self)
 
 
 # ------------------------------------------------------------------- /dev
@@ -332,9 +441,23 @@ class PtsDir:
         return {"mode": st.S_IFDIR | 0o755, "ino": 2, "dev": 7, "nlink": 2, "size": 0,
                 "mtime": BOOT_NS, "ctime": BOOT_NS, "atime": BOOT_NS}
 
+    # Only the terminals minios itself runs on (its standard streams): the
+    # host's other pseudo-terminals are other users' sessions, which a
+    # guest must neither see nor write to.
+    @staticmethod
+    def _ours() -> list[str]:
+        names = set()
+        for fd in (0, 1, 2):
+            try:
+                path = os.ttyname(fd)
+            except OSError:
+                continue
+            if path.startswith("/dev/pts/") and path[9:].isdigit():
+                names.add(path[9:])
+        return sorted(names, key=int)
+
     def lookup(self, name: str):
-        if name.isdigit() and os.path.exists("/dev/pts/" + name) and \
-                os.path.realpath("/dev/pts/" + name) == "/dev/pts/" + name:
+        if name in self._ours():
             try:
                 if st.S_ISCHR(os.stat("/dev/pts/" + name).st_mode):
                     return PtsNode(name)
@@ -346,11 +469,7 @@ class PtsDir:
         raise OSError(errno.EINVAL, "")
 
     def list(self):
-        try:
-            names = sorted((n for n in os.listdir("/dev/pts") if n.isdigit()), key=int)
-        except OSError:
-            names = []
-        return [(2, 4, "."), (1, 4, "..")] + [(100 + int(n), 2, n) for n in names]
+        return [(2, 4, "."), (1, 4, "..")] + [(100 + int(n), 2, n) for n in self._ours()]
 
     def writable(self) -> bool:
         return False
@@ -388,13 +507,17 @@ class DevDir:
 class VFS:
     def __init__(self, root: str = "/", rw: list[str] | tuple = (), kernel=None) -> None:
         from minios.fs.procfs import ProcRoot
-        self.host = HostFS(root, ())
+        self.host = HostFS(root)
         self.mounts: dict[str, object] = {}
-        self.root = HostNode(self.host, "/", self)
+        self.root = HostNode.root_of(self.host, self)
         ram = getattr(getattr(kernel, "ram", None), "size", 2 << 30)
         self.tmpfs = TmpFS(limit=ram // 2)      # Linux's default tmpfs size
         self.mounts = {"/tmp": self.tmpfs.root, "/dev": DevDir(), "/proc": ProcRoot(kernel)}
         self.host.rw = [self.guest_rw_path(d) for d in rw]
+        for d in self.host.rw:
+            self.host.rw_ids.add(lookup_in(self, None, None, d).node.ident())
+        if self.root.ident() in self.host.rw_ids:
+            self.root.mount = self.root.ident()
 
     def guest_rw_path(self, d: str) -> str:
         """An --rw directory as a guest path: a host path inside the root,
@@ -426,6 +549,14 @@ def get_vfs(k: "Kernel") -> VFS:
 
 
 def guest_cwd(t: "Task") -> str:
+    """The current directory's guest path. A host directory's is read off
+    its descriptor (the host knows where it is now, after any rename);
+    another's is the path it was entered by."""
+    stack = t.group.cwd_stack
+    if stack and isinstance(stack[-1][1], HostNode):
+        path = stack[-1][1].guest_path()
+        if path is not None:
+            return path
     return getattr(t.group, "cwd", "/")
 
 
@@ -437,14 +568,15 @@ def normalize(cwd: str, path: str) -> str:
 
 
 def lookup(k: "Kernel", t: "Task | None", path: str, follow: bool = True,
-           base: str | None = None) -> Lookup:
-    """Resolve ``path`` (relative to ``base``, default the cwd)."""
+           base: "str | tuple | None" = None) -> Lookup:
+    """Resolve ``path`` relative to ``base``: the cwd (None), a guest path,
+    or an open directory's walk (``Lookup.stack``)."""
     return lookup_in(get_vfs(k), k, t if t is not None else getattr(k, "current", None),
                      path, follow, base)
 
 
 def lookup_in(vfs: VFS, k, t, path: str, follow: bool = True,
-              base: str | None = None) -> Lookup:
+              base: "str | tuple | None" = None) -> Lookup:
     if not path:
         raise OSError(errno.ENOENT, path)
     if len(path.encode(errors="surrogateescape")) >= PATH_MAX:
@@ -452,12 +584,17 @@ def lookup_in(vfs: VFS, k, t, path: str, follow: bool = True,
     trailing = path.endswith("/") and path.strip("/") != ""
     lits = [p for p in path.split("/") if p]
     last = lits[-1] if lits else "/"
+    stack: list[tuple[str, object]] = [("", vfs.root)]
     if not path.startswith("/"):
-        start = base if base is not None else (guest_cwd(t) if t is not None else "/")
-        path = start.rstrip("/") + "/" + path
+        if base is None and t is not None and t.group.cwd_stack:
+            base = t.group.cwd_stack
+        if isinstance(base, tuple) and base:
+            stack = list(base)
+        else:
+            start = base if base is not None else (guest_cwd(t) if t is not None else "/")
+            path = start.rstrip("/") + "/" + path
     parts = [p for p in path.split("/") if p]
     parts.reverse()                    # a stack: the next component on top
-    stack: list[tuple[str, object]] = [("", vfs.root)]
     links = 0
     while parts:
         comp = parts.pop()
@@ -483,17 +620,24 @@ def lookup_in(vfs: VFS, k, t, path: str, follow: bool = True,
         if child is None:
             if parts:
                 raise OSError(errno.ENOENT, path)
-            return Lookup(cur, comp, None, cpath, last, trailing)
+            return Lookup(cur, comp, None, cpath, last, trailing, tuple(stack))
         if (parts or follow or trailing) and st.S_ISLNK(child.stat()["mode"]):
             links += 1
             if links > MAX_SYMLINKS:
                 raise OSError(errno.ELOOP, path)
             magic = getattr(child, "magic", None)
-            if magic is not None and not parts and k is not None:
+            if magic is not None and k is not None:
+                # A magic link (/proc/PID/fd/N, cwd) leads to the object
+                # itself, not to a path: the last component is that object,
+                # and a directory's walk goes on from where it really is.
                 res = magic(k, t)
                 if res is not None:
-                    mnode, mpath = res
-                    return Lookup(cur, comp, mnode, mpath, last, trailing)
+                    mnode, mpath, mstack = res
+                    if not parts:
+                        return Lookup(cur, comp, mnode, mpath, last, trailing, mstack)
+                    if mstack:
+                        stack = list(mstack)
+                        continue
             target = child.readlink()
             if not target:
                 raise OSError(errno.ENOENT, path)
@@ -509,8 +653,9 @@ def lookup_in(vfs: VFS, k, t, path: str, follow: bool = True,
     if trailing and not st.S_ISDIR(node.stat()["mode"]):
         raise OSError(errno.ENOTDIR, path)
     if len(stack) == 1:
-        return Lookup(vfs.root, "", vfs.root, "/", last, trailing)
-    return Lookup(stack[-2][1], stack[-1][0], stack[-1][1], gpath, last, trailing)
+        return Lookup(vfs.root, "", vfs.root, "/", last, trailing, tuple(stack))
+    return Lookup(stack[-2][1], stack[-1][0], stack[-1][1], gpath, last, trailing,
+                  tuple(stack))
 
 
 # ------------------------------------------------------------ permissions
@@ -608,7 +753,10 @@ def open_path(k: "Kernel", t: "Task", path: str, flags: int, mode: int = 0o666,
         raise OSError(errno.EEXIST, path)
     if flags & O_NOFOLLOW and not flags & O_PATH and st.S_ISLNK(lk.node.stat()["mode"]):
         raise OSError(errno.ELOOP, path)
-    return open_node(k, t, lk.node, lk.path, flags)
+    f = open_node(k, t, lk.node, lk.path, flags)
+    if isinstance(f, DirFile):
+        f.stack = lk.stack
+    return f
 
 
 _HOST_BYTES: dict = {}
@@ -634,7 +782,7 @@ def node_bytes(node) -> bytes:
     if isinstance(node, Inode):
         return bytes(node.data)
     if isinstance(node, HostNode):
-        fd = os.open(node.hp, os.O_RDONLY)
+        fd = node.reopen(os.O_RDONLY)
         try:
             return host_file_bytes(fd)
         finally:
@@ -682,14 +830,3 @@ def canonical_path(k: "Kernel", t, path: str) -> str:
         return path
     f = getattr(lk.node, "file", None)            # a /proc/PID/fd link
     return f.path if f is not None and f.path else lk.path
-
-
-def host_path(k: "Kernel", path: str, follow: bool = True) -> str:
-    """The host path of a guest path on the root file system (for tools);
-    OSError when it is elsewhere (tmpfs, /proc, /dev) or missing."""
-    lk = lookup(k, None, path, follow)
-    if isinstance(lk.node, HostNode):
-        return lk.node.hp
-    if lk.node is None and isinstance(lk.parent, HostNode):
-        return os.path.join(lk.parent.hp, lk.name)
-    raise OSError(errno.ENOENT, path)

@@ -58,6 +58,10 @@ class ThreadGroup:
     sid: int = 0
     cmdline: list[bytes] = field(default_factory=list)
     comm: str = ""
+    # The current directory as the walk that reached it (vfs.Lookup.stack),
+    # Linux's fs->pwd: relative paths start from the directory itself,
+    # wherever it has been moved since. Empty: the guest path ``cwd``.
+    cwd_stack: tuple = ()
 
 
 class Task:

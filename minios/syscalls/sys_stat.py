@@ -93,7 +93,7 @@ def _statfs_bytes(k, node) -> bytes:
     from minios.fs.tmpfs import Inode
     if isinstance(node, HostNode):
         try:
-            v = os.statvfs(node.hp)
+            v = node.statvfs()
             vals = (v.f_bsize, v.f_blocks, v.f_bfree, v.f_bavail, v.f_files, v.f_ffree,
                     v.f_namemax, v.f_frsize)
         except OSError:
