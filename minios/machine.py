@@ -25,7 +25,8 @@ import sys
 from emu.cpu import Trap
 from minios.uapi import errno
 from minios.fs import procfs
-from minios.fs.vfs import HostNode, canonical_path, get_vfs, lookup
+from minios.fs.hostfs import HostNode
+from minios.fs.vfs import canonical_path, get_vfs, lookup
 from minios.kernel import Kernel
 from minios.mm.check import check_invariants
 from minios.proc.exec import ExecError, parse_elf, read_executable

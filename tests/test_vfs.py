@@ -19,7 +19,8 @@ import pytest
 
 from conftest import ENV, native, under_minios
 
-from minios.fs.vfs import VFS, HostNode, lookup_in
+from minios.fs.hostfs import HostNode
+from minios.fs.vfs import VFS, lookup_in
 from minios.fs.tmpfs import Inode
 
 HERE = Path(__file__).resolve().parent
@@ -130,6 +131,11 @@ def tree(tmp_path):
     return root, base
 
 
+def _host_of(node) -> str:
+    """Where a host node's descriptor really is on the host."""
+    return os.readlink(f"/proc/self/fd/{node.fd}")
+
+
 @pytest.mark.unit
 def test_lookup_never_leaves_root(tree):
     root, base = tree
@@ -142,11 +148,11 @@ def test_lookup_never_leaves_root(tree):
         except FileNotFoundError:
             continue
         assert lk.node is None or not (isinstance(lk.node, HostNode)
-                                       and not lk.node.hp.startswith(str(root)))
+                                       and not _host_of(lk.node).startswith(str(root)))
         if isinstance(lk.parent, HostNode):
-            assert lk.parent.hp.startswith(v.host.root), (p, lk)
+            assert _host_of(lk.parent).startswith(v.host.root), (p, lk)
     assert lookup_in(v, None, None, "/d/chain").path == "/etc/hostname"
-    assert lookup_in(v, None, None, "/d/etc/hostname").node.hp == \
+    assert _host_of(lookup_in(v, None, None, "/d/etc/hostname").node) == \
         os.path.realpath(root / "etc" / "hostname")
     with pytest.raises(FileNotFoundError):          # /<base>/secret, inside the root
         lookup_in(v, None, None, "/d/abs")

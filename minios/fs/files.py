@@ -59,6 +59,9 @@ class File:
     # A count of reads, writes and closes that epoll's EPOLLET compares (pipes,
     # sockets, eventfds); None: EPOLLET compares readiness bits instead.
     gen: int | None = None
+    # A directory's walk from the root (vfs.Lookup.stack): *at calls and
+    # fchdir start from it. Empty: not a directory, or reached otherwise.
+    stack: tuple = ()
 
     def __init__(self, flags: int = O_RDONLY) -> None:
         self.flags = flags

@@ -191,6 +191,17 @@ class PidDir(PNode):
             raise OSError(errno.ENOENT, "")
         return t
 
+    def _cwd_target(self) -> str:
+        return self.k.vfs.guest_cwd(self._task())
+
+    def _cwd_magic(self, k, t):
+        """/proc/PID/cwd leads to the directory itself (see vfs.lookup_in)."""
+        task = self._task()
+        stack = task.group.cwd_stack
+        if not stack:
+            return None
+        return stack[-1][1], self.k.vfs.guest_cwd(task), stack
+
     def lookup(self, name: str):
         k, pid = self.k, self.pid
         self._task()
@@ -211,7 +222,7 @@ class PidDir(PNode):
         if name == "exe":
             return PLink(base + i, lambda: self._task().mm.exe)
         if name == "cwd":
-            return PLink(base + i, lambda: self._task().group.cwd)
+            return PLink(base + i, self._cwd_target, self._cwd_magic)
         if name == "root":
             return PLink(base + i, lambda: "/")
         if name == "fd":
@@ -358,7 +369,7 @@ class FdDir(PNode):
 
         def magic(k, t):
             f = self._files().get(n)
-            return FileNode(f), f.path or target()
+            return FileNode(f), f.path or target(), f.stack
         link = PLink((self.pid << 16) + 0x1000 + n, target, magic)
         acc = files.get(n).flags & 3
         link.mode = st.S_IFLNK | (0o500 if acc == 0 else 0o300 if acc == 1 else 0o700)

@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import os
 import stat as st
-import time
 from typing import TYPE_CHECKING, NamedTuple
 
 from minios.uapi import errno
-from minios.fs.files import (DirFile, File, HostFile, InodeFile, NullFile, OwnedHostFd,
-                          PipeEnd, RandomFile,
-                          TtyFile, O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL,
+from minios.fs.files import (DirFile, File, InodeFile, PipeEnd, O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL,
                           O_NOFOLLOW, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC,
-                          O_WRONLY, _host_stat, makedev)
+                          O_WRONLY)
 from minios.fs.procfs import FileNode, PLink, ProcRoot
 from minios.fs.tmpfs import Inode, TmpFS
+from minios.fs.hostfs import HostFS, HostNode, is_dir
+from minios.fs.devfs import DevDir
 
 if TYPE_CHECKING:
     from minios.kernel import Kernel
@@ -52,366 +51,32 @@ class Lookup(NamedTuple):
     path: str               # canonical guest path (of parent/name when missing)
     last: str               # the last component as written ("." / ".." matter)
     trailing: bool          # the path ended in "/" (must be a directory)
-
-
-def _dt(mode: int) -> int:
-    return st.S_IFMT(mode) >> 12
-
-
-def is_dir(node) -> bool:
-    return st.S_ISDIR(node.stat()["mode"])
-
-
-def _join(path: str, name: str) -> str:
-    return ("" if path == "/" else path) + "/" + name
-
-
-# ------------------------------------------------------------------ host fs
-class HostFS:
-    """A host directory as the guest's /; writable only under ``rw`` (guest
-    paths, canonical)."""
-
-    def __init__(self, root: str, rw: list[str] | tuple = ()) -> None:
-        self.root = os.path.realpath(root)
-        self.rw = [p.rstrip("/") or "/" for p in rw]
-        # (st_dev, st_ino, st_size, st_mtime_ns) -> the file's bytes: the last
-        # few files read whole (file_bytes).
-        self._bytes: dict[tuple[int, int, int, int], bytes] = {}
-
-    def file_bytes(self, fd: int) -> bytes:
-        """The bytes of the host regular file open on ``fd``, as one immutable
-        object while the file is unchanged: a shell execs the same binary over
-        and over, and equal objects let every mapping share the page cache."""
-        s = os.fstat(fd)
-        key = (s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns)
-        data = self._bytes.get(key)
-        if data is None:
-            data = os.pread(fd, s.st_size, 0)
-            if len(self._bytes) >= 8:
-                self._bytes.pop(next(iter(self._bytes)))
-            self._bytes[key] = data
-        return data
-
-    def host(self, gpath: str) -> str:
-        return self.root if gpath == "/" else (self.root.rstrip("/") + gpath)
-
-    def is_rw(self, gpath: str) -> bool:
-        return any(gpath == d or gpath.startswith(d.rstrip("/") + "/") for d in self.rw)
-
-
-class HostNode:
-    ro_errno = errno.EROFS
-
-    def __init__(self, fs: HostFS, gpath: str, vfs: "VFS") -> None:
-        self.fs, self.gpath, self.vfs = fs, gpath, vfs
-        self.hp = fs.host(gpath)
-
-    def __eq__(self, o) -> bool:
-        return isinstance(o, HostNode) and o.hp == self.hp
-
-    def __hash__(self) -> int:
-        return hash(self.hp)
-
-    def _os(self, fn, *a):
-        try:
-            return fn(*a)
-        except OSError as e:
-            raise OSError(e.errno, self.gpath) from None
-
-    def stat(self) -> dict:
-        return _host_stat(self._os(os.lstat, self.hp))
-
-    def lookup(self, name: str):
-        hp = os.path.join(self.hp, name)
-        try:
-            os.lstat(hp)
-        except (FileNotFoundError, ValueError):
-            return None
-        except NotADirectoryError:
-            raise OSError(errno.ENOTDIR, self.gpath) from None
-        except OSError as e:
-            raise OSError(e.errno, self.gpath) from None
-        return HostNode(self.fs, _join(self.gpath, name), self.vfs)
-
-    def readlink(self) -> str:
-        try:
-            return os.fsdecode(os.readlink(self.hp))
-        except OSError as e:
-            raise OSError(errno.EINVAL if e.errno == errno.EINVAL else e.errno, "") from None
-
-    def list(self) -> list[tuple[int, int, str]]:
-        s = self.stat()
-        out = [(s["ino"], 4, "."), (s["ino"] if self.gpath == "/" else 0, 4, "..")]
-        names = set()
-        with os.scandir(self.hp) as it:
-            for e in it:
-                try:
-                    es = e.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                names.add(e.name)
-                out.append((es.st_ino, _dt(es.st_mode), e.name))
-        for mp in self.vfs.mounts:           # mount points missing on the host
-            head, _, name = mp.rpartition("/")
-            if (head or "/") == self.gpath and name and name not in names:
-                out.append((self.vfs.mounts[mp].stat()["ino"], 4, name))
-        if out[1][0] == 0:
-            try:
-                out[1] = (os.stat(os.path.dirname(self.hp)).st_ino, 4, "..")
-            except OSError:
-                out[1] = (1, 4, "..")
-        return out
-
-    def writable(self) -> bool:
-        return self.fs.is_rw(self.gpath)
-
-    # The callers (syscalls/sys_namei.py) check writable() on the directory first.
-    def create(self, name: str, mode: int, uid: int, gid: int):
-        fd = self._os(os.open, os.path.join(self.hp, name),
-                      os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                      mode & 0o7777)
-        os.close(fd)
-        return HostNode(self.fs, _join(self.gpath, name), self.vfs)
-
-    def mkdir(self, name: str, mode: int, uid: int, gid: int):
-        self._os(os.mkdir, os.path.join(self.hp, name), mode & 0o7777)
-        return HostNode(self.fs, _join(self.gpath, name), self.vfs)
-
-    def mknod(self, name: str, mode: int, uid: int, gid: int):
-        if not st.S_ISFIFO(mode) and not st.S_ISREG(mode):
-            raise OSError(errno.EPERM, name)
-        self._os(os.mknod, os.path.join(self.hp, name), mode)
-        return HostNode(self.fs, _join(self.gpath, name), self.vfs)
-
-    def symlink(self, name: str, target: str, uid: int, gid: int):
-        self._os(os.symlink, os.fsencode(target), os.path.join(self.hp, name))
-        return HostNode(self.fs, _join(self.gpath, name), self.vfs)
-
-    def link(self, name: str, node) -> None:
-        if not isinstance(node, HostNode):
-            raise OSError(errno.EXDEV, name)
-        if not node.writable():
-            raise OSError(errno.EXDEV, name)     # across "mounts", as Linux says
-        self._os(lambda: os.link(node.hp, os.path.join(self.hp, name),
-                                 follow_symlinks=False))
-
-    def unlink(self, name: str) -> None:
-        hp = os.path.join(self.hp, name)
-        if st.S_ISDIR(self._os(os.lstat, hp).st_mode):
-            raise OSError(errno.EISDIR, name)
-        self._os(os.unlink, hp)
-
-    def rmdir(self, name: str) -> None:
-        self._os(os.rmdir, os.path.join(self.hp, name))
-
-    def rename(self, name: str, newdir, newname: str, flags: int = 0) -> None:
-        if not isinstance(newdir, HostNode) or not newdir.writable():
-            raise OSError(errno.EXDEV, name)
-        src, dst = os.path.join(self.hp, name), os.path.join(newdir.hp, newname)
-        if flags & 2:
-            raise OSError(errno.EINVAL, name)
-        if flags & 1 and os.path.lexists(dst):
-            raise OSError(errno.EEXIST, newname)
-        self._os(os.rename, src, dst)
-
-    def truncate(self, size: int) -> None:
-        self._os(os.truncate, self.hp, size)
-
-    def chmod(self, mode: int) -> None:
-        self._os(os.chmod, self.hp, mode & 0o7777)
-
-    def chown(self, uid: int, gid: int) -> None:
-        self._os(lambda: os.chown(self.hp, uid, gid, follow_symlinks=False))
-
-    def utimes(self, atime: int | None, mtime: int | None) -> None:
-        s = self._os(os.lstat, self.hp)
-        ns = (s.st_atime_ns if atime is None else atime, s.st_mtime_ns if mtime is None
-              else mtime)
-        self._os(lambda: os.utime(self.hp, ns=ns, follow_symlinks=False))
-
-    def open(self, k, t, flags: int, path: str) -> File:
-        s = self._os(os.lstat, self.hp)
-        if not st.S_ISREG(s.st_mode):
-            raise OSError(errno.ENXIO if st.S_ISSOCK(s.st_mode) or st.S_ISFIFO(s.st_mode)
-                          else errno.EACCES, path)
-        acc = flags & O_ACCMODE
-        hf = {O_RDONLY: os.O_RDONLY, O_WRONLY: os.O_WRONLY, O_RDWR: os.O_RDWR}.get(acc,
-                                                                               os.O_RDONLY)
-        fd = self._os(os.open, self.hp, hf | os.O_NOFOLLOW | os.O_CLOEXEC)
-        return HostFile(fd, flags, path, self)
-
-
-# ------------------------------------------------------------------- /dev
-class SymNode:
-    """A fixed symlink (the /dev/fd links)."""
-    ro_errno = errno.EACCES
-
-    def __init__(self, target: str, ino: int) -> None:
-        self.target, self.ino = target, ino
-
-    def stat(self) -> dict:
-        return {"mode": st.S_IFLNK | 0o777, "ino": self.ino, "dev": 6, "nlink": 1,
-                "size": len(self.target), "mtime": BOOT_NS, "ctime": BOOT_NS,
-                "atime": BOOT_NS}
-
-    def readlink(self) -> str:
-        return self.target
-
-    def lookup(self, name):
-        raise OSError(errno.ENOTDIR, name)
-
-    def writable(self) -> bool:
-        return False
-
-
-BOOT_NS = time.time_ns()
-
-
-class DevNode:
-    """A character device of /dev."""
-    ro_errno = errno.EACCES
-    DEVS = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
-            "urandom": (1, 9), "tty": (5, 0)}
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.rdev = makedev(*self.DEVS[name])
-
-    def stat(self) -> dict:
-        return {"mode": st.S_IFCHR | 0o666, "ino": self.rdev, "dev": 6, "nlink": 1,
-                "rdev": self.rdev, "size": 0, "mtime": BOOT_NS, "ctime": BOOT_NS,
-                "atime": BOOT_NS}
-
-    def lookup(self, name):
-        raise OSError(errno.ENOTDIR, name)
-
-    def readlink(self) -> str:
-        raise OSError(errno.EINVAL, "")
-
-    def writable(self) -> bool:
-        return True           # writing to a device is not writing the fs
-
-    def truncate(self, size: int) -> None:
-        pass
-
-    def open(self, k, t, flags: int, path: str) -> File:
-        n = self.name
-        if n in ("null", "zero", "full"):
-            f = NullFile(flags, zero=n != "null")
-            if n == "full":
-                f.path = "/dev/full"
-                f.write = _enospc          # type: ignore[method-assign]
-            return f
-        if n in ("random", "urandom"):
-            return RandomFile(flags, n)
-        return TtyFile(k.tty.open_dev_tty(), flags)
-
-
-def _enospc(data: bytes) -> int:
-    raise OSError(errno.ENOSPC, "")
-
-
-class PtsNode:
-    """/dev/pts/N: a host pseudo-terminal (the one minios runs on), so that
-    ttyname() finds the terminal a guest's stdin is."""
-    ro_errno = errno.EACCES
-
-    def __init__(self, name: str) -> None:
-        self.hp = "/dev/pts/" + name
-
-    def stat(self) -> dict:
-        return _host_stat(os.stat(self.hp))
-
-    def lookup(self, name):
-        raise OSError(errno.ENOTDIR, name)
-
-    def readlink(self) -> str:
-        raise OSError(errno.EINVAL, "")
-
-    def writable(self) -> bool:
-        return True
-
-    def truncate(self, size: int) -> None:
-        pass
-
-    def open(self, k, t, flags: int, path: str) -> File:
-        fd = os.open(self.hp, (os.O_RDWR if flags & O_ACCMODE == O_RDWR else
-                               os.O_WRONLY if flags & O_ACCMODE == O_WRONLY else os.O_RDONLY)
-                     | os.O_NOCTTY | os.O_CLOEXEC)
-        f = OwnedHostFd(fd, flags)
-        f.path = "/dev/pts/" + os.path.basename(self.hp)
-        return f
-
-
-class PtsDir:
-    ro_errno = errno.EACCES
-
-    def stat(self) -> dict:
-        return {"mode": st.S_IFDIR | 0o755, "ino": 2, "dev": 7, "nlink": 2, "size": 0,
-                "mtime": BOOT_NS, "ctime": BOOT_NS, "atime": BOOT_NS}
-
-    def lookup(self, name: str):
-        if name.isdigit() and os.path.exists("/dev/pts/" + name) and \
-                os.path.realpath("/dev/pts/" + name) == "/dev/pts/" + name:
-            try:
-                if st.S_ISCHR(os.stat("/dev/pts/" + name).st_mode):
-                    return PtsNode(name)
-            except OSError:
-                pass
-        return None
-
-    def readlink(self) -> str:
-        raise OSError(errno.EINVAL, "")
-
-    def list(self):
-        try:
-            names = sorted((n for n in os.listdir("/dev/pts") if n.isdigit()), key=int)
-        except OSError:
-            names = []
-        return [(2, 4, "."), (1, 4, "..")] + [(100 + int(n), 2, n) for n in names]
-
-    def writable(self) -> bool:
-        return False
-
-
-class DevDir:
-    ro_errno = errno.EACCES
-
-    def __init__(self) -> None:
-        self.nodes: dict[str, object] = {n: DevNode(n) for n in DevNode.DEVS}
-        self.nodes["pts"] = PtsDir()
-        for i, n in enumerate(("stdin", "stdout", "stderr")):
-            self.nodes[n] = SymNode(f"/proc/self/fd/{i}", 100 + i)
-        self.nodes["fd"] = SymNode("/proc/self/fd", 103)
-
-    def stat(self) -> dict:
-        return {"mode": st.S_IFDIR | 0o755, "ino": 1, "dev": 6, "nlink": 2, "size": 0,
-                "mtime": BOOT_NS, "ctime": BOOT_NS, "atime": BOOT_NS}
-
-    def lookup(self, name: str):
-        return self.nodes.get(name)
-
-    def readlink(self) -> str:
-        raise OSError(errno.EINVAL, "")
-
-    def list(self):
-        return [(1, 4, "."), (2, 4, "..")] + [
-            (n.stat()["ino"], _dt(n.stat()["mode"]), name) for name, n in self.nodes.items()]
-
-    def writable(self) -> bool:
-        return False
+    # The walk's stack down to ``node`` (to ``parent`` when missing): the
+    # (name, node) pairs from the root. An open directory keeps it, so that
+    # a lookup relative to it (openat) starts from the directory itself,
+    # wherever it has since been moved, and ".." returns the way it came.
+    stack: tuple = ()
 
 
 # -------------------------------------------------------------- the tree
 class VFS:
     def __init__(self, root: str = "/", rw: list[str] | tuple = (), kernel=None) -> None:
-        self.host = HostFS(root, ())
+        self.host = HostFS(root)
         self.mounts: dict[str, object] = {}
-        self.root = HostNode(self.host, "/", self)
+        self.root = HostNode.root_of(self.host, self)
         ram = kernel.ram.size if kernel is not None else 2 << 30
         self.tmpfs = TmpFS(limit=ram // 2)      # Linux's default tmpfs size
         self.mounts = {"/tmp": self.tmpfs.root, "/dev": DevDir(), "/proc": ProcRoot(kernel)}
         self.host.rw = [self.guest_rw_path(d) for d in rw]
+        for d in self.host.rw:
+            self.host.rw_ids.add(lookup_in(self, None, None, d).node.ident())
+        if self.root.ident() in self.host.rw_ids:
+            self.root.mount = self.root.ident()
+
+    @staticmethod
+    def guest_cwd(t: "Task") -> str:
+        """``t``'s current directory as a guest path (see :func:`guest_cwd`)."""
+        return guest_cwd(t)
 
     def guest_rw_path(self, d: str) -> str:
         """An --rw directory as a guest path: a host path inside the root,
@@ -443,6 +108,14 @@ def get_vfs(k: "Kernel") -> VFS:
 
 
 def guest_cwd(t: "Task") -> str:
+    """The current directory's guest path. A host directory's is read off
+    its descriptor (the host knows where it is now, after any rename);
+    another's is the path it was entered by."""
+    stack = t.group.cwd_stack
+    if stack and isinstance(stack[-1][1], HostNode):
+        path = stack[-1][1].guest_path()
+        if path is not None:
+            return path
     return t.group.cwd
 
 
@@ -454,13 +127,15 @@ def normalize(cwd: str, path: str) -> str:
 
 
 def lookup(k: "Kernel", t: "Task | None", path: str, follow: bool = True,
-           base: str | None = None) -> Lookup:
-    """Resolve ``path`` (relative to ``base``, default the cwd)."""
-    return lookup_in(get_vfs(k), k, t if t is not None else k.current, path, follow, base)
+           base: "str | tuple | None" = None) -> Lookup:
+    """Resolve ``path`` relative to ``base``: the cwd (None), a guest path,
+    or an open directory's walk (``Lookup.stack``)."""
+    return lookup_in(get_vfs(k), k, t if t is not None else k.current,
+                     path, follow, base)
 
 
 def lookup_in(vfs: VFS, k, t, path: str, follow: bool = True,
-              base: str | None = None) -> Lookup:
+              base: "str | tuple | None" = None) -> Lookup:
     if not path:
         raise OSError(errno.ENOENT, path)
     if len(path.encode(errors="surrogateescape")) >= PATH_MAX:
@@ -468,12 +143,17 @@ def lookup_in(vfs: VFS, k, t, path: str, follow: bool = True,
     trailing = path.endswith("/") and path.strip("/") != ""
     lits = [p for p in path.split("/") if p]
     last = lits[-1] if lits else "/"
+    stack: list[tuple[str, object]] = [("", vfs.root)]
     if not path.startswith("/"):
-        start = base if base is not None else (guest_cwd(t) if t is not None else "/")
-        path = start.rstrip("/") + "/" + path
+        if base is None and t is not None and t.group.cwd_stack:
+            base = t.group.cwd_stack
+        if isinstance(base, tuple) and base:
+            stack = list(base)
+        else:
+            start = base if base is not None else (guest_cwd(t) if t is not None else "/")
+            path = start.rstrip("/") + "/" + path
     parts = [p for p in path.split("/") if p]
     parts.reverse()                    # a stack: the next component on top
-    stack: list[tuple[str, object]] = [("", vfs.root)]
     links = 0
     while parts:
         comp = parts.pop()
@@ -499,17 +179,24 @@ def lookup_in(vfs: VFS, k, t, path: str, follow: bool = True,
         if child is None:
             if parts:
                 raise OSError(errno.ENOENT, path)
-            return Lookup(cur, comp, None, cpath, last, trailing)
+            return Lookup(cur, comp, None, cpath, last, trailing, tuple(stack))
         if (parts or follow or trailing) and st.S_ISLNK(child.stat()["mode"]):
             links += 1
             if links > MAX_SYMLINKS:
                 raise OSError(errno.ELOOP, path)
             magic = child.magic if isinstance(child, PLink) else None
-            if magic is not None and not parts and k is not None:
+            if magic is not None and k is not None:
+                # A magic link (/proc/PID/fd/N, cwd) leads to the object
+                # itself, not to a path: the last component is that object,
+                # and a directory's walk goes on from where it really is.
                 res = magic(k, t)
                 if res is not None:
-                    mnode, mpath = res
-                    return Lookup(cur, comp, mnode, mpath, last, trailing)
+                    mnode, mpath, mstack = res
+                    if not parts:
+                        return Lookup(cur, comp, mnode, mpath, last, trailing, mstack)
+                    if mstack:
+                        stack = list(mstack)
+                        continue
             target = child.readlink()
             if not target:
                 raise OSError(errno.ENOENT, path)
@@ -525,8 +212,9 @@ def lookup_in(vfs: VFS, k, t, path: str, follow: bool = True,
     if trailing and not st.S_ISDIR(node.stat()["mode"]):
         raise OSError(errno.ENOTDIR, path)
     if len(stack) == 1:
-        return Lookup(vfs.root, "", vfs.root, "/", last, trailing)
-    return Lookup(stack[-2][1], stack[-1][0], stack[-1][1], gpath, last, trailing)
+        return Lookup(vfs.root, "", vfs.root, "/", last, trailing, tuple(stack))
+    return Lookup(stack[-2][1], stack[-1][0], stack[-1][1], gpath, last, trailing,
+                  tuple(stack))
 
 
 # ------------------------------------------------------------ permissions
@@ -623,7 +311,10 @@ def open_path(k: "Kernel", t: "Task", path: str, flags: int, mode: int = 0o666,
         raise OSError(errno.EEXIST, path)
     if flags & O_NOFOLLOW and not flags & O_PATH and st.S_ISLNK(lk.node.stat()["mode"]):
         raise OSError(errno.ELOOP, path)
-    return open_node(k, t, lk.node, lk.path, flags)
+    f = open_node(k, t, lk.node, lk.path, flags)
+    if isinstance(f, DirFile):
+        f.stack = lk.stack
+    return f
 
 
 def reopen(f: File, flags: int) -> File:
@@ -631,7 +322,7 @@ def reopen(f: File, flags: int) -> File:
     the inode): a pipe's other end, a node's new open, else the file itself."""
     if isinstance(f, PipeEnd):
         return PipeEnd(f.pipe, flags & O_ACCMODE == O_WRONLY, flags)
-    if f.node is not None and not f.opath:
+    if f.node is not None:          # an O_PATH descriptor too, as Linux
         return open_node(None, None, f.node, f.path, flags)
     return f
 
@@ -641,7 +332,7 @@ def node_bytes(node) -> bytes:
     if isinstance(node, Inode):
         return bytes(node.data)
     if isinstance(node, HostNode):
-        fd = os.open(node.hp, os.O_RDONLY)
+        fd = node.reopen(os.O_RDONLY)
         try:
             return node.fs.file_bytes(fd)
         finally:

@@ -90,6 +90,10 @@ class ThreadGroup:
     # The last fault that became a signal: (sig, addr, rip, vector, err), for
     # the kernel-log line of a fatal one (sigframe._report_fault).
     fault: tuple[int, int, int, int, int] | None = None
+    # The current directory as the walk that reached it (vfs.Lookup.stack),
+    # Linux's fs->pwd: relative paths start from the directory itself,
+    # wherever it has been moved since. Empty: the guest path ``cwd``.
+    cwd_stack: tuple = ()
 
     def rlimit(self, res: int) -> tuple[int, int]:
         """(soft, hard) limit of resource ``res`` (below RLIM_NLIMITS)."""

@@ -52,14 +52,15 @@ def user_path(t, p: int) -> str:
     return raw.decode(errors="surrogateescape")
 
 
-def at_base(t, dirfd: int, path: str) -> str | None:
-    """The directory a relative path starts from (None: the cwd)."""
+def at_base(t, dirfd: int, path: str) -> str | tuple | None:
+    """The directory a relative path starts from (None: the cwd): the open
+    directory itself when its walk is known, else its path."""
     if path.startswith("/") or dirfd == AT_FDCWD:
         return None
     f = t.files.get(dirfd)
     if not st.S_ISDIR(f.stat()["mode"]):
         raise OSError(E.ENOTDIR, "")
-    return f.path or "/"
+    return f.stack or f.path or "/"
 
 
 def lookup_at(k, t, dirfd: int, path: str, follow: bool):

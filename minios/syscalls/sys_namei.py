@@ -102,13 +102,14 @@ def sys_getcwd(k, t, buf, size, *_):
     return len(cwd)
 
 
-def _set_cwd(t, node, path: str) -> int:
+def _set_cwd(t, node, path: str, stack: tuple) -> int:
     s = node.stat()
     if not st.S_ISDIR(s["mode"]):
         return -E.ENOTDIR
     if not may_access(t, s, X_OK):
         return -E.EACCES
     t.group.cwd = path
+    t.group.cwd_stack = stack
     return 0
 
 
@@ -120,7 +121,7 @@ def sys_chdir(k, t, path, *_):
     lk = lookup(k, t, p)
     if lk.node is None:
         return -E.ENOENT
-    return _set_cwd(t, lk.node, lk.path)
+    return _set_cwd(t, lk.node, lk.path, lk.stack)
 
 
 @syscall(81, "fchdir", FD)
@@ -128,7 +129,7 @@ def sys_fchdir(k, t, fd, *_):
     f = t.files.get(s32(fd))
     if f.node is None or not f.path:
         return -E.ENOTDIR
-    return _set_cwd(t, f.node, f.path)
+    return _set_cwd(t, f.node, f.path, f.stack)
 
 
 @syscall(161, "chroot", PATH)
@@ -230,7 +231,7 @@ def _same_fs(a, b) -> bool:
     from minios.fs.tmpfs import Inode
     if isinstance(a, Inode) and isinstance(b, Inode):
         return a.fs is b.fs
-    return isinstance(a, HostNode) and isinstance(b, HostNode)
+    return isinstance(a, HostNode) and isinstance(b, HostNode) and a.mount == b.mount
 
 
 @syscall(316, "renameat2", DIRFD, PATH, DIRFD, PATH, RENAME_FLAGS)

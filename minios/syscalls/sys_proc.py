@@ -118,6 +118,7 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
         group.rlimits = dict(t.group.rlimits)
         group.cmdline, group.comm = list(t.group.cmdline), t.group.comm
         group.cwd = t.group.cwd
+        group.cwd_stack = t.group.cwd_stack
         group.umask = t.group.umask
         k.groups[tid] = group
     rip = t.syscall_rip + 2

@@ -8,7 +8,8 @@ import stat as st
 import struct
 
 from minios.fs.files import O_ACCMODE, O_RDONLY, DirFile, PipeEnd
-from minios.fs.vfs import W_OK, HostNode, check_writable, may_access
+from minios.fs.hostfs import HostNode
+from minios.fs.vfs import W_OK, check_writable, may_access
 from minios.mm.uaccess import copy_from_user, copy_to_user
 from minios.syscalls.common import (
     AT_EACCESS,
@@ -95,7 +96,7 @@ def _statfs_bytes(k, node) -> bytes:
     from minios.fs.tmpfs import Inode
     if isinstance(node, HostNode):
         try:
-            v = os.statvfs(node.hp)
+            v = node.statvfs()
             vals = (v.f_bsize, v.f_blocks, v.f_bfree, v.f_bavail, v.f_files, v.f_ffree,
                     v.f_namemax, v.f_frsize)
         except OSError:
