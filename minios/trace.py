@@ -1071,40 +1071,11 @@ def format_signal(t, sig: int, info: dict) -> str:
     return f"[pid {t.tid}] --- {signame(sig)} {{{', '.join(f)}}} ---"
 
 
-def trace_fault(k, t, cr2: int, err: int):
-    """Handle a page fault as the kernel does (``handle_mm_fault``) and write
-    its trace line; returns what ``handle_mm_fault`` returned."""
-    from minios.proc import signals
-    from minios.mm.fault import handle_mm_fault
-    from minios.mm.cow import share_count
-    from minios.mm.pgtable import LEVEL_NAME, entry_pfn, walk_entry
-    st = k.stats
-    names = [LEVEL_NAME[s] for s in (30, 21, 12)]
-    before = [(st[f"cow_{n.lower()}_copy"], st[f"cow_{n.lower()}_reuse"]) for n in names]
-    shares = []                     # share count of the table below each level's entry
-    for shift in (39, 30, 21):
-        w = walk_entry(t.mm, cr2, shift)
-        e = k.ram.w[w[0]] if w is not None else 0
-        shares.append(share_count(k, entry_pfn(e)) if e & x86.P else 0)
-    res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I),
-                          by_cpu=True)
-    notes = []
-    extra = 0                       # a copy above shares each table below once more
-    for n, (copies, reuses), rc in zip(names, before, shares):
-        if st[f"cow_{n.lower()}_copy"] != copies:
-            notes.append(f"{n} table share broken by copy (was shared by {rc + extra})")
-            extra = 1
-        elif st[f"cow_{n.lower()}_reuse"] != reuses:
-            extra = 0
-            notes.append(f"{n} table share broken by reuse (last sharer)")
-    note = k.trace_fault_note
-    if res is not None:
-        note = "SIGSEGV" if res[0] == signals.SIGSEGV else "SIGBUS"
-    if note and "table share broken" not in note:
-        notes.append(note)
-    k.trace_out.write(f"[pid {t.tid}] page fault at {cr2:#x} ip {k.cpu.reg('rip'):#x} "
-                      f"({x86.pf_reason(err)}) -> {', '.join(notes) or 'nothing to do'}\n")
-    return res
+def trace_fault(k, t, vmf) -> None:
+    """Write the trace line of a page fault the kernel handled: ``vmf``
+    (``minios.mm.fault.VmFault``) says what it did."""
+    k.trace_out.write(f"[pid {t.tid}] page fault at {vmf.address:#x} ip {k.cpu.reg('rip'):#x} "
+                      f"({x86.pf_reason(vmf.error_code)}) -> {vmf.describe()}\n")
 
 
 # ---------------------------------------------------------------- install
