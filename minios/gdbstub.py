@@ -418,16 +418,10 @@ class GdbStub:
             pass
 
     def _install_hooks(self) -> None:
-        for kind, fn in (("fork", self._on_fork), ("exit", self._on_exit),
-                         ("fault", self._on_fault)):
-            old = self.k.hooks.get(kind)
-            if old is None:
-                self.k.hooks[kind] = fn
-            else:
-                def both(k, what, t, _a=old, _b=fn):
-                    _a(k, what, t)
-                    _b(k, what, t)
-                self.k.hooks[kind] = both
+        ev = self.k.events
+        ev.subscribe("fork", self._on_fork)
+        ev.subscribe("exit", self._on_exit)
+        ev.subscribe("fault_enter", self._on_fault)
 
     def _ours(self, t: "Task") -> bool:
         return self.group is not None and t.group is self.group
@@ -537,7 +531,7 @@ class GdbStub:
             return False
 
     # ---------------------------------------------------------- kernel hooks
-    def _on_fork(self, k, child: "Task", parent: "Task") -> None:
+    def _on_fork(self, parent: "Task", child: "Task", _info) -> None:
         if not self.active or not self._ours(parent) or child.group is parent.group:
             return
         self._forks.append((parent, child, parent.mm))
@@ -545,7 +539,7 @@ class GdbStub:
             self.group = child.group
             self.task = self.gthread = child
 
-    def _on_exit(self, k, status: int, t: "Task") -> None:
+    def _on_exit(self, t: "Task", status: int) -> None:
         if not self.active or not self._ours(t):
             return
         try:
@@ -554,7 +548,7 @@ class GdbStub:
             pass
         self.close(restore=False)               # the mm goes away with it
 
-    def _on_fault(self, k, addr: int, t: "Task") -> None:
+    def _on_fault(self, t: "Task", addr: int, _err: int) -> None:
         """A fault on a watched page may give it another frame: stop after
         the kernel has handled it, re-arm, then let the access happen."""
         if not self.active or not self.watches or t.mm is not self.mm:
@@ -563,7 +557,7 @@ class GdbStub:
         for w in self.watches:
             if w.addr < page + PAGE and w.addr + w.length > page:
                 self._rearm = True
-                k.cpu.stop()
+                self.k.cpu.stop()
                 return
 
     # ------------------------------------------------------------ the loop
