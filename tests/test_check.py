@@ -24,7 +24,7 @@ from minios.mm.frames import FREE
 from minios.mm.mm_types import MM, VMA, PROT_READ, PROT_WRITE
 from minios.mm.pgtable import TABLE_COW, entry_pfn, lookup_pte, walk_entry
 from minios.mm.uaccess import copy_to_user
-from minios.syscalls.sys_proc import _dup_mm
+from minios.mm.fork import dup_mm
 
 from test_cow_model import _lent_pair
 
@@ -48,7 +48,7 @@ def _forked(share: bool) -> tuple[Kernel, MM, MM]:
     """``_machine`` and its fork: COW-shared page tables (``share``) or
     copied tables whose pages are shared read-only."""
     k, parent = _machine()
-    child = _dup_mm(k, parent, share)
+    child = dup_mm(parent, share)
     check_invariants(k)
     return k, parent, child
 
