@@ -29,7 +29,7 @@ The modules, bottom up:
 * ``stub``        GdbStub: the connection, the stop/resume loop, and the
   kernel's debugger interface (``before_run``, ``on_trap``, ``on_signal``)
 """
-from minios.gdbstub.packets import GdbError, gdb_signal, host_signal
-from minios.gdbstub.stub import GdbStub, parse_address
+from minios.gdbstub.packets import GdbError, gdb_signal, host_signal, parse_address
+from minios.gdbstub.stub import GdbStub
 
 __all__ = ["GdbError", "GdbStub", "gdb_signal", "host_signal", "parse_address"]

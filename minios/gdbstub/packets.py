@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import select
 import socket
+import threading
+import time
+from typing import Callable
 
-PACKET_SIZE = 0x4000
+PACKET_SIZE = 0x4000         # the largest packet we take (qSupported says so)
 EFAULT_REPLY = "E0e"       # E14: the address is not mapped
 
 
@@ -174,3 +177,60 @@ class Conn:
             self.interrupted = True
         hit, self.interrupted = self.interrupted, False
         return hit
+
+
+# ------------------------------------------------------------------ socket
+def parse_address(spec: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT`` -> (host, port)."""
+    host, sep, port = spec.rpartition(":")
+    if not sep:
+        host, port = "", spec
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        p = int(port)
+    except ValueError:
+        raise ValueError(f"bad gdb address {spec!r} (use HOST:PORT)") from None
+    if not 0 <= p < 65536:
+        raise ValueError(f"bad gdb port {p}")
+    return host, p
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening for one gdb (port 0: any free port)."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen(1)
+    return s
+
+
+def accept(listener: socket.socket) -> tuple[Conn, tuple]:
+    """Wait for gdb: its connection and its address."""
+    sock, peer = listener.accept()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return Conn(sock), peer
+
+
+def watch_interrupts(conn: Conn, running: threading.Event, alive: Callable[[], bool],
+                     interrupt: Callable[[], None]) -> None:
+    """Start a thread that, while ``running`` is set, calls ``interrupt()``
+    when gdb sends ^C or drops the connection (until ``alive()`` is false).
+    It only peeks: the byte stays for poll_interrupt. A loop without
+    syscalls never leaves the CPU's run, so only a thread can stop it."""
+    def loop() -> None:
+        while alive():
+            if not running.wait(0.2):
+                continue
+            try:
+                r, _, _ = select.select([conn.sock], [], [], 0.1)
+                if not r:
+                    continue
+                data = conn.sock.recv(64, socket.MSG_PEEK)
+            except (OSError, ValueError):
+                return
+            if not data or b"\x03" in data:
+                running.clear()
+                interrupt()
+            else:
+                time.sleep(0.05)                # stray acks: do not spin
+    threading.Thread(target=loop, name="minios-gdb-intr", daemon=True).start()

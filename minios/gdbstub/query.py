@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 from minios.gdbstub import regs
 from minios.gdbstub.breakpoints import parse_z
 from minios.gdbstub.packets import (EFAULT_REPLY, PACKET_SIZE, GdbError, Gone, escape,
-                                    host_signal, unescape)
+                                    gdb_signal, host_signal, unescape)
 from minios.proc.task import DEAD, ZOMBIE
 
 if TYPE_CHECKING:
-    from minios.gdbstub.stub import GdbStub
+    from minios.gdbstub.stub import GdbStub, Stop
     from minios.proc.task import Task
 
 
@@ -42,7 +42,7 @@ def dispatch(stub: "GdbStub", pkt: bytes):
     c = chr(pkt[0])
     body = pkt[1:]
     if c == "?":
-        return stub.stop_reply(stub.last_stop) if stub.last_stop else "S05"
+        return stop_reply(stub, stub.last_stop) if stub.last_stop else "S05"
     if c == "g":
         return regs.all_regs(stub.k, reg_thread(stub))
     if c == "G":
@@ -101,6 +101,23 @@ def dispatch(stub: "GdbStub", pkt: bytes):
     if c == "Q":
         return _set_packet(stub, body)
     return ""
+
+
+# ---------------------------------------------------------------- replies
+def stop_reply(stub: "GdbStub", stop: "Stop") -> str:
+    """``T``: GDB's signal, rbp/rsp/rip, the thread and the reason."""
+    t = stop.task
+    rs = "".join(f"{regs.REGNUM[n]:02x}:{regs.reg_hex(stub.k, t, regs.REGNUM[n])};"
+                 for n in ("rbp", "rsp", "rip"))
+    return f"T{gdb_signal(stop.sig):02x}{rs}thread:{tid(stub, t)};{stop.reason}"
+
+
+def exit_reply(stub: "GdbStub", status: int) -> str:
+    """``W`` (exit code) or ``X`` (killed by a signal) for a wait status."""
+    pid = f";process:{stub.wire_pid:x}" if stub.multiprocess and stub.wire_pid else ""
+    if status & 0x7F:
+        return f"X{gdb_signal(status & 0x7F):02x}{pid}"
+    return f"W{(status >> 8) & 0xFF:02x}{pid}"
 
 
 # ---------------------------------------------------------------- threads

@@ -19,12 +19,9 @@ bug is reported on the log and the guest runs on.
 from __future__ import annotations
 
 import os
-import select
-import socket
 import struct
 import sys
 import threading
-import time
 import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -33,8 +30,8 @@ from emu import x86
 from minios.gdbstub import query
 from minios.gdbstub.breakpoints import Breakpoints, Watchpoints, step_one
 from minios.gdbstub.memory import Memory
-from minios.gdbstub.packets import Conn, GdbError, Gone, gdb_signal
-from minios.gdbstub.regs import REGNUM, reg_hex
+from minios.gdbstub.packets import (Conn, GdbError, Gone, accept, listen,
+                                    watch_interrupts)
 from minios.gdbstub.vfile import VFiles
 from minios.proc import signals
 from minios.proc.exit import do_group_exit
@@ -67,10 +64,7 @@ class GdbStub:
         self.k = k
         self.follow = follow
         self.log = log or sys.stderr
-        self.listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((host, port))
-        self.listener.listen(1)
+        self.listener = listen(host, port)
         self.host, self.port = host, self.listener.getsockname()[1]
         self.conn: Conn | None = None
         self.active = True
@@ -326,7 +320,7 @@ class GdbStub:
             if fresh:
                 self._accept()                  # gdb asks '?' for the first stop
             else:
-                self.conn.send(self.stop_reply(stop))
+                self.conn.send(query.stop_reply(self, stop))
             try:
                 sig = self._serve()
                 break
@@ -370,33 +364,13 @@ class GdbStub:
         return 0
 
     def _accept(self) -> None:
-        sock, peer = self.listener.accept()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.conn = Conn(sock)
+        conn, peer = accept(self.listener)
+        self.conn = conn
         self.say(f"connected from {peer[0]}:{peer[1]}")
-        threading.Thread(target=self._watch_interrupts, args=(self.conn,),
-                         name="minios-gdb-intr", daemon=True).start()
-
-    def _watch_interrupts(self, conn: Conn) -> None:
-        """While the guest runs, a ^C (or a dropped connection) must get
-        control back even from a loop without syscalls, where the kernel
-        never leaves the CPU's run: stop the CPU, as the slice watchdog
-        does. Only peeks; before_run reads the byte and reports SIGINT."""
-        while self.active and self.conn is conn:
-            if not self._running.wait(0.2):
-                continue
-            try:
-                r, _, _ = select.select([conn.sock], [], [], 0.1)
-                if not r:
-                    continue
-                data = conn.sock.recv(64, socket.MSG_PEEK)
-            except (OSError, ValueError):
-                return
-            if not data or b"\x03" in data:
-                self._running.clear()
-                self.k.cpu.stop()
-            else:
-                time.sleep(0.05)                # stray acks: do not spin
+        # While the guest runs, ^C (or a dropped connection) stops the CPU,
+        # as the slice watchdog does; before_run then reports SIGINT.
+        watch_interrupts(conn, self._running, lambda: self.active and self.conn is conn,
+                         self.k.cpu.stop)
 
     def _disconnected(self) -> None:
         if self.active:
@@ -492,34 +466,6 @@ class GdbStub:
         t.pending[sig] = {"signo": sig, "code": signals.SI_USER}
         self.inject = sig
 
-    # --------------------------------------------------------------- replies
-    def stop_reply(self, stop: Stop) -> str:
-        """``T``: GDB's signal, rbp/rsp/rip, the thread and the reason."""
-        t = stop.task
-        regs = "".join(f"{REGNUM[n]:02x}:{reg_hex(self.k, t, REGNUM[n])};"
-                       for n in ("rbp", "rsp", "rip"))
-        return f"T{gdb_signal(stop.sig):02x}{regs}thread:{query.tid(self, t)};{stop.reason}"
-
     def _send_exit(self, status: int) -> None:
-        if self.conn is None:
-            return
-        pid = f";process:{self.wire_pid:x}" if self.multiprocess and self.wire_pid else ""
-        if status & 0x7F:
-            self.conn.send(f"X{gdb_signal(status & 0x7F):02x}{pid}")
-        else:
-            self.conn.send(f"W{(status >> 8) & 0xFF:02x}{pid}")
-
-
-def parse_address(spec: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` or ``PORT`` -> (host, port)."""
-    host, sep, port = spec.rpartition(":")
-    if not sep:
-        host, port = "", spec
-    host = host.strip("[]") or "127.0.0.1"
-    try:
-        p = int(port)
-    except ValueError:
-        raise ValueError(f"bad gdb address {spec!r} (use HOST:PORT)") from None
-    if not 0 <= p < 65536:
-        raise ValueError(f"bad gdb port {p}")
-    return host, p
+        if self.conn is not None:
+            self.conn.send(query.exit_reply(self, status))
