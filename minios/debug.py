@@ -55,7 +55,12 @@ import numpy as np
 
 from emu import x86
 from minios.mm.cow import share_count
+from minios.mm.peek import peek
 from minios.mm.pgtable import LEVEL_NAME, TABLE_COW, entry_pfn
+from minios.syscalls.all import lookup
+from minios.trace.events import format_exit
+from minios.trace.format import signame
+from minios.uapi.signal import NAMES as SIGNALS
 
 _P = np.uint64(x86.P)
 _ADDR = np.uint64(x86.ADDR_MASK)
@@ -355,8 +360,7 @@ def regs(k, pid: int | None = None) -> str:
 
 def read_memory(k, addr: int, n: int, pid: int | None = None) -> bytes | None:
     """Guest memory through the page tables, without faulting (see
-    ``trace.peek``): bytes up to the first non-present page."""
-    from minios.trace import peek
+    ``mm.peek``): bytes up to the first non-present page."""
     return peek(_task(k, pid).mm, addr, n)
 
 
@@ -454,12 +458,10 @@ def describe(kind: str, what, task) -> str:
     if kind == "syscall":
         return f"syscall {what}"
     if kind == "signal":
-        from minios.trace import signame
         return f"signal {signame(what)}"
     if kind == "fork":
         return f"fork, child pid {what.tid}"
     if kind == "exit":
-        from minios.trace import format_exit
         return "exit (" + format_exit(task, what).split("+++ ")[1].rstrip(" +") + ")"
     return f"{kind} {what}"
 
@@ -563,7 +565,6 @@ def parse_break(spec: str) -> Break:
     if kind == "fault" and b.filter not in ("", "cow-pte"):
         raise BreakSpecError(f"{text}: the fault filter is cow-pte")
     if kind == "signal" and b.filter:
-        from minios.trace import SIGNALS
         f = b.filter.upper()
         byname = {v: n for n, v in SIGNALS.items()}
         if f.isdigit():
@@ -573,45 +574,65 @@ def parse_break(spec: str) -> Break:
         else:
             raise BreakSpecError(f"{text}: unknown signal {b.filter!r}")
     if kind == "syscall" and b.filter:
-        from minios.syscalls.table import SYSCALLS
-        names = {n for _, n in SYSCALLS.values()}
-        if not b.filter.isdigit() and b.filter not in names:
+        decl = lookup(b.filter)          # a name, or a number (kept if minios has none)
+        if decl is None and not b.filter.isdigit():
             raise BreakSpecError(f"{text}: minios has no syscall {b.filter!r}")
-        if b.filter.isdigit() and int(b.filter) in SYSCALLS:
-            b.filter = SYSCALLS[int(b.filter)][1]
+        if decl is not None:
+            b.filter = decl.name
     if kind in ("fork", "exit") and b.filter:
         raise BreakSpecError(f"{text}: {kind} takes no filter")
     return b
 
 
+# A break kind -> (the kernel event it observes, fn(event args) -> (what, task)).
+_EVENTS: dict[str, tuple[str, Callable]] = {
+    "fault": ("fault_enter", lambda t, addr, err: (addr, t)),
+    "syscall": ("syscall_enter", lambda t, nr: (syscall_name(nr), t)),
+    "signal": ("signal", lambda t, sig, info: (sig, t)),
+    "fork": ("fork", lambda parent, child, info: (child, parent)),
+    "exit": ("exit", lambda t, status: (status, t)),
+}
+
+
+def syscall_name(nr: int) -> str:
+    """What a syscall break sees: the call's name, or its number if unknown."""
+    decl = lookup(nr)
+    return decl.name if decl is not None else str(nr)
+
+
 def add_break(k, spec: str | Break, action: Callable | None = None) -> Break:
     """Install a break on kernel ``k``. ``action(k, kind, what, task)``
     runs at each matching event (default :func:`stop`: the debugger).
-    Several breaks on one kind share one hook; the first match acts."""
+    Several breaks on one kind share one event subscription; the first
+    match acts."""
     b = parse_break(spec) if isinstance(spec, str) else spec
     b.action = action or stop
     breaks = k.__dict__.setdefault("_breaks", {})
-    new = b.kind not in breaks
-    lst = breaks.setdefault(b.kind, [])
-    lst.append(b)
-    if new:
+    if b.kind not in breaks:
         kind = b.kind
+        event, unpack = _EVENTS[kind]
+        lst: list[Break] = []
 
-        def hook(kk, what, task, _lst=lst, _kind=kind):
+        def hook(*args, _lst=lst, _kind=kind, _unpack=unpack):
+            what, task = _unpack(*args)
             for br in _lst:
-                if br.matches(kk, what, task):
+                if br.matches(k, what, task):
                     try:
-                        br.action(kk, _kind, what, task)
+                        br.action(k, _kind, what, task)
                     except bdb.BdbQuit:        # pdb raises it on the stop frame's return
-                        clear_breaks(kk)
+                        clear_breaks(k)
                         raise DebugQuit("quit from the debugger") from None
                     return
-        from minios.trace import add_hook
-        add_hook(k, kind, hook)
+        k.events.subscribe(event, hook)
+        breaks[kind] = (lst, event, hook)
+    breaks[b.kind][0].append(b)
     return b
 
 
 def clear_breaks(k) -> None:
-    """Remove every break (tracing hooks stay)."""
-    for lst in k.__dict__.get("_breaks", {}).values():
-        lst.clear()
+    """Remove every break (the tracer's subscriptions stay)."""
+    breaks = k.__dict__.get("_breaks", {})
+    for lst, event, hook in breaks.values():
+        k.events.unsubscribe(event, hook)
+    breaks.clear()
+

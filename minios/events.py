@@ -8,25 +8,41 @@ state from a callback, except a debugger stopping in pdb to look.
 
 Kinds and their arguments (``task`` is a ``proc.task.Task``):
 
-=================  =====================================================
-``syscall_enter``  (task, nr)           arguments in ``task.syscall_args``
-``syscall_exit``   (task, nr, result)   result may be ``BLOCK``
-``syscall_resume`` (task, result)       a blocked call finished
-``fault``          (task, vmf)          ``mm.fault.VmFault``: what it did
-``fork``           (parent, child, info)
-``exec``           (task, path, argv)
-``exit``           (task, status)
-``switch``         (prev, next)         ``prev`` may be None
-``signal``         (task, sig, info)    a signal delivered to a handler or
-                                        acted on by default
-=================  =====================================================
+==================  ====================================================
+``syscall_enter``   (task, nr)          before the handler; arguments in
+                                        ``task.syscall_args``
+``syscall_exit``    (task, nr, result)  after it; result may be ``BLOCK``
+                                        or ``NORETURN``
+``syscall_resume``  (task, result)      a blocked call finished
+``fault_enter``     (task, addr, err)   a page fault, before it is handled
+                                        (``err``: the x86 error code)
+``fault``           (task, addr, err, res)  after ``handle_mm_fault``:
+                                        ``res`` is what it returned (the
+                                        mm work turns this into a VmFault)
+``fork``            (parent, child, info)  a new task; ``info`` is the
+                                        COW copy's figures (shared,
+                                        copied, ns), None with CLONE_VM
+``exec``            (task, path, argv)  a successful execve
+``exit``            (task, status)      a thread group starts to exit
+                                        (wait status)
+``switch``          (prev, next)        a context switch; ``prev`` is None
+                                        when the previous task is gone
+``signal``          (task, sig, info)   a signal dequeued, before anyone
+                                        (the GDB stub, a handler, the
+                                        default action) acts on it
+``signal_handler``  (task, sig, info)   a handler's frame was set up
+``tty_signal``      (sig, pgid)         the host terminal sent ``sig`` to
+                                        the guest's foreground group
+==================  ====================================================
+
+Subscribers run in subscription order.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-KINDS = ("syscall_enter", "syscall_exit", "syscall_resume", "fault", "fork",
-         "exec", "exit", "switch", "signal")
+KINDS = ("syscall_enter", "syscall_exit", "syscall_resume", "fault_enter", "fault",
+         "fork", "exec", "exit", "switch", "signal", "signal_handler", "tty_signal")
 
 
 class Events:
@@ -39,18 +55,27 @@ class Events:
         self._subs: dict[str, list[Callable]] = {k: [] for k in KINDS}
 
     def subscribe(self, kind: str, fn: Callable) -> None:
+        """Call ``fn(*args)`` at each event of ``kind`` (ValueError if unknown)."""
         if kind not in self._subs:
             raise ValueError(f"unknown kernel event {kind!r}")
-        self._subs[kind].append(fn)
+        # A new list, not an append: an emit under way (a subscriber that
+        # subscribes or unsubscribes) goes on over the list it started with.
+        self._subs[kind] = self._subs[kind] + [fn]
         self.listening = True
 
     def unsubscribe(self, kind: str, fn: Callable) -> None:
-        self._subs[kind].remove(fn)
+        """Undo one ``subscribe(kind, fn)``."""
+        subs = list(self._subs[kind])
+        subs.remove(fn)
+        self._subs[kind] = subs
         self.listening = any(self._subs.values())
 
     def wants(self, kind: str) -> bool:
+        """Whether anyone subscribes to ``kind`` (for an emitter whose
+        arguments cost something to build)."""
         return bool(self._subs[kind])
 
     def emit(self, kind: str, *args) -> None:
+        """Call the subscribers of ``kind``; the caller has tested ``listening``."""
         for fn in self._subs[kind]:
             fn(*args)

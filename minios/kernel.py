@@ -26,12 +26,15 @@ import numpy as np
 
 from emu import x86
 from emu.cpu import CPU, CTX, RESERVED_FRAMES
+from minios.events import Events
 from minios.time import clock
 from minios.proc import signals
 from minios.uapi.errno import EFAULT, ENOMEM, ENOSYS
 from minios.mm.fault import handle_mm_fault
+from minios.fs.tty import HostTerminal
 from minios.fs.files import FdTable, HostFd, O_RDONLY, O_WRONLY
 from minios.mm.frames import FrameAllocator, OutOfMemory
+from minios.syscalls.all import SYSCALLS
 from minios.proc.task import (BLOCK, BLOCKED, DEAD, NORETURN, RUNNING, ZOMBIE, SigHand, Task, ThreadGroup)
 from minios.mm.uaccess import Fault
 from minios.time.vdso import build_image
@@ -43,7 +46,6 @@ SLICE_US = 200_000           # a task spinning without syscalls yields after thi
 
 class Kernel:
     def __init__(self, mem: int = 4 << 30, cow_pte: str = "flag",
-                 trace: set[str] | None = None, trace_file=None,
                  check: bool = False, root: str = "/", rw: tuple = (),
                  vdso: bool = True) -> None:
         if cow_pte not in ("flag", "always", "never"):
@@ -72,8 +74,6 @@ class Kernel:
         self.next_pid = 1
         self.stats: collections.Counter = collections.Counter()
         self.nr_switches = 0
-        self.trace = trace or set()
-        self.trace_out = trace_file or sys.stderr
         self.trace_fault_note = ""
         self.check = check
         self.checker: Callable | None = None
@@ -89,17 +89,16 @@ class Kernel:
         self.quantum = QUANTUM
         self.init_status: int | None = None
         self.host_signals: list[int] = []   # from the host terminal (forward_terminal_signals)
+        self.tty = HostTerminal()           # the guest's view of the host terminal
         self.futexes: dict = collections.defaultdict(list)
-        # Break hooks, fn(kernel, what, task): "syscall" (name), "fault"
-        # (address), "signal" (signal number), "fork" (child task), "exit"
-        # (status). Called inside the kernel, so pdb sees its state.
-        self.hooks: dict[str, Callable] = {}
+        # What observers (the tracer, --break, the GDB stub) learn: see
+        # minios/events.py. Emitted inside the kernel, so pdb sees its state.
+        self.events = Events()
         # A guest debugger (the GDB stub): before_run(task) runs before each
         # slice and may single-step or wait for commands; on_trap(task,
         # vector, err, addr) -> True consumes a #BP/#DB/fault; on_signal(task,
         # sig) -> True suppresses a signal (gdb decides what to pass on).
         self.debugger = None
-        from minios.syscalls.table import SYSCALLS
         self.syscalls = SYSCALLS
 
     # ------------------------------------------------------------- process
@@ -161,6 +160,8 @@ class Kernel:
             cpu.ctx_regs(old)[RIP] = cur.syscall_rip + 2
         self.current = t
         self.nr_switches += 1
+        if self.events.listening:
+            self.events.emit("switch", cur, t)
 
     def wake(self, t: Task) -> None:
         if t.state == BLOCKED:
@@ -192,7 +193,7 @@ class Kernel:
 
     def wake_sleepers(self, key) -> None:
         """Wake the tasks asleep on ``key`` (a pipe, an eventfd: see
-        sys_fs._blocking) and the poll/epoll sleepers, who may wait for it
+        syscalls.common.blocking) and the poll/epoll sleepers, who may wait for it
         too. One loop without a predicate call: pipe I/O does this twice
         per round trip."""
         for t in self.tasks.values():         # wake() changes states, not the dict
@@ -248,7 +249,8 @@ class Kernel:
                 t.retry = None
                 if r is not NORETURN:
                     cpu.set_reg("rax", r)
-                self._trace_syscall_end(t, r)
+                if self.events.listening:
+                    self.events.emit("syscall_resume", t, r)
             signals.do_signal(self, t)
             if t.state != RUNNING:
                 continue
@@ -295,8 +297,9 @@ class Kernel:
         t.syscall_rflags = rflags
         t.syscall_args = (a0, a1, a2, a3, a4, a5)
         ent = self.syscalls.get(nr)
-        if self.hooks:
-            self._break("syscall", ent[1] if ent else str(nr), t)
+        events = self.events
+        if events.listening:
+            events.emit("syscall_enter", t, nr)
         if ent is None:
             r = -ENOSYS
         else:
@@ -314,15 +317,15 @@ class Kernel:
         if r is BLOCK:
             cpu.set_syscall_result(nr, rip, rflags)   # RCX/R11 clobbers now
             t.state = BLOCKED
-            if "syscall" in self.trace:
-                self._trace_syscall(t, nr, r)
+            if events.listening:
+                events.emit("syscall_exit", t, nr, r)
             if not self._switch_in_hook(t):
                 cpu.stop()
             return
         if r is not NORETURN:
             cpu.set_syscall_result(r, rip, rflags)
-        if "syscall" in self.trace:
-            self._trace_syscall(t, nr, r)
+        if events.listening:
+            events.emit("syscall_exit", t, nr, r)
         self.quantum -= 1
         if t.state in (DEAD, ZOMBIE):
             self.need_resched = False            # it meant "t is gone"
@@ -367,8 +370,8 @@ class Kernel:
                 n.retry = None
             break
         self._switch_to(n, in_hook=True, rax=None if r is NORETURN else r)
-        if retried:
-            self._trace_syscall_end(n, r)
+        if retried and self.events.listening:
+            self.events.emit("syscall_resume", n, r)
         if (n.pending or n.group.shared_pending) and signals.has_pending(n):
             self.rearm = True
             return False
@@ -376,16 +379,6 @@ class Kernel:
         self.sliced = bool(self.runq)
         self.cpu.new_slice(SLICE_US if self.sliced else 0)
         return True
-
-    def _trace_syscall(self, t: Task, nr: int, r) -> None:
-        from minios.trace import format_syscall
-        self.trace_out.write(format_syscall(self, t, nr, r) + "\n")
-        self.trace_out.flush()
-
-    def _trace_syscall_end(self, t: Task, r) -> None:
-        if "syscall" in self.trace:
-            from minios.trace import format_resumed
-            self.trace_out.write(format_resumed(self, t, r) + "\n")
 
     # --------------------------------------------------------------- traps
     def _on_trap(self, vector: int, err: int, cr2: int) -> None:
@@ -396,14 +389,13 @@ class Kernel:
         if vector == x86.PF:
             self.stats["page_faults"] += 1
             self.trace_fault_note = ""
-            if self.hooks:
-                self._break("fault", cr2, t)
-            if "fault" in self.trace:
-                from minios.trace import trace_fault     # handles it and writes the line
-                res = trace_fault(self, t, cr2, err)
-            else:
-                res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I),
-                                      by_cpu=True)
+            events = self.events
+            if events.listening:
+                events.emit("fault_enter", t, cr2, err)
+            res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I),
+                                  by_cpu=True)
+            if events.listening:
+                events.emit("fault", t, cr2, err, res)
             if res is None:
                 if self.check and self.checker:
                     self.checker(self)
@@ -416,11 +408,6 @@ class Kernel:
             sig, code = signals.TRAP_SIGNALS.get(vector, (signals.SIGSEGV, 0x80))
             signals.force_sig_fault(self, t, sig, code, 0, vector, err)
         self.cpu.stop()
-
-    def _break(self, kind: str, what, t: Task) -> None:
-        hook = self.hooks.get(kind)
-        if hook is not None:
-            hook(self, what, t)
 
     # ------------------------------------------------------- host terminal
     def forward_terminal_signals(self) -> None:
@@ -447,17 +434,15 @@ class Kernel:
         threading.Thread(target=waker, name="minios-tty", daemon=True).start()
 
     def _deliver_host_signals(self) -> None:
-        from minios.syscalls.sys_fs import foreground_pgrp
         sigs, self.host_signals = self.host_signals, []
         init = self.groups.get(1)
-        pgid = foreground_pgrp(0, init.pgid if init else 1)
+        pgid = self.tty.foreground_pgrp(0, init.pgid if init else 1)
         targets = [g for g in self.groups.values() if g.pgid == pgid and g.threads]
         if not targets and init is not None:
             targets = [init]
         for sig in sigs:
-            if "signal" in self.trace:
-                self.trace_out.write(f"--- host terminal sends {signals.NAMES.get(sig, sig)} "
-                                     f"to process group {pgid} ---\n")
+            if self.events.listening:
+                self.events.emit("tty_signal", sig, pgid)
             for g in targets:
                 signals.send_signal(self, g, sig, {"code": signals.SI_KERNEL, "pid": 0, "uid": 0})
 

@@ -42,8 +42,8 @@ class Machine:
             trace = ({"syscall", "fault", "sched", "signal", "fork"} if trace == "all" else
                      {x.strip() for x in trace.split(",") if x.strip()})
         try:
-            self.kernel = Kernel(mem=mem, cow_pte=cow_pte, trace=trace, trace_file=trace_file,
-                                 check=check, root=root, rw=tuple(rw), vdso=vdso)
+            self.kernel = Kernel(mem=mem, cow_pte=cow_pte, check=check, root=root,
+                                 rw=tuple(rw), vdso=vdso)
         except (Trap, ValueError, OSError) as e:
             raise MachineError(f"cannot boot the machine: {e}") from None
         if not os.path.isdir(root):
@@ -57,9 +57,12 @@ class Machine:
             from minios.mm.check import check_invariants
             self.kernel.checker = check_invariants
         self.trace_file = trace_file
-        if self.kernel.trace:
-            from minios.trace import install
-            install(self.kernel)
+        # The tracer subscribes to the kernel's events (minios.trace).
+        self.tracer = None
+        if trace:
+            import sys
+            from minios.trace import Tracer
+            self.tracer = Tracer(self.kernel, trace, trace_file or sys.stderr)
         # gdb="HOST:PORT": a GDB remote stub (minios.gdbstub) that stops the
         # program before its first instruction until gdb connects.
         self.gdb_stub = None

@@ -25,6 +25,7 @@ import pytest
 from conftest import ENV, ROOT, TIMEOUT, binary, minios_cmd
 from minios import trace as tr
 from minios.machine import Machine
+from minios.uapi.sched import CLONE_FLAGS
 
 HAVE_STRACE = shutil.which("strace") is not None
 BUSYBOX = shutil.which("busybox")
@@ -298,12 +299,16 @@ def test_trace_file_cli(tmp_path):
 
 
 def test_no_trace_installs_nothing():
+    """Without a trace nobody listens to the kernel's events; with one the
+    tracer subscribes and patches nothing (no method or table replaced)."""
     from minios.syscalls.table import SYSCALLS
     m = Machine(mem=256 << 20)
     k = m.kernel
-    assert k.syscalls is SYSCALLS and not k.hooks and "_switch_to" not in k.__dict__
+    assert k.syscalls is SYSCALLS and not k.events.listening and m.tracer is None
     m = Machine(mem=256 << 20, trace="syscall,sched", trace_file=io.StringIO())
-    assert m.kernel.syscalls is not SYSCALLS and "_switch_to" in m.kernel.__dict__
+    k = m.kernel
+    assert k.events.listening and k.events.wants("switch") and not k.events.wants("fault")
+    assert k.syscalls is SYSCALLS and "_switch_to" not in k.__dict__
 
 
 # ------------------------------------------------------------ unit checks
@@ -323,7 +328,7 @@ def test_flag_decoders():
     assert tr.open_flags(0o2204000) == "O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_DIRECTORY"
     assert tr.mmap_flags(0x22) == "MAP_PRIVATE|MAP_ANONYMOUS"
     assert tr.mmap_flags(0x20) == "MAP_FILE|MAP_ANONYMOUS"
-    assert tr.flags(0x400000000 | 0x11, tr.CLONE) == "CLONE_COW_PGTABLE|0x11"
+    assert tr.flags(0x400000000 | 0x11, CLONE_FLAGS) == "CLONE_COW_PGTABLE|0x11"
     assert tr.sigset(1 << 16) == "[CHLD]"
     assert tr.sigset((1 << 64) - 1) == "~[]"
     assert tr.sigset(3 << 31) == "[RTMIN RT_1]"

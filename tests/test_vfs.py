@@ -1,4 +1,4 @@
-"""The guest's file tree (minios/fs/vfs.py, tmpfs.py, procfs.py, sys_fs.py).
+"""The guest's file tree (minios/fs/vfs.py, tmpfs.py, procfs.py, syscalls/sys_namei.py ...).
 
 * ``vfs_check.c`` (beside this file) runs file syscalls and prints each
   result or errno: in a writable directory its output must equal the

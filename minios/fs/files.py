@@ -23,10 +23,10 @@ import os
 import select
 import stat as st
 
-O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR = 3, 0, 1, 2
-O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_APPEND = 0o100, 0o200, 0o400, 0o1000, 0o2000
-O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = 0o4000, 0o200000, 0o400000, 0o2000000
-O_PATH, O_TMPFILE = 0o10000000, 0o20000000 | 0o200000
+from minios.uapi.fcntl import (  # noqa: F401  (the open flags, as files.O_*)
+    O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NOFOLLOW,
+    O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY)
+
 PIPE_BUF_SIZE = 65536
 HOST_POLL_S = 0.01
 MAX_DEV_READ = 1 << 20
@@ -64,7 +64,7 @@ class File:
 
     @property
     def wait_key(self):
-        """What a task blocked on this file sleeps on (see sys_fs._blocking)."""
+        """What a task blocked on this file sleeps on (see syscalls.common.blocking)."""
         return self
 
     def read(self, n: int) -> bytes:
@@ -222,26 +222,12 @@ class OwnedHostFd(HostFd):
             pass
 
 
-_TTY_FD: list[int] = []
-
-
-def host_tty_fd() -> int:
-    """The host's controlling terminal, opened once; ENXIO without one."""
-    if not _TTY_FD:
-        try:
-            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-        except OSError:
-            raise OSError(errno.ENXIO, "/dev/tty") from None
-        _TTY_FD.append(fd)
-    return _TTY_FD[0]
-
-
 class TtyFile(HostFd):
     """/dev/tty: the host terminal."""
     kind = "tty"
 
-    def __init__(self, flags: int) -> None:
-        super().__init__(host_tty_fd(), flags)
+    def __init__(self, hfd: int, flags: int) -> None:
+        super().__init__(hfd, flags)
         self.flags = flags
         self.path = "/dev/tty"
 

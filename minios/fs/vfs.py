@@ -147,7 +147,7 @@ class HostNode:
     def writable(self) -> bool:
         return self.fs.is_rw(self.gpath)
 
-    # The callers (sys_fs) check writable() on the directory first.
+    # The callers (syscalls/sys_namei.py) check writable() on the directory first.
     def create(self, name: str, mode: int, uid: int, gid: int):
         fd = self._os(os.open, os.path.join(self.hp, name),
                       os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -286,7 +286,7 @@ class DevNode:
             return f
         if n in ("random", "urandom"):
             return RandomFile(flags, n)
-        return TtyFile(flags)
+        return TtyFile(k.tty.open_dev_tty(), flags)
 
 
 def _enospc(data: bytes) -> int:

@@ -1,8 +1,8 @@
 """The GdbStub: one gdb connection, and the kernel's debugger interface.
 
 How it hooks into the kernel: ``kernel.debugger`` (``before_run``,
-``on_trap``, ``on_signal``) plus the ``fork``, ``fault`` and ``exit`` break
-hooks. The conversation with gdb only ever happens with the stopped task's
+``on_trap``, ``on_signal``) plus subscriptions to the kernel's ``fork``,
+``fault_enter`` and ``exit`` events. The conversation with gdb only ever happens with the stopped task's
 context live in the CPU and outside the CPU's run (in ``before_run`` or in
 ``on_signal``); the hooks that fire inside the CPU only record an event and
 stop it. A helper thread watches the socket while the guest runs, so a
@@ -102,16 +102,10 @@ class GdbStub:
             pass
 
     def _install_hooks(self) -> None:
-        for kind, fn in (("fork", self._on_fork), ("exit", self._on_exit),
-                         ("fault", self._on_fault)):
-            old = self.k.hooks.get(kind)
-            if old is None:
-                self.k.hooks[kind] = fn
-            else:
-                def both(k, what, t, _a=old, _b=fn):
-                    _a(k, what, t)
-                    _b(k, what, t)
-                self.k.hooks[kind] = both
+        ev = self.k.events
+        ev.subscribe("fork", self._on_fork)
+        ev.subscribe("exit", self._on_exit)
+        ev.subscribe("fault_enter", self._on_fault)
 
     def _ours(self, t: "Task") -> bool:
         return self.group is not None and t.group is self.group
@@ -234,8 +228,8 @@ class GdbStub:
             self._internal(e)
             return False
 
-    # ---------------------------------------------------------- kernel hooks
-    def _on_fork(self, k, child: "Task", parent: "Task") -> None:
+    # --------------------------------------------------------- kernel events
+    def _on_fork(self, parent: "Task", child: "Task", _info) -> None:
         if not self.active or not self._ours(parent) or child.group is parent.group:
             return
         self._forks.append((parent, child, parent.mm))
@@ -243,7 +237,7 @@ class GdbStub:
             self.group = child.group
             self.task = self.gthread = child
 
-    def _on_exit(self, k, status: int, t: "Task") -> None:
+    def _on_exit(self, t: "Task", status: int) -> None:
         if not self.active or not self._ours(t):
             return
         try:
@@ -252,14 +246,14 @@ class GdbStub:
             pass
         self.close(restore=False)               # the mm goes away with it
 
-    def _on_fault(self, k, addr: int, t: "Task") -> None:
+    def _on_fault(self, t: "Task", addr: int, _err: int) -> None:
         """A fault on a watched page may give it another frame: stop after
         the kernel has handled it, re-arm, then let the access happen."""
         if not self.active or not self.watch.watches or t.mm is not self.mm:
             return
         if self.watch.covers_page(addr):
             self.watch.rearm = True
-            k.cpu.stop()
+            self.k.cpu.stop()
 
     # ------------------------------------------------------------ the loop
     def _before_run(self, t: "Task") -> None:

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING
 
 from emu.ram import PAGE_SIZE
 from minios.mm.pgtable import pgd_alloc
+from minios.uapi.mman import MAP_PRIVATE, MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE  # noqa: F401
 
 if TYPE_CHECKING:
     from minios.kernel import Kernel
 
-PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
-MAP_SHARED, MAP_PRIVATE = 0x01, 0x02
 MMF_COW_PGTABLE = 1 << 29
 
 STACK_TOP = 0x7FFF_FFFF_F000

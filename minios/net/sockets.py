@@ -4,7 +4,7 @@ Each direction of a pair is a queue: bytes for SOCK_STREAM, whole messages
 for SOCK_DGRAM and SOCK_SEQPACKET (a read takes one message and drops what
 does not fit). The descriptors are ``SocketEnd`` files, so read, write,
 readv, writev, poll, epoll, fstat, close and blocking work as for pipes
-(``sys_fs``); send/recv, sendmsg/recvmsg and their flags, shutdown,
+(``syscalls/common.py``); send/recv, sendmsg/recvmsg and their flags, shutdown,
 getsockopt, setsockopt (the buffer sizes) and the unnamed addresses are in
 ``sys_net``. Descriptors travel
 as SCM_RIGHTS: a message holds references to the files until they are
@@ -27,9 +27,8 @@ import errno
 import stat as st
 
 from minios.fs.files import _IN, _OUT, O_RDWR, POLLERR, POLLHUP, Again, File, fput
+from minios.uapi.socket import AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM  # noqa: F401
 
-AF_UNIX = 1
-SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET = 1, 2, 5
 SNDBUF = 212992              # net.core.wmem_default
 POLLRDHUP = 0x2000
 

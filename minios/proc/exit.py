@@ -85,8 +85,8 @@ def do_group_exit(k: "Kernel", t: "Task", status: int) -> None:
     """exit_group(2) or a fatal signal: ``status`` is the wait status
     (code << 8, or the signal number with 0x80 for a core dump)."""
     g = t.group
-    if k.hooks:
-        k._break("exit", status, t)
+    if k.events.listening:
+        k.events.emit("exit", t, status)
     if g.group_exit is None:
         g.group_exit = status
     for th in list(g.threads):

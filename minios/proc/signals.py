@@ -19,24 +19,13 @@ if TYPE_CHECKING:
     from minios.kernel import Kernel
     from minios.proc.task import Task
 
-SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE = 1, 2, 3, 4, 5, 6, 7, 8
-SIGKILL, SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM = 9, 10, 11, 12, 13, 14, 15
-SIGSTKFLT, SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU = 16, 17, 18, 19, 20, 21, 22
-SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR, SIGSYS = \
-    23, 24, 25, 26, 27, 28, 29, 30, 31
-
-NAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT",
-         7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV",
-         12: "SIGUSR2", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM", 16: "SIGSTKFLT",
-         17: "SIGCHLD", 18: "SIGCONT", 19: "SIGSTOP", 20: "SIGTSTP", 21: "SIGTTIN",
-         22: "SIGTTOU", 23: "SIGURG", 24: "SIGXCPU", 25: "SIGXFSZ", 26: "SIGVTALRM",
-         27: "SIGPROF", 28: "SIGWINCH", 29: "SIGIO", 30: "SIGPWR", 31: "SIGSYS"}
-
-SIG_DFL, SIG_IGN = 0, 1
-SA_SIGINFO, SA_ONSTACK, SA_RESTART, SA_NODEFER, SA_RESETHAND, SA_RESTORER = \
-    4, 0x08000000, 0x10000000, 0x40000000, 0x80000000, 0x04000000
-SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
-CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 5, 6
+from minios.uapi.signal import (  # noqa: F401  (the signal numbers, as signals.SIGKILL)
+    CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, NAMES, SA_NODEFER,
+    SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SA_SIGINFO, SI_KERNEL, SI_TKILL, SI_USER,
+    SIG_DFL, SIG_IGN, SIGABRT, SIGALRM, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGHUP, SIGILL, SIGINT,
+    SIGIO, SIGKILL, SIGPIPE, SIGPROF, SIGPWR, SIGQUIT, SIGSEGV, SIGSTKFLT, SIGSTOP, SIGSYS,
+    SIGTERM, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGUSR1, SIGUSR2, SIGVTALRM, SIGWINCH,
+    SIGXCPU, SIGXFSZ)
 
 _CORE = {SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGXCPU, SIGXFSZ, SIGSYS}
 _IGNORE = {SIGCHLD, SIGURG, SIGWINCH, SIGCONT}
@@ -166,8 +155,8 @@ def do_signal(k: "Kernel", t: "Task") -> None:
         if got is None:
             return
         sig, info = got
-        if k.hooks:
-            k._break("signal", sig, t)
+        if k.events.listening:
+            k.events.emit("signal", t, sig, info)
         if k.debugger is not None and k.debugger.on_signal(t, sig):
             continue
         act = t.sighand.actions[sig]
@@ -276,9 +265,8 @@ def _setup_frame(k: "Kernel", t: "Task", sig: int, info: dict, act) -> None:
                  rdx=frame + 8, rax=0)
     cpu.set_reg("eflags", regs["eflags"] & ~0x400)      # DF clear, as the ABI says
     k.stats["signals_delivered"] += 1
-    if "signal" in k.trace:
-        k.trace_out.write(f"[pid {t.tid}] --- {NAMES.get(sig, sig)} "
-                          f"{{si_signo={NAMES.get(sig, sig)}, si_code={info.get('code', 0)}}} ---\n")
+    if k.events.listening:
+        k.events.emit("signal_handler", t, sig, info)
 
 
 def sys_rt_sigreturn(k: "Kernel", t: "Task") -> None:

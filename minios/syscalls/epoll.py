@@ -13,7 +13,7 @@ Other files (a terminal) report a readiness bit that was clear at the
 previous check. EPOLLONESHOT disables an entry once it has reported, until
 EPOLL_CTL_MOD re-arms it.
 
-Waiting reuses poll's blocking machinery (``sys_fs._wait_ready``); a task
+Waiting reuses poll's blocking machinery (``sys_poll.wait_ready``); a task
 asleep in epoll_wait has wait channel "poll", which pipe and eventfd
 activity wakes.
 """
@@ -23,16 +23,17 @@ import errno as E
 import struct
 
 from minios.fs.files import (O_CLOEXEC, O_NONBLOCK, O_RDWR, POLLERR, POLLHUP, Again, File)
-from minios.syscalls.sys_fs import (_sigmask_arg, _swap_mask, _timespec_deadline, _wait_ready,
-                           ms_deadline, s32)
+from minios.syscalls.common import s32
+from minios.syscalls.kinds import (EFD_FLAGS, EPOLL_CREATE_FLAGS, EPOLL_CTL_OP, EPOLL_EVENT,
+                                   EPOLL_EVENTS, FD, INT, PTR, SIGSET, SIZE)
+from minios.syscalls.sys_poll import (ms_deadline, sigmask_arg, swap_mask, timespec_deadline,
+                                      wait_ready)
 from minios.syscalls.table import syscall
+from minios.uapi.epoll import (EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, EPOLL_CTL_ADD,
+                               EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLLET, EPOLLEXCLUSIVE, EPOLLONESHOT)
 from minios.mm.uaccess import copy_from_user, copy_to_user
 
-EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD = 1, 2, 3
-EPOLLRDHUP, EPOLLEXCLUSIVE, EPOLLWAKEUP = 0x2000, 1 << 28, 1 << 29
-EPOLLONESHOT, EPOLLET = 1 << 30, 1 << 31
 EPOLL_MAXEVENTS = 0x7FFFFFFF // 12
-EFD_SEMAPHORE, EFD_NONBLOCK, EFD_CLOEXEC = 1, O_NONBLOCK, O_CLOEXEC
 _EVENT = struct.Struct("<IQ")          # struct epoll_event is packed on x86-64
 _U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -139,21 +140,21 @@ def _new_epoll(k, t, flags: int) -> int:
     return t.files.install(EpollFile(0), bool(flags & O_CLOEXEC))
 
 
-@syscall(213, "epoll_create")
+@syscall(213, "epoll_create", INT)
 def sys_epoll_create(k, t, size, *_):
     if s32(size) <= 0:
         return -E.EINVAL
     return _new_epoll(k, t, 0)
 
 
-@syscall(291, "epoll_create1")
+@syscall(291, "epoll_create1", EPOLL_CREATE_FLAGS)
 def sys_epoll_create1(k, t, flags, *_):
     if flags & ~O_CLOEXEC:
         return -E.EINVAL
     return _new_epoll(k, t, flags)
 
 
-@syscall(233, "epoll_ctl")
+@syscall(233, "epoll_ctl", FD, EPOLL_CTL_OP, FD, EPOLL_EVENT)
 def sys_epoll_ctl(k, t, epfd, op, fd, event, *_):
     """Errors in Linux's order: EFAULT, EBADF, EPERM, EINVAL."""
     ev = data = 0
@@ -206,32 +207,32 @@ def _epoll_wait(k, t, epfd: int, events: int, maxevents: int, deadline, sigmask)
     def done(n):
         copy_to_user(t.mm, events, b"".join(_EVENT.pack(ev, d) for ev, d in got))
         return n
-    return _wait_ready(k, t, check, deadline, _swap_mask(t, sigmask), done)
+    return wait_ready(k, t, check, deadline, swap_mask(t, sigmask), done)
 
 
-@syscall(232, "epoll_wait")
+@syscall(232, "epoll_wait", FD, EPOLL_EVENTS, INT, INT)
 def sys_epoll_wait(k, t, epfd, events, maxevents, timeout, *_):
     return _epoll_wait(k, t, epfd, events, maxevents, ms_deadline(timeout), None)
 
 
-@syscall(281, "epoll_pwait")
+@syscall(281, "epoll_pwait", FD, EPOLL_EVENTS, INT, INT, SIGSET, SIZE)
 def sys_epoll_pwait(k, t, epfd, events, maxevents, timeout, sigmask, sigsetsize):
     return _epoll_wait(k, t, epfd, events, maxevents, ms_deadline(timeout),
-                       _sigmask_arg(t, sigmask, sigsetsize))
+                       sigmask_arg(t, sigmask, sigsetsize))
 
 
-@syscall(441, "epoll_pwait2")
+@syscall(441, "epoll_pwait2", FD, EPOLL_EVENTS, INT, PTR, SIGSET, SIZE)
 def sys_epoll_pwait2(k, t, epfd, events, maxevents, tsp, sigmask, sigsetsize):
-    return _epoll_wait(k, t, epfd, events, maxevents, _timespec_deadline(t, tsp),
-                       _sigmask_arg(t, sigmask, sigsetsize))
+    return _epoll_wait(k, t, epfd, events, maxevents, timespec_deadline(t, tsp),
+                       sigmask_arg(t, sigmask, sigsetsize))
 
 
-@syscall(284, "eventfd")
+@syscall(284, "eventfd", SIZE)
 def sys_eventfd(k, t, initval, *_):
     return t.files.install(EventFd(initval & 0xFFFFFFFF, 0))
 
 
-@syscall(290, "eventfd2")
+@syscall(290, "eventfd2", SIZE, EFD_FLAGS)
 def sys_eventfd2(k, t, initval, flags, *_):
     if flags & ~(EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC):
         return -E.EINVAL

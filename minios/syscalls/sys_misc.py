@@ -7,13 +7,17 @@ import time
 
 from minios.time import clock
 from minios.uapi.errno import EINVAL, EPERM
+from minios.syscalls.kinds import (AFFINITY, ARCH_PRCTL_CODE, CLOCKID, GRND_FLAGS, HEX, INT,
+                                   INT_OUT, PID, PRCTL_FORMAT, PTR, RANDOM_OUT, REM, RESOURCE,
+                                   RET_OCTAL, RLIMIT, RLIMIT_OUT, RUSAGE_WHO, SIZE,
+                                   TIMER_FLAGS, TIMESPEC, TIMESPEC_OUT, TIMEVAL_OUT, UMASK,
+                                   UTSNAME)
 from minios.syscalls.table import syscall
+from minios.uapi.misc import (ARCH_GET_CPUID, ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS,
+                              ARCH_SET_GS, RLIM_INFINITY)
 from minios.proc.task import BLOCK
 from minios.mm.uaccess import copy_from_user, copy_to_user, put_u32
 
-ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
-ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
-RLIM_INFINITY = (1 << 64) - 1
 DEFAULT_RLIMITS = {0: (RLIM_INFINITY,) * 2, 1: (RLIM_INFINITY,) * 2, 2: (RLIM_INFINITY,) * 2,
                    3: (8 << 20, RLIM_INFINITY), 4: (0, RLIM_INFINITY), 5: (RLIM_INFINITY,) * 2,
                    6: (63459, 63459), 7: (1024, 1048576), 8: (8 << 20, 8 << 20),
@@ -37,7 +41,7 @@ def _inherit_host_limits() -> None:
 _inherit_host_limits()
 
 
-@syscall(158, "arch_prctl")
+@syscall(158, "arch_prctl", ARCH_PRCTL_CODE, PTR)
 def sys_arch_prctl(k, t, code, addr, *_):
     if code == ARCH_SET_FS:
         if addr >= 1 << 47:
@@ -58,13 +62,13 @@ def sys_arch_prctl(k, t, code, addr, *_):
     return -EINVAL
 
 
-@syscall(218, "set_tid_address")
+@syscall(218, "set_tid_address", PTR)
 def sys_set_tid_address(k, t, addr, *_):
     t.clear_child_tid = addr
     return t.tid
 
 
-@syscall(273, "set_robust_list")
+@syscall(273, "set_robust_list", PTR, SIZE)
 def sys_set_robust_list(k, t, head, length, *_):
     if length != 24:
         return -EINVAL
@@ -72,7 +76,7 @@ def sys_set_robust_list(k, t, head, length, *_):
     return 0
 
 
-@syscall(334, "rseq")
+@syscall(334, "rseq", PTR, HEX, INT, HEX)
 def sys_rseq(k, t, addr, length, flags, sig, *_):
     # Registration only: one CPU, id 0. Critical-section abort is not
     # emulated (glibc uses rseq only to read the CPU number).
@@ -86,7 +90,7 @@ def sys_rseq(k, t, addr, length, flags, sig, *_):
     return 0
 
 
-@syscall(302, "prlimit64")
+@syscall(302, "prlimit64", PID, RESOURCE, RLIMIT, RLIMIT_OUT)
 def sys_prlimit64(k, t, pid, res, new, old, *_):
     if res >= 16:
         return -EINVAL
@@ -105,17 +109,17 @@ def sys_prlimit64(k, t, pid, res, new, old, *_):
     return 0
 
 
-@syscall(97, "getrlimit")
+@syscall(97, "getrlimit", RESOURCE, RLIMIT_OUT)
 def sys_getrlimit(k, t, res, old, *_):
     return sys_prlimit64(k, t, 0, res, 0, old)
 
 
-@syscall(160, "setrlimit")
+@syscall(160, "setrlimit", RESOURCE, RLIMIT)
 def sys_setrlimit(k, t, res, new, *_):
     return sys_prlimit64(k, t, 0, res, new, 0)
 
 
-@syscall(318, "getrandom")
+@syscall(318, "getrandom", RANDOM_OUT, SIZE, GRND_FLAGS)
 def sys_getrandom(k, t, buf, n, flags, *_):
     if flags & ~7:
         return -EINVAL
@@ -124,7 +128,7 @@ def sys_getrandom(k, t, buf, n, flags, *_):
     return n
 
 
-@syscall(63, "uname")
+@syscall(63, "uname", UTSNAME)
 def sys_uname(k, t, buf, *_):
     fields = [b"Linux", b"minios", b"6.1.0-minios", b"#1 SMP minios", b"x86_64", b"(none)"]
     copy_to_user(t.mm, buf, b"".join(f.ljust(65, b"\0") for f in fields))
@@ -137,7 +141,7 @@ def _clockid(v: int) -> int:
     return v - (1 << 32) if v >= 1 << 31 else v
 
 
-@syscall(228, "clock_gettime")
+@syscall(228, "clock_gettime", CLOCKID, TIMESPEC_OUT)
 def sys_clock_gettime(k, t, clk, tp, *_):
     ns = clock.now_ns(_clockid(clk))
     if ns is None:
@@ -146,7 +150,7 @@ def sys_clock_gettime(k, t, clk, tp, *_):
     return 0
 
 
-@syscall(229, "clock_getres")
+@syscall(229, "clock_getres", CLOCKID, TIMESPEC_OUT)
 def sys_clock_getres(k, t, clk, tp, *_):
     if _clockid(clk) not in clock.HOST_CLOCKS:
         return -EINVAL
@@ -155,7 +159,7 @@ def sys_clock_getres(k, t, clk, tp, *_):
     return 0
 
 
-@syscall(96, "gettimeofday")
+@syscall(96, "gettimeofday", TIMEVAL_OUT, PTR)
 def sys_gettimeofday(k, t, tv, tz, *_):
     ns = clock.now_ns(0)
     if tv:
@@ -165,7 +169,7 @@ def sys_gettimeofday(k, t, tv, tz, *_):
     return 0
 
 
-@syscall(201, "time")
+@syscall(201, "time", PTR)
 def sys_time(k, t, tloc, *_):
     now = clock.now_ns(0) // 10**9
     if tloc:
@@ -209,21 +213,21 @@ def sys_getegid(k, t, *_):
     return os.getegid()
 
 
-@syscall(118, "getresuid")
+@syscall(118, "getresuid", INT_OUT, INT_OUT, INT_OUT)
 def sys_getresuid(k, t, r, e, s, *_):
     for a in (r, e, s):
         put_u32(t.mm, a, os.getuid())
     return 0
 
 
-@syscall(120, "getresgid")
+@syscall(120, "getresgid", INT_OUT, INT_OUT, INT_OUT)
 def sys_getresgid(k, t, r, e, s, *_):
     for a in (r, e, s):
         put_u32(t.mm, a, os.getgid())
     return 0
 
 
-@syscall(115, "getgroups")
+@syscall(115, "getgroups", INT, PTR)
 def sys_getgroups(k, t, n, lst, *_):
     return 0
 
@@ -248,7 +252,7 @@ def _sleep_until(k, t, deadline: float):
     return retry()
 
 
-@syscall(35, "nanosleep")
+@syscall(35, "nanosleep", TIMESPEC, REM)
 def sys_nanosleep(k, t, req, rem, *_):
     sec, nsec = struct.unpack("<qq", copy_from_user(t.mm, req, 16))
     if sec < 0 or not 0 <= nsec < 10**9:
@@ -259,7 +263,7 @@ def sys_nanosleep(k, t, req, rem, *_):
     return r
 
 
-@syscall(230, "clock_nanosleep")
+@syscall(230, "clock_nanosleep", CLOCKID, TIMER_FLAGS, TIMESPEC, REM)
 def sys_clock_nanosleep(k, t, clk, flags, req, rem, *_):
     clk = _clockid(clk)
     if clk not in clock.HOST_CLOCKS:
@@ -276,7 +280,7 @@ def sys_clock_nanosleep(k, t, clk, flags, req, rem, *_):
     return r
 
 
-@syscall(99, "sysinfo")
+@syscall(99, "sysinfo", PTR)
 def sys_sysinfo(k, t, buf, *_):
     fr = k.frames
     up = int(time.time() - k.boot_time)
@@ -288,7 +292,7 @@ def sys_sysinfo(k, t, buf, *_):
     return 0
 
 
-@syscall(100, "times")
+@syscall(100, "times", PTR)
 def sys_times(k, t, buf, *_):
     ticks = int(time.process_time() * 100)
     if buf:
@@ -296,7 +300,7 @@ def sys_times(k, t, buf, *_):
     return int((time.time() - k.boot_time) * 100) + 1
 
 
-@syscall(98, "getrusage")
+@syscall(98, "getrusage", RUSAGE_WHO, PTR)
 def sys_getrusage(k, t, who, buf, *_):
     if who not in (0, 1, (1 << 64) - 1, (1 << 64) - 2):
         return -EINVAL
@@ -304,15 +308,15 @@ def sys_getrusage(k, t, who, buf, *_):
     return 0
 
 
-@syscall(95, "umask")
+@syscall(95, "umask", UMASK, ret=RET_OCTAL)
 def sys_umask(k, t, mask, *_):
     old = getattr(t.group, "umask", 0o022)
     t.group.umask = mask & 0o777
     return old
 
 
-@syscall(157, "prctl")
-def sys_prctl(k, t, option, a2, *_):
+@syscall(157, "prctl", INT, PTR, PTR, PTR, PTR, format=PRCTL_FORMAT)
+def sys_prctl(k, t, option, a2, a3, a4, a5, *_):
     if option == 15:                               # PR_SET_NAME
         t.group.comm = copy_from_user(t.mm, a2, 16).split(b"\0")[0].decode(errors="replace")
         return 0
@@ -322,7 +326,7 @@ def sys_prctl(k, t, option, a2, *_):
     return -EINVAL
 
 
-@syscall(204, "sched_getaffinity")
+@syscall(204, "sched_getaffinity", PID, SIZE, AFFINITY)
 def sys_sched_getaffinity(k, t, pid, size, mask, *_):
     if size < 8:
         return -EINVAL
@@ -330,8 +334,8 @@ def sys_sched_getaffinity(k, t, pid, size, mask, *_):
     return 8
 
 
-@syscall(309, "getcpu")
-def sys_getcpu(k, t, cpu, node, *_):
+@syscall(309, "getcpu", PTR, PTR, PTR)
+def sys_getcpu(k, t, cpu, node, _tcache, *_):
     if cpu:
         put_u32(t.mm, cpu, 0)
     if node:

@@ -12,17 +12,18 @@ from minios.mm.frames import OutOfMemory
 from minios.mm.mm_types import (VMA, FileImage, SharedObject, PROT_READ, PROT_WRITE, PROT_EXEC,
                        page_down, page_up)
 from minios.mm.pgtable import TASK_SIZE
+from minios.syscalls.kinds import (FD, HEX, MADVICE, MMAP_FLAGS, MREMAP_FLAGS, MREMAP_NEW_ADDR,
+                                   PROT, PTR, RET_HEX, SIZE)
 from minios.syscalls.table import syscall
 
-MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_TYPE = 1, 2, 3, 0xF
-MAP_FIXED, MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_NORESERVE = 0x10, 0x20, 0x100, 0x4000
-MAP_POPULATE, MAP_STACK, MAP_FIXED_NOREPLACE = 0x8000, 0x20000, 0x100000
-MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
-MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED = 0, 1, 2, 3, 4
-MADV_FREE, MADV_DONTFORK, MADV_DOFORK = 8, 10, 11
+from minios.uapi.mman import (MADV_DOFORK, MADV_DONTFORK, MADV_DONTNEED, MADV_FREE, MADV_NORMAL,
+                              MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MAP_ANONYMOUS,
+                              MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_PRIVATE,
+                              MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE, MREMAP_FIXED,
+                              MREMAP_MAYMOVE, PROT_GROWSDOWN, PROT_GROWSUP)
 
 
-@syscall(12, "brk")
+@syscall(12, "brk", PTR, ret=RET_HEX)
 def sys_brk(k, t, addr, *_):
     mm = t.mm
     if addr < mm.start_brk:
@@ -43,10 +44,10 @@ def sys_brk(k, t, addr, *_):
 
 
 def _prot_ok(prot: int) -> bool:
-    return not prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | 0x01000000 | 0x02000000)
+    return not prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN | PROT_GROWSUP)
 
 
-@syscall(9, "mmap")
+@syscall(9, "mmap", PTR, SIZE, PROT, MMAP_FLAGS, FD, HEX, ret=RET_HEX)
 def sys_mmap(k, t, addr, length, prot, flags, fd, off):
     mm = t.mm
     fd = fd if fd < (1 << 63) else fd - (1 << 64)
@@ -97,7 +98,7 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off):
     return start
 
 
-@syscall(11, "munmap")
+@syscall(11, "munmap", PTR, SIZE)
 def sys_munmap(k, t, addr, length, *_):
     if addr & (PAGE_SIZE - 1) or length == 0:
         return -EINVAL
@@ -108,7 +109,7 @@ def sys_munmap(k, t, addr, length, *_):
     return 0
 
 
-@syscall(10, "mprotect")
+@syscall(10, "mprotect", PTR, SIZE, PROT)
 def sys_mprotect(k, t, addr, length, prot, *_):
     mm = t.mm
     if addr & (PAGE_SIZE - 1) or not _prot_ok(prot):
@@ -143,7 +144,7 @@ def sys_mprotect(k, t, addr, length, prot, *_):
     return err
 
 
-@syscall(28, "madvise")
+@syscall(28, "madvise", PTR, SIZE, MADVICE)
 def sys_madvise(k, t, addr, length, advice, *_):
     mm = t.mm
     if addr & (PAGE_SIZE - 1):
@@ -171,7 +172,7 @@ def sys_madvise(k, t, addr, length, advice, *_):
     return err
 
 
-@syscall(25, "mremap")
+@syscall(25, "mremap", PTR, SIZE, SIZE, MREMAP_FLAGS, MREMAP_NEW_ADDR, ret=RET_HEX)
 def sys_mremap(k, t, old, old_len, new_len, flags, new_addr, *_):
     r = _mremap(t.mm, old, old_len, new_len, flags, new_addr)
     t.mm.merge_vmas()

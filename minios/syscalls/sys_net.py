@@ -7,25 +7,25 @@ from __future__ import annotations
 import errno as E
 import struct
 
-from minios.fs.files import O_CLOEXEC, O_NONBLOCK, Again
+from minios.fs.files import O_NONBLOCK, Again
 from minios.net.sockets import (AF_UNIX, SNDBUF, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM,
                             SocketEnd, SocketPair, drop_files)
-from minios.syscalls.sys_fs import (_blocking, _iov, _iov_prefix, _oserr, _scatter, _user_source,
-                           _wake_pipe, install_pair, s32)
+from minios.syscalls.common import (blocking, iov_prefix, oserr, read_iovec, s32, scatter,
+                                    user_source, wake_pipe)
+from minios.syscalls.sys_fd import install_pair
 from minios.proc.task import BLOCK
+from minios.syscalls.kinds import (FAMILY, FD, FD_PAIR, INT, IN_BUF, MSG_FLAGS, OUT_BUF, PTR,
+                                   SHUT_HOW, SIZE, SOCKOPT_LEVEL, SOCK_TYPE)
 from minios.syscalls.table import syscall
+from minios.uapi.socket import (MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB,
+                                MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SOCK_CLOEXEC, SOCK_MAX,
+                                SOCK_NONBLOCK, SOCK_RAW, SOL_SOCKET)
 from minios.mm.uaccess import copy_from_user, copy_to_user, user_prefix
 
-SOCK_NONBLOCK, SOCK_CLOEXEC = O_NONBLOCK, O_CLOEXEC
-SOCK_RAW, SOCK_MAX = 3, 11
 # Families Linux has whose sockets cannot be made in pairs (EOPNOTSUPP).
 _NO_PAIRS = {2, 10, 16, 17}                    # AF_INET, AF_INET6, AF_NETLINK, AF_PACKET
-MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_DONTWAIT = 0x1, 0x2, 0x20, 0x40
-MSG_WAITALL, MSG_NOSIGNAL, MSG_CTRUNC = 0x100, 0x4000, 0x8
-MSG_CMSG_CLOEXEC = 0x40000000
 SCM_RIGHTS, SCM_CREDENTIALS, SCM_MAX_FD = 1, 2, 253
 _CMSG_HDR = 16                                 # struct cmsghdr: len, level, type
-SOL_SOCKET = 1
 SO_TYPE, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_ACCEPTCONN = 3, 4, 7, 8, 30
 SO_PROTOCOL, SO_DOMAIN = 38, 39
 _MIN_SNDBUF, _MIN_RCVBUF = 4608, 2304           # SOCK_MIN_SNDBUF, SOCK_MIN_RCVBUF
@@ -43,14 +43,14 @@ def _sock(t, fd: int, flags: int = 0) -> SocketEnd:
 
 
 class _Nonblocking:
-    """What sys_fs._blocking looks at, with O_NONBLOCK for MSG_DONTWAIT."""
+    """What common.blocking looks at, with O_NONBLOCK for MSG_DONTWAIT."""
     host_poll = False
 
     def __init__(self, f: SocketEnd) -> None:
         self.flags, self.wait_key = f.flags | O_NONBLOCK, f.wait_key
 
 
-@syscall(53, "socketpair")
+@syscall(53, "socketpair", FAMILY, SOCK_TYPE, INT, FD_PAIR)
 def sys_socketpair(k, t, domain, type_, protocol, sv, *_):
     domain, type_, protocol = s32(domain), s32(type_), s32(protocol)
     kind, flags = type_ & 0xF, type_ & ~0xF
@@ -81,7 +81,7 @@ def _send(k, t, f: SocketEnd, data: bytes, flags: int, files: list) -> int:
             while True:
                 done[0] += f.write(data[done[0]:], pending[0])
                 pending[0] = []
-                _wake_pipe(k, f)
+                wake_pipe(k, f)
                 if done[0] >= len(data):
                     return len(data)
         except OSError as e:
@@ -91,8 +91,8 @@ def _send(k, t, f: SocketEnd, data: bytes, flags: int, files: list) -> int:
                 return done[0]
             if e.errno == E.EPIPE and flags & MSG_NOSIGNAL:
                 return -E.EPIPE
-            return _oserr(k, t, e)
-    r = _blocking(k, t, _Nonblocking(f) if flags & MSG_DONTWAIT else f, op, "sock_send")
+            return oserr(k, t, e)
+    r = blocking(k, t, _Nonblocking(f) if flags & MSG_DONTWAIT else f, op, "sock_send")
     if r is not BLOCK:
         drop_files(pending[0])                 # EAGAIN
         return r
@@ -119,7 +119,7 @@ def _recv(k, t, f: SocketEnd, total: int, flags: int, deliver) -> int:
 
     def done(data: bytes, files: list, whole: int) -> int:
         deliver(data, files, whole > len(data))
-        _wake_pipe(k, f)
+        wake_pipe(k, f)
         return whole if flags & MSG_TRUNC else len(data)
 
     def op():
@@ -141,11 +141,11 @@ def _recv(k, t, f: SocketEnd, total: int, flags: int, deliver) -> int:
             if not part:                       # end of file
                 break
             got.extend(part)
-            _wake_pipe(k, f)
+            wake_pipe(k, f)
             if files:                          # a read stops after files
                 break
         return done(bytes(got), gfiles, len(got))
-    return _blocking(k, t, g, op, "sock_recv")
+    return blocking(k, t, g, op, "sock_recv")
 
 
 def _check_name(f: SocketEnd, addr: int, addrlen: int) -> int:
@@ -156,19 +156,19 @@ def _check_name(f: SocketEnd, addr: int, addrlen: int) -> int:
     return 0
 
 
-@syscall(44, "sendto")
+@syscall(44, "sendto", FD, IN_BUF, SIZE, MSG_FLAGS, PTR, INT)
 def sys_sendto(k, t, fd, buf, n, flags, addr, addrlen):
     f = _sock(t, fd, flags)
     r = _check_name(f, addr, addrlen)
     if r:
         return r
-    data = _user_source(t, f, ((buf, min(n, 1 << 31)),))
+    data = user_source(t, f, ((buf, min(n, 1 << 31)),))
     if isinstance(data, int):
         return data
     return _send(k, t, f, data, flags, [])
 
 
-@syscall(45, "recvfrom")
+@syscall(45, "recvfrom", FD, OUT_BUF, SIZE, MSG_FLAGS, PTR, PTR)
 def sys_recvfrom(k, t, fd, buf, n, flags, addr, addrlen):
     f = _sock(t, fd, flags)
     n = min(n, 1 << 31)
@@ -189,14 +189,14 @@ def _msghdr(t, msg: int) -> tuple:
     return struct.unpack("<QI4xQQQQ", copy_from_user(t.mm, msg, 48))
 
 
-@syscall(46, "sendmsg")
+@syscall(46, "sendmsg", FD, PTR, MSG_FLAGS)
 def sys_sendmsg(k, t, fd, msg, flags, *_):
     f = _sock(t, fd, flags)
     name, namelen, iov, iovlen, control, controllen = _msghdr(t, msg)
     r = _check_name(f, name, namelen)
     if r:
         return r
-    vec = _iov(t, iov, iovlen)
+    vec = read_iovec(t, iov, iovlen)
     files: list = []
     if controllen >= _CMSG_HDR:                # shorter: no message at all, as Linux
         if controllen > 1 << 16:
@@ -217,7 +217,7 @@ def sys_sendmsg(k, t, fd, msg, flags, *_):
                 elif typ != SCM_CREDENTIALS:   # (credentials: nobody can ask for them)
                     return -E.EINVAL
             pos += (clen + 7) & ~7
-    data = _user_source(t, f, vec)
+    data = user_source(t, f, vec)
     if isinstance(data, int):
         return data
     for x in files:                            # in flight: referenced until received
@@ -225,18 +225,18 @@ def sys_sendmsg(k, t, fd, msg, flags, *_):
     return _send(k, t, f, data, flags, files)
 
 
-@syscall(47, "recvmsg")
+@syscall(47, "recvmsg", FD, PTR, MSG_FLAGS)
 def sys_recvmsg(k, t, fd, msg, flags, *_):
     f = _sock(t, fd, flags)
     name, namelen, iov, iovlen, control, controllen = _msghdr(t, msg)
-    vec = _iov(t, iov, iovlen)
+    vec = read_iovec(t, iov, iovlen)
     want = sum(n for _, n in vec)
-    total = _iov_prefix(t, vec, True)
+    total = iov_prefix(t, vec, True)
     if want and not total:
         return -E.EFAULT
 
     def deliver(data, files, truncated):
-        _scatter(t, vec, data)
+        scatter(t, vec, data)
         out = MSG_TRUNC if truncated else 0
         used = 0
         if files:                              # Linux's scm_detach_fds
@@ -265,7 +265,7 @@ def sys_recvmsg(k, t, fd, msg, flags, *_):
     return _recv(k, t, f, total, flags, deliver)
 
 
-@syscall(48, "shutdown")
+@syscall(48, "shutdown", FD, SHUT_HOW)
 def sys_shutdown(k, t, fd, how, *_):
     f = _sock(t, fd)
     how = s32(how)
@@ -275,7 +275,7 @@ def sys_shutdown(k, t, fd, how, *_):
     return 0
 
 
-@syscall(55, "getsockopt")
+@syscall(55, "getsockopt", FD, SOCKOPT_LEVEL, INT, PTR, PTR)
 def sys_getsockopt(k, t, fd, level, name, val, lenp, *_):
     f = _sock(t, fd)
     level, name = s32(level), s32(name)
@@ -289,7 +289,7 @@ def sys_getsockopt(k, t, fd, level, name, val, lenp, *_):
     return 0
 
 
-@syscall(54, "setsockopt")
+@syscall(54, "setsockopt", FD, SOCKOPT_LEVEL, INT, PTR, INT)
 def sys_setsockopt(k, t, fd, level, name, val, optlen, *_):
     """The buffer sizes, as Linux's sock_setsockopt: twice the value asked
     for, within [SOCK_MIN_SNDBUF, 2 * wmem_max] (receive: SOCK_MIN_RCVBUF).
@@ -325,11 +325,11 @@ def _name(k, t, fd, addr, lenp) -> int:
     return 0
 
 
-@syscall(51, "getsockname")
+@syscall(51, "getsockname", FD, PTR, PTR)
 def sys_getsockname(k, t, fd, addr, lenp, *_):
     return _name(k, t, fd, addr, lenp)
 
 
-@syscall(52, "getpeername")
+@syscall(52, "getpeername", FD, PTR, PTR)
 def sys_getpeername(k, t, fd, addr, lenp, *_):
     return _name(k, t, fd, addr, lenp)

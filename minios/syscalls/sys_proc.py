@@ -15,22 +15,27 @@ from minios.proc.exec import ExecError, exec_into
 from minios.proc.exit import do_exit, do_group_exit, mm_release
 from minios.mm.frames import OutOfMemory
 from minios.mm.mm_types import MM, VMA
+from minios.syscalls.kinds import (ARGV, AT_FLAGS, CLONE3_FORMAT, CLONE_FORMAT, DIRFD, ENVP,
+                                   FUTEX_FORMAT, HEX, IDTYPE, INT, PATH, PID, PTR, RET_EXEC,
+                                   RET_SIGRETURN, SIG, SIGACTION, SIGACTION_OUT,
+                                   SIGPROCMASK_HOW, SIGRETURN_FORMAT, SIGSET, SIGSET_OUT, SIZE,
+                                   STACK_T, STACK_T_OUT, WAIT_OPTIONS, WSTATUS)
 from minios.syscalls.table import syscall
+from minios.uapi.fcntl import AT_FDCWD
+from minios.uapi.sched import (CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_CLEAR_SIGHAND,
+                               CLONE_COW_PGTABLE, CLONE_DETACHED, CLONE_FILES,
+                               CLONE_INTO_CGROUP, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET,
+                               CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS,
+                               CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_SETTLS,
+                               CLONE_SIGHAND, CLONE_THREAD, CLONE_VFORK, CLONE_VM, CSIGNAL)
+from minios.uapi.misc import (FUTEX_CLOCK_REALTIME, FUTEX_CMP_REQUEUE, FUTEX_PRIVATE, FUTEX_REQUEUE,
+                              FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAKE, FUTEX_WAKE_BITSET,
+                              FUTEX_WAKE_OP)
 from minios.proc.task import (BLOCK, NORETURN, SigAction, SigHand, Task,
                          ThreadGroup)
 from minios.mm.uaccess import (Fault, copy_from_user, copy_to_user, get_u32, put_u32,
                             read_ptr_array, strncpy_from_user)
 
-CSIGNAL = 0xFF
-CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND, CLONE_PIDFD = 0x100, 0x200, 0x400, 0x800, 0x1000
-CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT, CLONE_THREAD = 0x2000, 0x4000, 0x8000, 0x10000
-CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS, CLONE_PARENT_SETTID = 0x20000, 0x40000, 0x80000, 0x100000
-CLONE_CHILD_CLEARTID, CLONE_DETACHED, CLONE_UNTRACED, CLONE_CHILD_SETTID = \
-    0x200000, 0x400000, 0x800000, 0x1000000
-CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, \
-    CLONE_IO = 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x80000000
-CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP = 1 << 32, 1 << 33
-CLONE_COW_PGTABLE = 1 << 34
 _CLONE3_KNOWN = (0xFFFFFFFF & ~CSIGNAL) | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP | CLONE_COW_PGTABLE
 _NAMESPACES = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER \
     | CLONE_NEWPID | CLONE_NEWNET
@@ -77,6 +82,7 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
     cpu = k.cpu
     share = k.cow_pte == "always" or (k.cow_pte == "flag" and
                                       (flags & CLONE_COW_PGTABLE or t.mm.cow_pgtable))
+    info = None                         # the COW copy's figures, for the fork event
     if flags & CLONE_VM:
         mm = t.mm
         mm.users += 1
@@ -86,9 +92,7 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
                          child_tid if flags & CLONE_CHILD_SETTID else -1)
         except OutOfMemory:
             return -E.ENOMEM            # _dup_mm released the half-built child
-        if "fork" in k.trace:          # the child gets the next pid (alloc_pid below)
-            from minios.trace import format_fork
-            k.trace_out.write(format_fork(k, t, k.last_fork, k.next_pid) + "\n")
+        info = k.last_fork
     if flags & CLONE_FILES:
         files = t.files
         files.users += 1
@@ -134,8 +138,8 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
         child.clear_child_tid = child_tid
     k.make_runnable(child)
     k.stats["forks"] += 1
-    if k.hooks:
-        k._break("fork", child, t)
+    if k.events.listening:
+        k.events.emit("fork", t, child, info)
     if flags & CLONE_VFORK:
         child.vfork_parent = t
         t.vfork_done = False
@@ -172,7 +176,7 @@ def sys_vfork(k, t, *_):
     return copy_process(k, t, CLONE_VM | CLONE_VFORK, signals.SIGCHLD, 0, 0, 0, 0)
 
 
-@syscall(56, "clone")
+@syscall(56, "clone", HEX, PTR, PTR, PTR, PTR, format=CLONE_FORMAT)
 def sys_clone(k, t, flags, stack, parent_tid, child_tid, tls, *_):
     sig = flags & CSIGNAL
     flags &= 0xFFFFFFFF & ~CSIGNAL
@@ -188,7 +192,7 @@ def sys_clone(k, t, flags, stack, parent_tid, child_tid, tls, *_):
     return copy_process(k, t, flags & ~CLONE_DETACHED, sig, stack, tls, child_tid, parent_tid)
 
 
-@syscall(435, "clone3")
+@syscall(435, "clone3", PTR, SIZE, format=CLONE3_FORMAT)
 def sys_clone3(k, t, uargs, size, *_):
     if size < 64:
         return -E.EINVAL
@@ -221,14 +225,14 @@ def sys_clone3(k, t, uargs, size, *_):
                         tls, child_tid, parent_tid)
 
 
-@syscall(60, "exit")
+@syscall(60, "exit", INT)
 def sys_exit(k, t, code, *_):
     do_exit(k, t, code & 0xFF)
     k.need_resched = True
     return NORETURN
 
 
-@syscall(231, "exit_group")
+@syscall(231, "exit_group", INT)
 def sys_exit_group(k, t, code, *_):
     do_group_exit(k, t, (code & 0xFF) << 8)
     return NORETURN
@@ -296,7 +300,7 @@ def _matcher(t, pid: int):
     return lambda g: g.pgid == pg
 
 
-@syscall(61, "wait4")
+@syscall(61, "wait4", PID, WSTATUS, WAIT_OPTIONS, PTR)
 def sys_wait4(k, t, pid, status, options, rusage, *_):
     pid = pid - (1 << 64) if pid >= 1 << 63 else pid
     pid = pid - (1 << 32) if pid >= 1 << 31 else pid
@@ -315,7 +319,7 @@ def sys_wait4(k, t, pid, status, options, rusage, *_):
     return _do_wait(k, t, _matcher(t, pid), options | WEXITED, report)
 
 
-@syscall(247, "waitid")
+@syscall(247, "waitid", IDTYPE, PID, PTR, WAIT_OPTIONS, PTR)
 def sys_waitid(k, t, idtype, id_, infop, options, rusage, *_):
     if options & ~(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | __WNOTHREAD
                    | __WALL | __WCLONE) or not options & (WEXITED | WUNTRACED | WCONTINUED):
@@ -357,7 +361,7 @@ def _sig_ok(sig: int) -> bool:
     return 0 <= sig <= 64
 
 
-@syscall(62, "kill")
+@syscall(62, "kill", PID, SIG)
 def sys_kill(k, t, pid, sig, *_):
     pid = pid - (1 << 64) if pid >= 1 << 63 else pid
     pid = pid - (1 << 32) if pid >= 1 << 31 else pid
@@ -383,7 +387,7 @@ def sys_kill(k, t, pid, sig, *_):
     return 0
 
 
-@syscall(234, "tgkill")
+@syscall(234, "tgkill", PID, PID, SIG)
 def sys_tgkill(k, t, tgid, tid, sig, *_):
     tgid, tid = tgid & 0xFFFFFFFF, tid & 0xFFFFFFFF
     if not _sig_ok(sig) or tgid >= 1 << 31 or tid >= 1 << 31 or tgid == 0 or tid == 0:
@@ -396,7 +400,7 @@ def sys_tgkill(k, t, tgid, tid, sig, *_):
     return 0
 
 
-@syscall(200, "tkill")
+@syscall(200, "tkill", PID, SIG)
 def sys_tkill(k, t, tid, sig, *_):
     target = k.tasks.get(tid & 0xFFFFFFFF)
     if not _sig_ok(sig):
@@ -406,7 +410,7 @@ def sys_tkill(k, t, tid, sig, *_):
     return sys_tgkill(k, t, target.pid, tid, sig)
 
 
-@syscall(13, "rt_sigaction")
+@syscall(13, "rt_sigaction", SIG, SIGACTION, SIGACTION_OUT, SIZE)
 def sys_rt_sigaction(k, t, sig, act, oact, size, *_):
     if size != 8 or not 1 <= sig <= 64:
         return -E.EINVAL
@@ -430,7 +434,7 @@ def sys_rt_sigaction(k, t, sig, act, oact, size, *_):
     return 0
 
 
-@syscall(14, "rt_sigprocmask")
+@syscall(14, "rt_sigprocmask", SIGPROCMASK_HOW, SIGSET, SIGSET_OUT, SIZE)
 def sys_rt_sigprocmask(k, t, how, nset, oset, size, *_):
     if size != 8:
         return -E.EINVAL
@@ -453,7 +457,7 @@ def sys_rt_sigprocmask(k, t, how, nset, oset, size, *_):
     return 0
 
 
-@syscall(127, "rt_sigpending")
+@syscall(127, "rt_sigpending", SIGSET_OUT, SIZE)
 def sys_rt_sigpending(k, t, sset, size, *_):
     if size > 8:
         return -E.EINVAL
@@ -464,7 +468,7 @@ def sys_rt_sigpending(k, t, sset, size, *_):
     return 0
 
 
-@syscall(130, "rt_sigsuspend")
+@syscall(130, "rt_sigsuspend", SIGSET, SIZE)
 def sys_rt_sigsuspend(k, t, mset, size, *_):
     if size != 8:
         return -E.EINVAL
@@ -493,13 +497,13 @@ def sys_pause(k, t, *_):
     return retry()
 
 
-@syscall(15, "rt_sigreturn")
+@syscall(15, "rt_sigreturn", ret=RET_SIGRETURN, format=SIGRETURN_FORMAT)
 def sys_rt_sigreturn(k, t, *_):
     signals.sys_rt_sigreturn(k, t)
     return NORETURN
 
 
-@syscall(131, "sigaltstack")
+@syscall(131, "sigaltstack", STACK_T, STACK_T_OUT)
 def sys_sigaltstack(k, t, ss, oss, *_):
     if oss:
         sp, fl, size = t.altstack
@@ -514,11 +518,9 @@ def sys_sigaltstack(k, t, ss, oss, *_):
     return 0
 
 
-FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 3, 4, 5
-FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_PRIVATE, FUTEX_CLOCK_REALTIME = 9, 10, 128, 256
 
 
-@syscall(202, "futex")
+@syscall(202, "futex", PTR, INT, INT, PTR, PTR, INT, format=FUTEX_FORMAT)
 def sys_futex(k, t, uaddr, op, val, timeout, uaddr2, val3):
     cmd = op & ~(FUTEX_PRIVATE | FUTEX_CLOCK_REALTIME)
     private = bool(op & FUTEX_PRIVATE)
@@ -594,15 +596,15 @@ def sys_futex(k, t, uaddr, op, val, timeout, uaddr2, val3):
     return -E.ENOSYS
 
 
-@syscall(59, "execve")
+@syscall(59, "execve", PATH, ARGV, ENVP, ret=RET_EXEC)
 def sys_execve(k, t, path, argv, envp, *_):
     return _execve(k, t, strncpy_from_user(t.mm, path), argv, envp)
 
 
-@syscall(322, "execveat")
+@syscall(322, "execveat", DIRFD, PATH, ARGV, ENVP, AT_FLAGS, ret=RET_EXEC)
 def sys_execveat(k, t, dirfd, path, argv, envp, flags, *_):
     p = strncpy_from_user(t.mm, path)
-    if not p.startswith(b"/") and (dirfd & 0xFFFFFFFF) != 0xFFFFFF9C:
+    if not p.startswith(b"/") and (dirfd & 0xFFFFFFFF) != AT_FDCWD & 0xFFFFFFFF:
         f = t.files.get(dirfd & 0xFFFFFFFF)
         p = (f.path.rstrip("/") + "/").encode() + p if p else f.path.encode()
     return _execve(k, t, p, argv, envp)
@@ -679,10 +681,12 @@ def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
     t.clear_child_tid = 0
     k.cpu.set_rip_in_syscall(entry)
     k.stats["execs"] += 1
+    if k.events.listening:
+        k.events.emit("exec", t, spath, argv)
     return NORETURN
 
 
-@syscall(109, "setpgid")
+@syscall(109, "setpgid", PID, PID)
 def sys_setpgid(k, t, pid, pgid, *_):
     g = t.group if pid == 0 else k.groups.get(pid)
     if g is None:
@@ -693,7 +697,7 @@ def sys_setpgid(k, t, pid, pgid, *_):
     return 0
 
 
-@syscall(121, "getpgid")
+@syscall(121, "getpgid", PID)
 def sys_getpgid(k, t, pid, *_):
     g = t.group if pid == 0 else k.groups.get(pid)
     return g.pgid if g is not None else -E.ESRCH
@@ -713,7 +717,7 @@ def sys_setsid(k, t, *_):
     return g.tgid
 
 
-@syscall(124, "getsid")
+@syscall(124, "getsid", PID)
 def sys_getsid(k, t, pid, *_):
     g = t.group if pid == 0 else k.groups.get(pid)
     return g.sid if g is not None else -E.ESRCH
