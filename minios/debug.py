@@ -54,7 +54,9 @@ from typing import Callable
 import numpy as np
 
 from emu import x86
-from minios.mm.cow import share_count
+from minios.mm.cow import COPY
+from minios.mm.fault import (COW_COPY, COW_REUSE, DEMAND_ZERO, FILE_PAGE, MAKE_WRITABLE,
+                             SHARED_PAGE, SIGSEGV, plan_write)
 from minios.mm.peek import peek
 from minios.mm.pgtable import LEVEL_NAME, TABLE_COW, entry_pfn
 from minios.syscalls.all import lookup
@@ -148,8 +150,6 @@ def walk(k, addr: int, pid: int | None = None) -> str:
     lines = [f"walk {addr:#x} in pid {t.tid}: pgd frame {mm.pgd:#x}"
              f"{' (cr3)' if k.current is not None and k.current.mm is mm else ''}"]
     table = mm.pgd
-    path = []                          # (upper entry, table below it)
-    pte = 0
     names = ("PGD", "PUD", "PMD", "PTE")
     for level, shift in zip(names, (39, 30, 21, 12)):
         idx = (addr >> shift) & 511
@@ -161,12 +161,10 @@ def walk(k, addr: int, pid: int | None = None) -> str:
             break
         nxt = entry_pfn(e)
         if level == "PTE":
-            pte = e
             kind = "file" if fr.file[nxt] else "anon"
             head += (f"\n           -> page {nxt:#x} ({kind}, refcount {int(fr.refcount[nxt])}, "
                      f"mapcount {int(fr.mapcount[nxt])})")
         else:
-            path.append((e, nxt))
             rc = int(fr.refcount[nxt])
             state = (f"COW-shared, share count {rc}" if e & TABLE_COW else
                      f"private (share count {rc})")
@@ -180,38 +178,28 @@ def walk(k, addr: int, pid: int | None = None) -> str:
     else:
         one = [ln for ln in maps(k, t).splitlines() if ln.startswith(f"{v.start:08x}-")]
         lines.append("  VMA: " + (one[0] if one else f"{v.start:#x}-{v.end:#x}"))
-    lines.append("  a write here: " + _predict_write(k, v, path, pte))
+    lines.append("  a write here: " + _predict_write(mm, addr))
     return "\n".join(lines)
 
 
-def _predict_write(k, v, path, pte: int) -> str:
-    """What the fault handler will do: break each shared table on the way
-    down (a copy makes every table below it shared once more), then the
-    page."""
-    from minios.mm.mm_types import PROT_WRITE
-    if v is None or not v.prot & PROT_WRITE:
-        return "SIGSEGV (no writable VMA)"
-    steps = []
-    extra = 0                          # the level above was copied
-    for (e, table), name in zip(path, ("PUD", "PMD", "PTE")):
-        if not (e & TABLE_COW or extra):
-            continue
-        rc = share_count(k, table) + extra
-        steps.append(f"break the {name} table share by " +
-                     (f"copy ({rc} sharers)" if rc > 1 else "reuse (last sharer)"))
-        extra = int(rc > 1)
-    if extra and pte & x86.P and not v.shared:
-        pte &= ~x86.RW                 # the PTE table's copy write-protects its entries
-    if not pte & x86.P:
-        steps.append("shared page" if v.shm is not None else
-                     ("file page" if v.image is not None else "demand-zero page"))
-    elif not pte & x86.RW:
-        if v.shared:
-            steps.append("make the shared page writable")
-        else:
-            f = entry_pfn(pte)
-            steps.append("COW copy of the page" if k.frames.refcount[f] + extra > 1 else
-                         "COW reuse of the page (last user)")
+_WRITE_STEPS = {DEMAND_ZERO: "demand-zero page", FILE_PAGE: "file page", SHARED_PAGE: "shared page",
+                MAKE_WRITABLE: "make the shared page writable", COW_COPY: "COW copy of the page",
+                COW_REUSE: "COW reuse of the page (last user)"}
+
+
+def _predict_write(mm, addr: int) -> str:
+    """What the fault handler will do for a write at ``addr``
+    (``plan_write``): break each shared table on the way down (a copy
+    makes every table below it shared once more), then the page."""
+    plan = plan_write(mm, addr)
+    if plan.flags:
+        return ("SIGSEGV (no writable VMA)" if plan.signal == SIGSEGV else
+                "SIGBUS (past the end of the mapped file)")
+    steps = [f"break the {level} table share by " +
+             (f"copy ({n} sharers)" if kind == COPY else "reuse (last sharer)")
+             for level, kind, n in plan.breaks or ()]
+    if plan.action is not None:
+        steps.append(_WRITE_STEPS[plan.action])
     if not steps:
         return "no fault (writable)"
     return ", then ".join(steps)

@@ -16,9 +16,9 @@ Kinds and their arguments (``task`` is a ``proc.task.Task``):
 ``syscall_resume``  (task, result)      a blocked call finished
 ``fault_enter``     (task, addr, err)   a page fault, before it is handled
                                         (``err``: the x86 error code)
-``fault``           (task, addr, err, res)  after ``handle_mm_fault``:
-                                        ``res`` is what it returned (the
-                                        mm work turns this into a VmFault)
+``fault``           (task, vmf)         after ``handle_mm_fault``: the
+                                        ``mm.fault.VmFault`` it returned
+                                        (what it did, or the signal)
 ``fork``            (parent, child, info)  a new task; ``info`` is the
                                         COW copy's figures (shared,
                                         copied, ns), None with CLONE_VM

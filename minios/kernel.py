@@ -74,7 +74,6 @@ class Kernel:
         self.next_pid = 1
         self.stats: collections.Counter = collections.Counter()
         self.nr_switches = 0
-        self.trace_fault_note = ""
         self.check = check
         self.checker: Callable | None = None
         self.boot_free = self.frames.nr_free
@@ -132,8 +131,8 @@ class Kernel:
         return task
 
     def reap_everything(self, task: Task) -> None:
-        from minios.proc.exit import mm_release
-        mm_release(self, task.mm)
+        from minios.mm.teardown import mmput
+        mmput(task.mm)
         self.tasks.pop(task.tid, None)
         self.groups.pop(task.pid, None)
         self.current = None
@@ -388,19 +387,17 @@ class Kernel:
             return
         if vector == x86.PF:
             self.stats["page_faults"] += 1
-            self.trace_fault_note = ""
             events = self.events
             if events.listening:
                 events.emit("fault_enter", t, cr2, err)
-            res = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I),
-                                  by_cpu=True)
+            vmf = handle_mm_fault(t.mm, cr2, bool(err & x86.PF_W), bool(err & x86.PF_I), err)
             if events.listening:
-                events.emit("fault", t, cr2, err, res)
-            if res is None:
+                events.emit("fault", t, vmf)
+            if not vmf.flags:
                 if self.check and self.checker:
                     self.checker(self)
                 return
-            sig, code = res
+            sig, code = vmf.signal, vmf.si_code
             if self.debugger is not None and self.debugger.on_trap(t, vector, err, cr2):
                 return
             signals.force_sig_fault(self, t, sig, code, cr2, vector, err)

@@ -3,8 +3,8 @@
 A hypothesis state machine drives several address spaces (``MM`` objects)
 through the real syscall handlers (mmap private/shared, munmap, mprotect,
 madvise DONTNEED/DONTFORK/DOFORK, mremap shrink/grow/move), the
-real fork (``_dup_mm``, sharing PTE tables or copying them), the real exit
-(``mm_release``), and reads/writes user memory with ``copy_to_user`` /
+real fork (``dup_mm``, sharing PTE tables or copying them), the real exit
+(``mmput``), and reads/writes user memory with ``copy_to_user`` /
 ``copy_from_user``, which go through the same fault handler as the CPU
 (demand-zero, COW copy/reuse, PTE-table break). A Python model keeps, per
 process, every mapped page's protection and contents (private pages per
@@ -31,16 +31,16 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
                                  rule)
 
 from emu import x86
-from minios.mm import cow
+from minios.mm import cow, teardown
 from minios.mm.check import InvariantError, check_invariants
-from minios.proc.exit import mm_release
+from minios.mm.teardown import mmput
 from minios.mm.fault import handle_mm_fault
 from minios.mm.frames import OutOfMemory
 from minios.kernel import Kernel
 from minios.mm.mm_types import MM
 from minios.mm.pgtable import entry_pfn, lookup_pte, pfns
 from minios.syscalls.sys_mm import sys_madvise, sys_mmap, sys_mprotect, sys_mremap, sys_munmap
-from minios.syscalls.sys_proc import _dup_mm
+from minios.mm.fork import dup_mm
 from minios.mm.uaccess import Fault, copy_from_user, copy_to_user
 
 PAGE = 4096
@@ -164,7 +164,7 @@ class CowModel(RuleBasedStateMachine):
         fork copies its PTE table (COW) and the page itself for the child,
         as it does at the forking thread's stack (-1: none)."""
         p = data.draw(st.sampled_from(self.procs), label="parent")
-        mm = _dup_mm(self.k, p.mm, share, ARENA + (stack + 1) * PAGE if stack >= 0 else -1)
+        mm = dup_mm(p.mm, share, ARENA + (stack + 1) * PAGE if stack >= 0 else -1)
         self.procs.append(p.fork(mm))
 
     @precondition(lambda self: len(self.procs) < MAX_MMS)
@@ -177,7 +177,7 @@ class CowModel(RuleBasedStateMachine):
     def exit(self, data):
         i = data.draw(st.integers(0, len(self.procs) - 1), label="exiting")
         p = self.procs.pop(i)
-        mm_release(self.k, p.mm)
+        mmput(p.mm)
 
     @rule(data=st.data(), payload=st.binary(min_size=1, max_size=64))
     def write(self, data, payload):
@@ -378,7 +378,7 @@ class CowModel(RuleBasedStateMachine):
 
     def teardown(self):
         for p in self.procs:
-            mm_release(self.k, p.mm)
+            mmput(p.mm)
         self.procs.clear()
         check_invariants(self.k)
         assert not self.k.mms
@@ -392,22 +392,22 @@ TestCowModel = CowModel.TestCase
 
 
 class LentRowsModel(CowModel):
-    """The same machine with every row shared in bulk (``cow._FEW_PAGES``
-    = 0), as fork shares the hundreds of PTE tables of a large mapping: a
+    """The same machine with every row shared in bulk (``FEW_PAGES`` = 0
+    in ``cow`` and ``teardown``), as fork shares the hundreds of PTE tables of a large mapping: a
     fork given a stack then lends the rest of the stack's PMD table to the
     child (cow.py, "Lent rows"), and every later step must settle or
     forget those entries correctly."""
 
     def __init__(self):
         super().__init__()
-        self.saved_few = cow._FEW_PAGES
-        cow._FEW_PAGES = 0
+        self.saved_few = cow.FEW_PAGES
+        cow.FEW_PAGES = teardown.FEW_PAGES = 0
 
     def teardown(self):
         try:
             super().teardown()
         finally:
-            cow._FEW_PAGES = self.saved_few
+            cow.FEW_PAGES = teardown.FEW_PAGES = self.saved_few
 
 
 LentRowsModel.TestCase.settings = CowModel.TestCase.settings
@@ -428,7 +428,7 @@ def _cow_pair(cow_pte="always", share=True):
         data = b"P%06d" % i
         copy_to_user(parent, va, data)
         pages[va] = data
-    child = _dup_mm(k, parent, share)
+    child = dup_mm(parent, share)
     check_invariants(k)
     return k, parent, child, pages
 
@@ -441,7 +441,7 @@ def _intact(mm, pages, changed=()):
 
 def _release_all(k):
     for mm in list(k.mms):
-        mm_release(k, mm)
+        mmput(mm)
     check_invariants(k)
     assert k.frames.nr_free == k.boot_free
 
@@ -463,13 +463,13 @@ def test_write_breaks_each_level_once_then_reuses():
     k, parent, child, pages = _cow_pair()
     st, tables = k.stats, k.frames.nr_tables
     va = ARENA + TABLE                       # a whole PTE table
-    assert handle_mm_fault(child, va, True, False) is None
+    assert not handle_mm_fault(child, va, True, False).flags
     assert (st["cow_pud_copy"], st["cow_pmd_copy"], st["cow_pte_copy"]) == (1, 1, 1)
     assert k.frames.nr_tables == tables + 3 and child.nr_tables == 1 + 3
-    assert handle_mm_fault(child, ARENA, True, False) is None    # same 1 GiB
+    assert not handle_mm_fault(child, ARENA, True, False).flags    # same 1 GiB
     assert (st["cow_pud_copy"], st["cow_pmd_copy"], st["cow_pte_copy"]) == (1, 1, 2)
     check_invariants(k)
-    assert handle_mm_fault(parent, va, True, False) is None
+    assert not handle_mm_fault(parent, va, True, False).flags
     assert (st["cow_pud_reuse"], st["cow_pmd_reuse"], st["cow_pte_reuse"]) == (1, 1, 1)
     assert k.frames.nr_tables == tables + 4
     check_invariants(k)
@@ -486,7 +486,7 @@ def test_exit_hands_owned_subtree_to_the_sharer(first):
     k, parent, child, pages = _cow_pair()
     tables, rss = parent.nr_tables - 1, parent.rss          # all but its PGD
     gone, stays = (parent, child) if first == "parent" else (child, parent)
-    mm_release(k, gone)
+    mmput(gone)
     check_invariants(k)
     assert stays.nr_tables == tables + 1 and stays.rss == rss
     _intact(stays, pages)
@@ -507,7 +507,7 @@ def test_oom_during_cow_break(who, limit):
     k.frames.limit = limit
     res = handle_mm_fault(mm, va, True, False)
     k.frames.limit = None
-    assert res == (7, 2)          # SIGBUS, BUS_ADRERR
+    assert (res.signal, res.si_code) == (7, 2)          # SIGBUS, BUS_ADRERR
     check_invariants(k)
     _intact(parent, pages)
     _intact(child, pages)
@@ -518,7 +518,7 @@ def test_oom_during_cow_break(who, limit):
         finally:
             k.frames.limit = None
     check_invariants(k)
-    assert handle_mm_fault(mm, va, True, False) is None
+    assert not handle_mm_fault(mm, va, True, False).flags
     copy_to_user(mm, va, b"NEW")
     check_invariants(k)
     assert copy_from_user(mm, va, 3) == b"NEW"
@@ -530,14 +530,14 @@ def test_oom_during_cow_break(who, limit):
 def test_oom_after_owner_exit():
     """The owner exits; the remaining sharer's break (reuse) needs no frame."""
     k, parent, child, pages = _cow_pair()
-    mm_release(k, parent)
+    mmput(parent)
     check_invariants(k)
     k.frames.limit = 0
     try:
         va = ARENA + TABLE
         # Reuse of the table needs no frame; the page itself is now only
         # mapped by one table, so COW reuses it too.
-        assert handle_mm_fault(child, va, True, False) is None
+        assert not handle_mm_fault(child, va, True, False).flags
     finally:
         k.frames.limit = None
     check_invariants(k)
@@ -602,7 +602,7 @@ def test_oom_during_fork_of_sharer(share):
         mms, free = set(k.mms), k.frames.nr_free
         k.frames.limit = limit
         try:
-            grandchild = _dup_mm(k, child, share)
+            grandchild = dup_mm(child, share)
         except OutOfMemory:
             grandchild = None
         finally:
@@ -614,7 +614,7 @@ def test_oom_during_fork_of_sharer(share):
         else:
             outcomes.add("ok")
             _intact(grandchild, pages)
-            mm_release(k, grandchild)
+            mmput(grandchild)
         _intact(parent, pages)
         _intact(child, pages)
     assert outcomes == {"oom", "ok"}
@@ -640,7 +640,7 @@ def test_mremap_of_file_mapping_after_fork_keeps_other_side(share):
     start = ARENA
     parent.insert_vma(VMA(start, start + len(data), PROT_RW,
                           image=FileImage(data, 0, start + len(data), "file")))
-    child = _dup_mm(k, parent, share)
+    child = dup_mm(parent, share)
     dest = ARENA - 64 * MB
     assert sys_mremap(k, task(child), start, len(data), len(data),
                       MREMAP_MAYMOVE | MREMAP_FIXED, dest) == dest
@@ -697,7 +697,7 @@ def _lent_pair():
         pages[va + 8 * PAGE] = b"T%08x" % va
         copy_to_user(parent, va + 8 * PAGE, pages[va + 8 * PAGE])
     counts = k.frames.refcount.copy()
-    child = _dup_mm(k, parent, True, BIG_STACK)
+    child = dup_mm(parent, True, BIG_STACK)
     assert k.stats["fork_lent_rows"] == 1 and len(k.uncounted) == 1
     row, (gib, mask) = next(iter(k.uncounted.items()))
     assert gib == 1 and int(mask.sum()) == 19
@@ -711,7 +711,7 @@ def test_lent_row_forgotten_when_the_child_exits():
     """fork + exit: the lent entries never get counted, and every count is
     back where it was before the fork."""
     k, parent, child, pages, lent = _lent_pair()
-    mm_release(k, child)
+    mmput(child)
     assert not k.uncounted and k.stats["lent_rows_settled"] == 0
     assert (k.frames.refcount[lent] == 1).all()
     check_invariants(k)
@@ -755,7 +755,7 @@ def test_lent_row_settled_before_its_counts_matter(op):
         assert copy_from_user(parent, new + 8 * PAGE, 9) == pages[va]
         changed[parent] = {va}
     else:                                      # parent_exit
-        mm_release(k, parent)
+        mmput(parent)
         del changed[parent]
     assert not k.uncounted and k.stats["lent_rows_settled"] == 1
     check_invariants(k)
@@ -769,15 +769,15 @@ def test_lent_row_lent_again_by_the_child():
     on (the grandchild's entries uncounted too), and any exit order leaves
     every count exact."""
     k, parent, child, pages, lent = _lent_pair()
-    grandchild = _dup_mm(k, child, True, BIG_STACK)
+    grandchild = dup_mm(child, True, BIG_STACK)
     assert len(k.uncounted) == 2
     check_invariants(k)
     copy_to_user(grandchild, BIG + 8 * PAGE, b"grandchild")
     check_invariants(k)
-    mm_release(k, parent)
+    mmput(parent)
     check_invariants(k)
     _intact(child, pages)
-    mm_release(k, child)
+    mmput(child)
     check_invariants(k)
     _intact(grandchild, pages, {BIG + 8 * PAGE})
     _release_all(k)

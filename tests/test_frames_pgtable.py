@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from emu import x86
-from minios.proc.exit import mm_release
+from minios.mm.teardown import mmput
 from minios.mm.fault import handle_mm_fault
 from minios.mm.frames import DATA, FREE, TABLE, OutOfMemory
 from minios.kernel import Kernel
@@ -32,6 +32,12 @@ BASE = 0x40_0000
 @pytest.fixture
 def k():
     return Kernel(mem=256 << 20)
+
+
+def _sig(vmf) -> tuple[int, int]:
+    """The (signal, si_code) a failed fault sends."""
+    assert vmf.flags, vmf
+    return vmf.signal, vmf.si_code
 
 
 def check(k):
@@ -154,7 +160,7 @@ def test_write_fault_maps_writable_user_page(k):
     mm = new_mm(k, rw_vma())
     addr = BASE + 3 * PAGE + 0x123
     assert lookup_pte(mm, addr) == (0, 0)
-    assert handle_mm_fault(mm, addr, write=True, fetch=False) is None
+    assert not handle_mm_fault(mm, addr, write=True, fetch=False).flags
     pte, pmd = lookup_pte(mm, addr)
     assert pte & x86.P and pte & x86.RW and pte & x86.US
     assert pte & x86.NX                          # no PROT_EXEC
@@ -165,60 +171,60 @@ def test_write_fault_maps_writable_user_page(k):
     assert k.frames.refcount[f] == 1 and k.frames.mapcount[f] == 1
     assert lookup_pte(mm, addr + PAGE) == (0, pmd)     # only the one page
     check(k)
-    mm_release(k, mm)
+    mmput(mm)
     assert all_free(k)
 
 
 def test_read_fault_then_write_reuses_frame(k):
     mm = new_mm(k, rw_vma())
     addr = BASE + 5 * PAGE
-    assert handle_mm_fault(mm, addr, write=False, fetch=False) is None
+    assert not handle_mm_fault(mm, addr, write=False, fetch=False).flags
     pte, _ = lookup_pte(mm, addr)
     assert pte & x86.P and not pte & x86.RW
-    assert handle_mm_fault(mm, addr, write=True, fetch=False) is None
+    assert not handle_mm_fault(mm, addr, write=True, fetch=False).flags
     pte2, _ = lookup_pte(mm, addr)
     assert pte2 & x86.RW and (pte2 & x86.ADDR_MASK) == (pte & x86.ADDR_MASK)
     assert mm.rss == 1
     check(k)
-    mm_release(k, mm)
+    mmput(mm)
     assert all_free(k)
 
 
 def test_exec_vma_maps_executable(k):
     mm = new_mm(k, VMA(BASE, BASE + PAGE, PROT_READ | PROT_EXEC))
-    assert handle_mm_fault(mm, BASE, write=False, fetch=True) is None
+    assert not handle_mm_fault(mm, BASE, write=False, fetch=True).flags
     pte, _ = lookup_pte(mm, BASE)
     assert pte & x86.P and not pte & x86.NX and not pte & x86.RW
-    mm_release(k, mm)
+    mmput(mm)
     assert all_free(k)
 
 
 def test_fault_outside_vma_is_maperr(k):
     mm = new_mm(k, rw_vma())
-    assert handle_mm_fault(mm, 0x10, write=True, fetch=False) == (SIGSEGV, SEGV_MAPERR)
-    assert handle_mm_fault(mm, BASE - 1, write=False, fetch=False) == (SIGSEGV, SEGV_MAPERR)
-    assert handle_mm_fault(mm, BASE + 16 * PAGE, write=False, fetch=False) == \
+    assert _sig(handle_mm_fault(mm, 0x10, write=True, fetch=False)) == (SIGSEGV, SEGV_MAPERR)
+    assert _sig(handle_mm_fault(mm, BASE - 1, write=False, fetch=False)) == (SIGSEGV, SEGV_MAPERR)
+    assert _sig(handle_mm_fault(mm, BASE + 16 * PAGE, write=False, fetch=False)) == \
         (SIGSEGV, SEGV_MAPERR)
     assert mm.rss == 0
-    mm_release(k, mm)
+    mmput(mm)
     assert all_free(k)
 
 
 def test_write_to_readonly_vma_is_accerr(k):
     mm = new_mm(k, VMA(BASE, BASE + 4 * PAGE, PROT_READ))
-    assert handle_mm_fault(mm, BASE + 8, write=True, fetch=False) == (SIGSEGV, SEGV_ACCERR)
-    assert handle_mm_fault(mm, BASE + 8, write=False, fetch=False) is None
-    assert handle_mm_fault(mm, BASE + 8, write=True, fetch=False) == (SIGSEGV, SEGV_ACCERR)
-    mm_release(k, mm)
+    assert _sig(handle_mm_fault(mm, BASE + 8, write=True, fetch=False)) == (SIGSEGV, SEGV_ACCERR)
+    assert not handle_mm_fault(mm, BASE + 8, write=False, fetch=False).flags
+    assert _sig(handle_mm_fault(mm, BASE + 8, write=True, fetch=False)) == (SIGSEGV, SEGV_ACCERR)
+    mmput(mm)
     assert all_free(k)
 
 
 def test_prot_none_and_fetch_are_accerr(k):
     mm = new_mm(k, VMA(BASE, BASE + PAGE, 0), rw_vma(BASE + 2 * PAGE, 1))
-    assert handle_mm_fault(mm, BASE, write=False, fetch=False) == (SIGSEGV, SEGV_ACCERR)
-    assert handle_mm_fault(mm, BASE + 2 * PAGE, write=False, fetch=True) == \
+    assert _sig(handle_mm_fault(mm, BASE, write=False, fetch=False)) == (SIGSEGV, SEGV_ACCERR)
+    assert _sig(handle_mm_fault(mm, BASE + 2 * PAGE, write=False, fetch=True)) == \
         (SIGSEGV, SEGV_ACCERR)
-    mm_release(k, mm)
+    mmput(mm)
     assert all_free(k)
 
 
@@ -227,23 +233,23 @@ def test_stack_grows_down(k):
     stack = VMA(top - 4 * PAGE, top, PROT_READ | PROT_WRITE, grows_down=True)
     mm = new_mm(k, stack)
     below = top - 10 * PAGE + 8
-    assert handle_mm_fault(mm, below, write=True, fetch=False) is None
+    assert not handle_mm_fault(mm, below, write=True, fetch=False).flags
     assert stack.start == top - 10 * PAGE
     # Further than the 8 MiB stack limit: no growth.
-    assert handle_mm_fault(mm, top - (9 << 20), write=True, fetch=False) == \
+    assert _sig(handle_mm_fault(mm, top - (9 << 20), write=True, fetch=False)) == \
         (SIGSEGV, SEGV_MAPERR)
-    mm_release(k, mm)
+    mmput(mm)
     assert all_free(k)
 
 
 def test_out_of_memory_in_fault_is_sigbus(k):
     mm = new_mm(k, rw_vma())
     k.frames.limit = 0
-    assert handle_mm_fault(mm, BASE, write=True, fetch=False) == (SIGBUS, 2)
+    assert _sig(handle_mm_fault(mm, BASE, write=True, fetch=False)) == (SIGBUS, 2)
     k.frames.limit = None
-    assert handle_mm_fault(mm, BASE, write=True, fetch=False) is None
+    assert not handle_mm_fault(mm, BASE, write=True, fetch=False).flags
     check(k)
-    mm_release(k, mm)
+    mmput(mm)
     assert all_free(k)
 
 
@@ -253,12 +259,12 @@ def test_many_pages_and_tables_freed(k):
     b = rw_vma(BASE + (1 << 30), 3)
     mm = new_mm(k, a, b)
     for i in range(600):
-        assert handle_mm_fault(mm, BASE + i * PAGE, write=True, fetch=False) is None
+        assert not handle_mm_fault(mm, BASE + i * PAGE, write=True, fetch=False).flags
     for i in range(3):
-        assert handle_mm_fault(mm, b.start + i * PAGE, write=False, fetch=False) is None
+        assert not handle_mm_fault(mm, b.start + i * PAGE, write=False, fetch=False).flags
     assert mm.rss == 603
     check(k)
-    mm_release(k, mm)
+    mmput(mm)
     assert all_free(k)
     assert k.frames.nr_tables == 0
 
@@ -273,11 +279,11 @@ def test_exit_finds_every_pte_table(k, case):
     mm = new_mm(k, *vmas)
     for v in vmas:
         for va in range(v.start, v.end, 97 * PAGE):
-            assert handle_mm_fault(mm, va, write=True, fetch=False) is None
+            assert not handle_mm_fault(mm, va, write=True, fetch=False).flags
     check(k)
     if case == "table_outside_vmas":
         mm.vmas.remove(vmas[2])          # its table stays: only the count tells
-    mm_release(k, mm)
+    mmput(mm)
     assert all_free(k)
     assert k.frames.nr_tables == 0
 
@@ -297,7 +303,7 @@ def test_copy_round_trip_across_page_boundary(k):
     copy_to_user(mm, BASE + 2 * PAGE + 100, big)
     assert copy_from_user(mm, BASE + 2 * PAGE + 100, len(big)) == big
     check(k)
-    mm_release(k, mm)
+    mmput(mm)
     assert all_free(k)
 
 
@@ -314,7 +320,7 @@ def test_copy_from_unmapped_faults(k):
         with pytest.raises(Fault):
             copy_from_user(mm, bad, 4)
     assert copy_from_user(mm, 0x1000, 0) == b""
-    mm_release(k, mm)
+    mmput(mm)
     assert all_free(k)
 
 
@@ -323,14 +329,14 @@ def test_copy_to_readonly_faults(k):
     assert copy_from_user(mm, BASE, 4) == b"\0" * 4
     with pytest.raises(Fault):
         copy_to_user(mm, BASE, b"x")
-    mm_release(k, mm)
+    mmput(mm)
     assert all_free(k)
 
 
 def test_kernel_tlb_follows_the_tables(k):
     """uaccess caches translations (mm.utlb); a COW fork's write-protect, a
     COW copy and munmap-style zaps must all be seen through it."""
-    from minios.mm.memory import zap_range
+    from minios.mm.teardown import zap_range
     parent = new_mm(k, rw_vma())
     copy_to_user(parent, BASE, b"parent")
     assert parent.utlb                                 # the write was cached
@@ -349,15 +355,15 @@ def test_kernel_tlb_follows_the_tables(k):
         with pytest.raises(Exception, match="kernel TLB"):
             check_invariants(k)
         parent.utlb[key] ^= 1 << 12
-    mm_release(k, child)
-    mm_release(k, parent)
+    mmput(child)
+    mmput(parent)
     assert all_free(k)
 
 
 # ---------------------------------------------- fork: plain and COW PTE
 def fork_mm(parent: MM, share: bool) -> MM:
     """What fork does to memory: copy the VMA list, then the page tables."""
-    from minios.mm.cow import copy_page_range
+    from minios.mm.fork import copy_page_range
     child = MM(parent.kernel)
     for v in parent.vmas:
         child.vmas.append(copy.copy(v))
@@ -390,11 +396,11 @@ def test_fork_isolation_and_teardown(k, share):
     copy_to_user(child, BASE + PAGE, b"new")
     assert copy_from_user(parent, BASE + PAGE, 3) == b"\0\0\0"
     check(k)
-    mm_release(k, parent)
+    mmput(parent)
     check(k)
     assert copy_from_user(child, BASE + 6 * PAGE, 2) == b"P6"
     copy_to_user(child, BASE + 6 * PAGE, b"C6")          # now the sole owner
-    mm_release(k, child)
+    mmput(child)
     assert all_free(k)
     assert k.frames.nr_tables == 0
 
@@ -404,12 +410,12 @@ def test_fork_child_exits_first(k, share):
     parent = new_mm(k, rw_vma(BASE, 8))
     copy_to_user(parent, BASE, b"data")
     child = fork_mm(parent, share)
-    mm_release(k, child)
+    mmput(child)
     check(k)
     copy_to_user(parent, BASE, b"DATA")
     assert copy_from_user(parent, BASE, 4) == b"DATA"
     assert parent.rss == 1
-    mm_release(k, parent)
+    mmput(parent)
     assert all_free(k)
 
 
@@ -439,14 +445,14 @@ def test_random_fork_write_exit(ops):
             mms.append(fork_mm(mms[i], op[2]))
             shadow.append(dict(shadow[i]))
         elif op[0] == "exit" and mms:
-            mm_release(k, mms.pop(i))
+            mmput(mms.pop(i))
             shadow.pop(i)
         check(k)
         for mm, sh in zip(mms, shadow):
             for page, data in sh.items():
                 assert copy_from_user(mm, BASE + page * PAGE, len(data)) == data
     for mm in mms:
-        mm_release(k, mm)
+        mmput(mm)
     check(k)
     assert all_free(k)
 
@@ -482,7 +488,7 @@ def test_page_cache_shares_file_pages_until_written(k):
     assert copy_from_user(c, BASE, 4) == data[:4]         # a fresh cached copy
     check(k)
     for mm in (a, b, c):
-        mm_release(k, mm)
+        mmput(mm)
     assert all_free(k) and not k.frames.cache
 
 
@@ -492,10 +498,10 @@ def test_page_cache_reused_code_frame_flushes_translations(k):
     k.frames.on_code_reuse = lambda: flushes.append(1)
     data = b"\xc3" * PAGE
     a = new_mm(k, _file_vma(data, PROT_READ | PROT_EXEC, 1))
-    assert handle_mm_fault(a, BASE, False, True) is None
+    assert not handle_mm_fault(a, BASE, False, True).flags
     f = _pfn(a)
     assert k.frames.had_code[f]
-    mm_release(k, a)
+    mmput(a)
     assert all_free(k) and not flushes
     while k.frames._next < k.frames.nframes:               # use up fresh frames
         k.frames.alloc()

@@ -82,23 +82,23 @@ def _summary(ns: list[int]) -> dict:
 
 def worker(size_mb: int, mode: str, iters: int, stride_kb: int, vdso: bool = True) -> int:
     """One minios run, in this process; prints a JSON line."""
-    import minios.mm.cow as cow
-    import minios.syscalls.sys_proc as sys_proc
+    import minios.mm.fork as fork
+    import minios.mm.pte as pte
     from minios.machine import Machine
 
     from minios.mm.pgtable import LEVEL_NAME
     brk: dict[str, list[int]] = {}
     copies: dict[bool, list[int]] = {False: [], True: []}     # by share (COW)
     tables: dict[bool, tuple[int, int]] = {}                  # (shared, copied), last fork
-    orig = cow.break_cow
-    orig_copy = sys_proc.copy_page_range
+    orig = pte.break_cow
+    orig_copy = fork.copy_page_range
 
-    def timed_break(mm, i, shift, va):
+    def timed_break(mm, i, shift, va, vmf=None):
         st = mm.kernel.stats
         key = f"cow_{LEVEL_NAME[shift].lower()}_copy"
         before = st[key]
         t0 = time.perf_counter_ns()
-        r = orig(mm, i, shift, va)
+        r = orig(mm, i, shift, va, vmf)
         dt = time.perf_counter_ns() - t0
         kind = "copy" if st[key] != before else "reuse"
         brk.setdefault(f"{LEVEL_NAME[shift]} {kind}", []).append(dt)
@@ -110,11 +110,11 @@ def worker(size_mb: int, mode: str, iters: int, stride_kb: int, vdso: bool = Tru
         copies[bool(share)].append(time.perf_counter_ns() - t0)
         tables[bool(share)] = r
         return r
-    # pgtable._table_for_write binds minios.mm.cow.break_cow at the first table
-    # break, so patching the module attribute before the machine runs
-    # catches every break; sys_proc imported copy_page_range by name.
-    cow.break_cow = timed_break
-    sys_proc.copy_page_range = timed_copy
+    # The choke point (minios.mm.pte) imported break_cow by name, and
+    # dup_mm calls copy_page_range in its own module: patching those
+    # module attributes before the machine runs catches every call.
+    pte.break_cow = timed_break
+    fork.copy_page_range = timed_copy
 
     mem = (size_mb << 20) + (2 << 30)
     t0 = time.perf_counter()

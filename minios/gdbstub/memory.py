@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 from emu import x86
 from minios.gdbstub.packets import EFAULT_REPLY, GdbError
-from minios.mm.fault import handle_mm_fault
+from minios.mm.fault import COW_COPY, COW_REUSE, handle_mm_fault, plan_write
 from minios.mm.peek import peek_process_vm
-from minios.mm.pgtable import (TASK_SIZE, entry_pfn, lookup_pte, pte_index,
-                               pte_table_for_write, set_pte)
+from minios.mm.pgtable import TASK_SIZE, entry_pfn, lookup_pte, pte_index
+from minios.mm.pte import pte_table_for_write, set_pte
 
 if TYPE_CHECKING:
     from minios.kernel import Kernel
@@ -55,7 +55,12 @@ class Memory:
 
     def _private_frame(self, mm: "MM", va: int) -> int:
         """The frame backing ``va`` in ``mm``, present and not shared with
-        any other mm (copied if it was). GdbError(E14) if unmapped."""
+        any other mm (copied if it was). GdbError(E14) if unmapped. The
+        write is planned as the fault handler would make it (``plan_write``,
+        forced past the protection as ptrace's FOLL_FORCE is): the shared
+        tables on the way are broken, and the page is copied where a COW
+        fault would copy it, or where it would reuse a page-cache frame
+        (kept unchanged for its other readers)."""
         k = self.k
         if not 0 <= va < TASK_SIZE:
             raise GdbError(EFAULT_REPLY)
@@ -64,19 +69,20 @@ class Memory:
             raise GdbError(EFAULT_REPLY)
         pte, _ = lookup_pte(mm, va)
         if not pte & x86.P:
-            res = handle_mm_fault(mm, va, False, not vma.prot & 1)
+            vmf = handle_mm_fault(mm, va, False, not vma.prot & 1)
             # It may have flushed code by a physical address, which Unicorn
             # took as a virtual one, leaving a page fault pending.
             k.cpu.abandon_exception()
-            if res is not None:
+            if vmf.flags:
                 raise GdbError(EFAULT_REPLY)
         page = va & ~(PAGE - 1)
-        table = pte_table_for_write(mm, page)      # breaks a shared PTE table
+        plan = plan_write(mm, page, force=True)
+        table = pte_table_for_write(mm, page)      # breaks the shared tables
         pte = int(k.ram.q[table * 512 + pte_index(page)])
         if not pte & x86.P:
             raise GdbError(EFAULT_REPLY)
         pfn = entry_pfn(pte)
-        if (k.frames.refcount[pfn] > 1 or k.frames.cached[pfn]) and vma.shm is None:
+        if plan.action is COW_COPY or (plan.action is COW_REUSE and k.frames.cached[pfn]):
             new = k.frames.alloc()
             k.ram.copy_frame(new, pfn)
             set_pte(mm, table, page, (new << 12) | (pte & ~x86.ADDR_MASK))

@@ -1,4 +1,4 @@
-"""x86-64 page tables in guest RAM: walk, allocate, and change them.
+"""x86-64 page tables in guest RAM: read them, and make fresh ones.
 
 Four levels, 512 entries each: pgd -> pud -> pmd -> pte. A table is named
 here by the shift of the entries it holds: the PGD's entries map 1 << 39
@@ -10,10 +10,13 @@ entry pointing at a COW-shared table: it has RW clear and ``TABLE_COW`` set,
 so the CPU itself faults on every write below it. Any table below the PGD
 may be COW-shared (``minios.mm.cow``).
 
-The one rule: an entry is changed only in a table got through
-:func:`pte_table_for_write` or :func:`pmd_entry_for_write`, which break
-every shared table on the way down first. Nothing else writes an entry, so
-no path can forget to break a share.
+Nothing here changes an entry of a table in use: the walks and lookups
+only read, and :func:`alloc_table` / :func:`pgd_alloc` make fresh tables.
+The one rule: an entry is changed only in a table got through the choke
+point in ``minios.mm.pte`` (:func:`~minios.mm.pte.pte_table_for_write`,
+:func:`~minios.mm.pte.pmd_entry_for_write`), which breaks every shared
+table on the way down first. Nothing else writes an entry, so no path can
+forget to break a share.
 
 ``mm.pmd_at`` caches, per 1 GiB (va >> 30), the PMD table an mm reaches
 through private tables only: such a path stays private until the mm forks
@@ -116,93 +119,20 @@ def lookup_pte(mm: "MM", va: int) -> tuple[int, int]:
     return q[((e & ADDR) >> PAGE_SHIFT) * 512 + ((va >> PAGE_SHIFT) & 511)], e
 
 
-def _table_for_write(mm: "MM", i: int, shift: int, va: int, create: bool) -> int | None:
-    """The frame of the table (of entries of ``shift``) under entry ``q[i]``,
-    which lies in a table private to ``mm``, made private too: a shared one
-    is broken, a missing one created if ``create`` (OutOfMemory leaves
-    everything as it was)."""
-    q = mm.kernel.ram.w
-    e = q[i]
-    if not e & x86.P:
-        if not create:
-            return None
-        pfn = alloc_table(mm, shift)
-        q[i] = (pfn << PAGE_SHIFT) | UPPER
-        return pfn
-    if e & TABLE_COW:
-        return _break_cow(mm, i, shift, va)
-    return entry_pfn(e)
+def has_pte_table(mm: "MM", va: int) -> bool:
+    """A PTE table covers ``va`` (looked up, nothing broken)."""
+    return bool(lookup_pte(mm, va)[1] & x86.P)
 
 
-def _break_cow(mm: "MM", i: int, shift: int, va: int) -> int:
-    """cow.break_cow, bound on first use (cow imports this module), so a
-    table break does not pay an import statement each time."""
-    global _break_cow
-    from minios.mm.cow import break_cow
-    _break_cow = break_cow
-    return break_cow(mm, i, shift, va)
-
-
-def _settle(k, key: int) -> None:
-    """cow.settle, bound on first use (as ``_break_cow``)."""
-    global _settle
-    from minios.mm.cow import settle
-    _settle = settle
-    settle(k, key)
-
-
-def pmd_entry_for_write(mm: "MM", va: int, create: bool = True) -> int | None:
-    """Index in ``ram.q`` of the PMD entry covering ``va``, in a PMD table
-    private to ``mm`` (shared PUD and PMD tables above it are broken first),
-    or None where a table is missing and ``create`` is false."""
-    if mm.kernel.uncounted and mm.cow_pgtable:    # it may change or drop a PMD entry
-        _settle(mm.kernel, va >> PUD_SHIFT)           # (only a COW mm reaches lent ones)
-    pmd = mm.pmd_at.get(va >> PUD_SHIFT)
-    if pmd is None:
-        i = mm.pgd * 512 + pgd_index(va)
-        for shift in (PUD_SHIFT, PMD_SHIFT):
-            pmd = _table_for_write(mm, i, shift, va, create)
-            if pmd is None:
-                return None
-            i = pmd * 512 + ((va >> shift) & 511)
-        mm.pmd_at[va >> PUD_SHIFT] = pmd
-    return pmd * 512 + pmd_index(va)
-
-
-def pte_table_for_write(mm: "MM", va: int, create: bool = True) -> int | None:
-    """THE choke point: the frame of a PTE table covering ``va`` that ``mm``
-    may change. Every COW-shared table on the way is broken first (copied
-    or reused); missing tables are allocated when ``create``. Returns None
-    if there is no table and ``create`` is false."""
-    pmd = mm.pmd_at.get(va >> PUD_SHIFT)
-    if pmd is not None:             # a private path: the common case, without calls
-        e = mm.kernel.ram.w[pmd * 512 + ((va >> PMD_SHIFT) & 511)]
-        if e & x86.P and not e & TABLE_COW:
-            return (e & ADDR) >> PAGE_SHIFT
-    i = pmd_entry_for_write(mm, va, create)
-    if i is None:
-        return None
-    return _table_for_write(mm, i, PAGE_SHIFT, va, create)
-
-
-def set_pte(mm: "MM", table: int, va: int, value: int) -> int:
-    """Write one PTE of a table got from :func:`pte_table_for_write`,
-    keeping reference/map counts and RSS exact. Returns the old value.
-    The caller flushes the TLB when it downgraded a present entry."""
-    k = mm.kernel
-    i = table * 512 + pte_index(va)
-    old = k.ram.w[i]
-    if old & x86.P:
-        f = entry_pfn(old)
-        k.frames.mapcount_at[f] -= 1
-        k.frames.put(f)
-        mm.rss -= 1
-    if value & x86.P:
-        f = entry_pfn(value)
-        k.frames.mapcount_at[f] += 1
-        mm.rss += 1
-    k.ram.w[i] = value
-    return old
+def pte_table_ranges(start: int, end: int):
+    """(lo, hi, whole) per 2 MiB PTE table's part of [start, end); ``whole``
+    if the part is the table's whole range. How range operations go one
+    PTE table at a time."""
+    va = start
+    while va < end:
+        nxt = min((va | (PMD_SIZE - 1)) + 1, end)
+        yield va, nxt, (va & (PMD_SIZE - 1)) == 0 and nxt - va == PMD_SIZE
+        va = nxt
 
 
 def flush_tlb_mm(mm: "MM") -> None:

@@ -54,7 +54,7 @@ def _phys(mm: "MM", va: int, write: bool) -> int:
             if write:                        # what may be written may be read
                 mm.utlb[key - 1] = base
             return base | (va & 0xFFF)
-        if handle_mm_fault(mm, va, write, False) is not None:
+        if handle_mm_fault(mm, va, write, False).flags:
             raise Fault(va)
     raise Fault(va)
 

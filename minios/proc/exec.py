@@ -18,7 +18,10 @@ from elftools.elf.elffile import ELFFile
 from emu.ram import PAGE_SIZE
 from minios.mm.mm_types import (MM, VMA, FileImage, PROT_EXEC, PROT_READ, PROT_WRITE,
                        STACK_TOP, page_down, page_up)
+from minios.mm.teardown import mmput
 from minios.mm.uaccess import copy_to_user
+from minios.proc.exit import complete_vfork_done
+from minios.proc.task import SigAction, SigHand
 
 if TYPE_CHECKING:
     from minios.kernel import Kernel
@@ -155,7 +158,6 @@ def exec_into(k: "Kernel", t: "Task", path: str, argv: list[bytes], envp: list[b
     failure; after the point of no return only guest faults can occur.
     Sets every register but RIP and returns the entry point: the caller
     writes RIP (inside a syscall hook it must allow for Unicorn's +2)."""
-    from minios.proc.exit import mm_release, release_vfork
     if data is None:
         data = read_executable(k, path)
     if sum(len(a) + 1 for a in argv + envp) > MAX_ARG_BYTES:
@@ -183,21 +185,37 @@ def exec_into(k: "Kernel", t: "Task", path: str, argv: list[bytes], envp: list[b
                 for a, v in auxv]
         sp = _build_stack(mm, argv, envp, auxv, path.encode())
     except Exception:
-        mm_release(k, mm)
+        mmput(mm)
         raise
-    # Point of no return: drop the old image.
-    old = t.mm
-    t.mm = mm
-    k.cpu.set_cr3(mm.pgd)
-    if old is not None and old is not mm:
-        mm_release(k, old)
-    release_vfork(k, t)
-    t.sigctx.clear()
-    g = t.group
-    g.cmdline = list(argv)
-    g.comm = os.path.basename(path)[:15]
+    begin_new_exec(k, t, mm, path, argv)
     regs = {n: 0 for n in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9",
                            "r10", "r11", "r12", "r13", "r14", "r15", "fs_base", "gs_base")}
     regs.update(rsp=sp, eflags=0x202)
     k.cpu.set_regs(**regs)
     return entry
+
+
+def begin_new_exec(k: "Kernel", t: "Task", mm: MM, path: str, argv: list[bytes]) -> None:
+    """execve's point of no return (Linux's begin_new_exec): ``t`` leaves
+    its old image for ``mm``, which is loaded and complete. The CPU moves to
+    the new tables before the old mm loses this user (``mmput`` frees it
+    with its last), a vfork parent runs again, handled signals go back to
+    their default (ignored ones stay ignored), close-on-exec files close,
+    and the alternate signal stack and clear_child_tid are forgotten. The
+    other threads are gone already (``sys_proc._execve``: there, unlike
+    Linux, before the new image is loaded)."""
+    old = t.mm
+    t.mm = mm
+    k.cpu.set_cr3(mm.pgd)
+    if old is not None and old is not mm:
+        mmput(old)
+    complete_vfork_done(k, t)
+    t.sigctx.clear()
+    if t.sighand is not None:
+        t.sighand = SigHand([SigAction(1 if a.handler == 1 else 0) for a in t.sighand.actions])
+    t.files.close_on_exec()
+    t.altstack = (0, 2, 0)
+    t.clear_child_tid = 0
+    g = t.group
+    g.cmdline = list(argv)
+    g.comm = os.path.basename(path)[:15]

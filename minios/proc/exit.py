@@ -1,48 +1,29 @@
 """Exit: threads leave, the last one turns the process into a zombie,
 children are handed to pid 1, the parent gets SIGCHLD, and the mm is torn
-down (dropping, not breaking, any COW-shared PTE tables)."""
+down (``minios.mm.teardown.mmput``: dropping, not breaking, any COW-shared
+tables).
+
+Linux names: ``mmput`` drops a user of an mm. Linux's ``mm_release`` is
+what a task does as it stops using its mm, here the start of ``do_exit``:
+clear_child_tid (when others share the mm) and ``complete_vfork_done``."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from minios.proc import futex
 from minios.proc import signals
-from minios.mm.memory import free_pgtables, release_shm
+from minios.mm.teardown import mmput
 from minios.proc.task import DEAD, ZOMBIE
 from minios.mm.uaccess import Fault, put_u32
 
 if TYPE_CHECKING:
     from minios.kernel import Kernel
-    from minios.mm.mm_types import MM
     from minios.proc.task import Task
 
 
-def mm_release(k: "Kernel", mm: "MM") -> None:
-    """Drop one user of ``mm``; the last one frees everything it holds."""
-    mm.users -= 1
-    if mm.users > 0:
-        return
-    # No TLB flush: no task runs mm any more. If the CPU is still on its
-    # tables (its last task exits, or is reaped after a failed spawn), the
-    # next task gets on through a context switch that loads CR3 and flushes
-    # (the old task is dead) before any guest instruction; execve loaded
-    # the new CR3 before releasing the old mm. Frames freed here were
-    # reached by mm only, so no other mm's translations go stale. Its own
-    # kernel TLB goes, in case anything still reads through it.
-    free_pgtables(mm)
-    mm.utlb.clear()
-    for v in mm.vmas:
-        if v.shm:
-            release_shm(k, v)
-    mm.vmas.clear()
-    mm._vcache = None
-    k.frames.put(mm.pgd)
-    mm.nr_tables -= 1
-    k.mms.pop(mm, None)
-    k.mm_ids.pop(mm.id, None)
-
-
-def release_vfork(k: "Kernel", t: "Task") -> None:
+def complete_vfork_done(k: "Kernel", t: "Task") -> None:
+    """``t`` stops using the mm it borrowed by vfork (exit or execve): its
+    parent, waiting in vfork, may run again."""
     p = t.vfork_parent
     if p is not None:
         t.vfork_parent = None
@@ -54,13 +35,14 @@ def do_exit(k: "Kernel", t: "Task", code: int) -> None:
     """One thread leaves (exit(2) or the end of a group exit)."""
     if t.state in (DEAD, ZOMBIE):
         return
+    # Linux's mm_release: clear_child_tid, then the vfork parent.
     if t.clear_child_tid and t.mm.users > 1:
         try:
             put_u32(t.mm, t.clear_child_tid, 0)
             futex.wake(k, t.mm, t.clear_child_tid, 1)
         except Fault:
             pass
-    release_vfork(k, t)
+    complete_vfork_done(k, t)
     t.state = DEAD
     g = t.group
     if t.files is not None:
@@ -73,7 +55,7 @@ def do_exit(k: "Kernel", t: "Task", code: int) -> None:
         k.current = None
     k.cpu.free_context(t.ctx)          # the next fork reuses it
     t.ctx = None
-    mm_release(k, t.mm)
+    mmput(t.mm)
     if g.threads:
         return
     if g.group_exit is None:

@@ -5,8 +5,9 @@ from dataclasses import replace
 
 from emu.ram import PAGE_SIZE
 from minios.uapi.errno import EINVAL, ENOMEM, EBADF, EACCES, EFAULT
-from minios.mm.memory import (break_range, free_uncovered, change_protection, move_range, unmap_vmas, zap_range,
-                           valid_user_range)
+from minios.mm.memory import (break_range, change_protection, move_range, unmap_vmas,
+                              valid_user_range)
+from minios.mm.teardown import free_uncovered, zap_range
 from minios.fs.files import O_ACCMODE, O_WRONLY
 from minios.mm.frames import OutOfMemory
 from minios.mm.mm_types import (VMA, FileImage, SharedObject, PROT_READ, PROT_WRITE, PROT_EXEC,

@@ -10,11 +10,10 @@ import time
 from minios.time import clock
 from minios.proc import futex
 from minios.proc import signals
-from minios.mm.cow import copy_page_range
 from minios.proc.exec import ExecError, exec_into
-from minios.proc.exit import do_exit, do_group_exit, mm_release
+from minios.proc.exit import do_exit, do_group_exit
+from minios.mm.fork import dup_mm
 from minios.mm.frames import OutOfMemory
-from minios.mm.mm_types import MM, VMA
 from minios.syscalls.kinds import (ARGV, AT_FLAGS, CLONE3_FORMAT, CLONE_FORMAT, DIRFD, ENVP,
                                    FUTEX_FORMAT, HEX, IDTYPE, INT, PATH, PID, PTR, RET_EXEC,
                                    RET_SIGRETURN, SIG, SIGACTION, SIGACTION_OUT,
@@ -43,40 +42,6 @@ WNOHANG, WUNTRACED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x1000000
 __WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
 
 
-def _dup_mm(k, parent: MM, share: bool, stack: int = -1, settid: int = -1) -> MM:
-    """The child's mm for fork (``stack``, ``settid``: see copy_page_range).
-    On OutOfMemory the half-built child is released and the parent is left
-    consistent (its downgraded entries just take a COW fault that reuses
-    the page)."""
-    mm = MM(k)
-    try:
-        return _fill_mm(k, parent, mm, share, stack, settid)
-    except OutOfMemory:
-        mm_release(k, mm)
-        raise
-
-
-def _fill_mm(k, parent: MM, mm: MM, share: bool, stack: int, settid: int) -> MM:
-    new, vmas = VMA.__new__, mm.vmas
-    for v in parent.vmas:
-        if v.dontfork:
-            continue
-        nv = new(VMA)
-        nv.__dict__ = d = v.__dict__.copy()  # (cheaper than __init__ or update)
-        if d["anon"] is not None:            # the child's own anon_vma, chained
-            d["anon"], d["anon_forked"] = object(), True
-        if d["shm"] is not None:
-            v.shm.users += 1
-        vmas.append(nv)
-    mm.start_brk, mm.brk, mm.mmap_base = parent.start_brk, parent.brk, parent.mmap_base
-    mm.start_stack, mm.arg_start, mm.arg_end = parent.start_stack, parent.arg_start, parent.arg_end
-    mm.env_start, mm.env_end, mm.exe = parent.env_start, parent.env_end, parent.exe
-    t0 = time.perf_counter_ns()
-    shared, copied = copy_page_range(parent, mm, share, stack, settid)
-    k.last_fork = {"shared": shared, "copied": copied, "ns": time.perf_counter_ns() - t0}
-    return mm
-
-
 def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
                  child_tid: int, parent_tid: int):
     cpu = k.cpu
@@ -88,10 +53,10 @@ def copy_process(k, t: Task, flags: int, exit_signal: int, stack: int, tls: int,
         mm.users += 1
     else:
         try:
-            mm = _dup_mm(k, t.mm, share, cpu.reg("rsp"),
-                         child_tid if flags & CLONE_CHILD_SETTID else -1)
+            mm = dup_mm(t.mm, share, cpu.reg("rsp"),
+                        child_tid if flags & CLONE_CHILD_SETTID else -1)
         except OutOfMemory:
-            return -E.ENOMEM            # _dup_mm released the half-built child
+            return -E.ENOMEM            # dup_mm released the half-built child
         info = k.last_fork
     if flags & CLONE_FILES:
         files = t.files
@@ -664,7 +629,9 @@ def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
             spath = interp.decode(errors="surrogateescape")
         else:
             return -E.ELOOP
-        # Other threads die first (de_thread), then the new image.
+        # Other threads die first (de_thread), then the new image. (Linux
+        # kills them later, in begin_new_exec, once the image is loaded: a
+        # failed execve leaves them running there.)
         for th in list(t.group.threads):
             if th is not t:
                 do_exit(k, th, 0)
@@ -674,11 +641,6 @@ def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
         t.mm.exe = exe
     except ExecError as e:
         return -e.errno
-    t.files.close_on_exec()
-    if t.sighand is not None:
-        t.sighand = SigHand([SigAction(1 if a.handler == 1 else 0) for a in t.sighand.actions])
-    t.altstack = (0, 2, 0)
-    t.clear_child_tid = 0
     k.cpu.set_rip_in_syscall(entry)
     k.stats["execs"] += 1
     if k.events.listening:

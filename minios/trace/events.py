@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import TextIO
 
 from emu import x86
-from minios.mm.cow import share_count
-from minios.mm.pgtable import LEVEL_NAME, entry_pfn, walk_entry
 from minios.proc.task import BLOCK
 from minios.trace.format import signame
 from minios.trace.syscall import format_entry, format_resumed, format_syscall
-from minios.uapi.signal import NAMES, SIGSEGV
+from minios.uapi.signal import NAMES
 
 EXIT_GROUP = 231            # its "+++ exited" line follows the exit_group(...) = ? line
 
@@ -32,41 +30,11 @@ def format_exit(t, status: int) -> str:
     return f"[pid {t.tid}] +++ killed by {signame(status & 0x7F)}{core} +++"
 
 
-def fault_snapshot(k, t, cr2: int) -> tuple[list, list]:
-    """What :func:`format_fault` compares against after the fault: the COW
-    counters and the share count of the table below each level's entry."""
-    st = k.stats
-    names = [LEVEL_NAME[s].lower() for s in (30, 21, 12)]
-    before = [(st[f"cow_{n}_copy"], st[f"cow_{n}_reuse"]) for n in names]
-    shares = []
-    for shift in (39, 30, 21):
-        w = walk_entry(t.mm, cr2, shift)
-        e = k.ram.w[w[0]] if w is not None else 0
-        shares.append(share_count(k, entry_pfn(e)) if e & x86.P else 0)
-    return before, shares
-
-
-def format_fault(k, t, cr2: int, err: int, res, snap: tuple[list, list]) -> str:
-    """The trace line of a page fault ``handle_mm_fault`` handled (it
-    returned ``res``): what it did, from the counters' change since ``snap``."""
-    st = k.stats
-    before, shares = snap
-    notes = []
-    extra = 0                       # a copy above shares each table below once more
-    for n, (copies, reuses), rc in zip([LEVEL_NAME[s] for s in (30, 21, 12)], before, shares):
-        if st[f"cow_{n.lower()}_copy"] != copies:
-            notes.append(f"{n} table share broken by copy (was shared by {rc + extra})")
-            extra = 1
-        elif st[f"cow_{n.lower()}_reuse"] != reuses:
-            extra = 0
-            notes.append(f"{n} table share broken by reuse (last sharer)")
-    note = k.trace_fault_note
-    if res is not None:
-        note = "SIGSEGV" if res[0] == SIGSEGV else "SIGBUS"
-    if note and "table share broken" not in note:
-        notes.append(note)
-    return (f"[pid {t.tid}] page fault at {cr2:#x} ip {k.cpu.reg('rip'):#x} "
-            f"({x86.pf_reason(err)}) -> {', '.join(notes) or 'nothing to do'}")
+def format_fault(k, t, vmf) -> str:
+    """The trace line of a page fault the kernel handled: ``vmf``
+    (``minios.mm.fault.VmFault``) says what it did."""
+    return (f"[pid {t.tid}] page fault at {vmf.address:#x} ip {k.cpu.reg('rip'):#x} "
+            f"({x86.pf_reason(vmf.error_code)}) -> {vmf.describe()}")
 
 
 class Tracer:
@@ -82,7 +50,6 @@ class Tracer:
         self.pre: dict[int, tuple[int, list | None]] = {}
         # tid -> its "+++ exited" line, written after its exit_group line
         self.exit_line: dict[int, str] = {}
-        self.fault_snap: tuple[list, list] | None = None
         ev = k.events
         cats = self.cats
         if "syscall" in cats:
@@ -90,7 +57,6 @@ class Tracer:
             ev.subscribe("syscall_exit", self.on_syscall_exit)
             ev.subscribe("syscall_resume", self.on_syscall_resume)
         if "fault" in cats:
-            ev.subscribe("fault_enter", self.on_fault_enter)
             ev.subscribe("fault", self.on_fault)
         if "fork" in cats:
             ev.subscribe("fork", self.on_fork)
@@ -126,11 +92,8 @@ class Tracer:
     def on_syscall_resume(self, t, r) -> None:
         self.out.write(format_resumed(self.k, t, r, self._pre(t, t.syscall_nr)) + "\n")
 
-    def on_fault_enter(self, t, addr: int, err: int) -> None:
-        self.fault_snap = fault_snapshot(self.k, t, addr)
-
-    def on_fault(self, t, addr: int, err: int, res) -> None:
-        self.out.write(format_fault(self.k, t, addr, err, res, self.fault_snap) + "\n")
+    def on_fault(self, t, vmf) -> None:
+        self.out.write(format_fault(self.k, t, vmf) + "\n")
 
     def on_fork(self, parent, child, info) -> None:
         if info is not None:                   # a new mm (not CLONE_VM)
