@@ -34,6 +34,34 @@ class Resume:
     sig: int                    # the signal to resume with (0: none)
 
 
+def serve(stub: "GdbStub") -> int:
+    """Answer packets until gdb resumes the guest; returns the signal to
+    resume with. A bad packet gets an error reply, never an exception
+    (but Gone: the connection is lost)."""
+    conn = stub.conn
+    while stub.active:
+        pkt = conn.get()
+        try:
+            res = dispatch(stub, pkt)
+        except GdbError as e:
+            conn.send(e.reply)
+            continue
+        except Gone:
+            raise
+        except (ValueError, IndexError, KeyError, struct.error):
+            conn.send("E01")                # a malformed packet
+            continue
+        except Exception as e:
+            stub.internal(e)
+            conn.send("E01")
+            continue
+        if isinstance(res, Resume):
+            return res.sig
+        if res is not None:
+            conn.send(res)
+    return 0
+
+
 def dispatch(stub: "GdbStub", pkt: bytes):
     """The reply to one packet: a str or bytes to send, None when the
     handler sent it itself, or a Resume."""

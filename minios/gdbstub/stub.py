@@ -19,7 +19,6 @@ bug is reported on the log and the guest runs on.
 from __future__ import annotations
 
 import os
-import struct
 import sys
 import threading
 import traceback
@@ -78,7 +77,7 @@ class GdbStub:
         self.pass_signals: set[int] = set()
         self.mem = Memory(k)
         self.breaks = Breakpoints(k, self.mem)
-        self.watch = Watchpoints(k, self.mem, lambda: self.mm, self._internal)
+        self.watch = Watchpoints(k, self.mem, lambda: self.mm, self.internal)
         self.vfiles = VFiles(k)
         self._forks: list = []                    # (parent, child, parent's mm) to settle
         self.auxv: bytes | None = None            # qXfer:auxv, once read
@@ -139,7 +138,7 @@ class GdbStub:
                 try:
                     self.breaks.remove_all()
                 except Exception as e:
-                    self._internal(e)
+                    self.internal(e)
             self.breaks.bps.clear()
         self.vfiles.close_all()
         if self.k.debugger is self:
@@ -176,7 +175,7 @@ class GdbStub:
         except Gone:
             self._disconnected()
         except Exception as e:          # a stub bug must not take the guest down
-            self._internal(e)
+            self.internal(e)
 
     def on_trap(self, t: "Task", vector: int, err: int, addr: int) -> bool:
         """A trap in ``t``: True if it was one of gdb's breakpoints (the
@@ -196,7 +195,7 @@ class GdbStub:
             cpu.stop()
             return True
         except Exception as e:
-            self._internal(e)
+            self.internal(e)
             return False
 
     def on_signal(self, t: "Task", sig: int) -> bool:
@@ -225,7 +224,7 @@ class GdbStub:
             self._disconnected()
             return t.state != RUNNING
         except Exception as e:
-            self._internal(e)
+            self.internal(e)
             return False
 
     # --------------------------------------------------------- kernel events
@@ -316,7 +315,7 @@ class GdbStub:
             else:
                 self.conn.send(query.stop_reply(self, stop))
             try:
-                sig = self._serve()
+                sig = query.serve(self)
                 break
             except Gone:
                 if fresh and self.conn is not None and self.conn.packets == 0:
@@ -330,32 +329,6 @@ class GdbStub:
             if not self.stepping:
                 self._running.set()
         return sig
-
-    def _serve(self) -> int:
-        """Answer packets until gdb resumes the guest; returns the signal
-        to resume with."""
-        conn = self.conn
-        while self.active:
-            pkt = conn.get()
-            try:
-                res = query.dispatch(self, pkt)
-            except GdbError as e:
-                conn.send(e.reply)
-                continue
-            except Gone:
-                raise
-            except (ValueError, IndexError, KeyError, struct.error):
-                conn.send("E01")                # a malformed packet
-                continue
-            except Exception as e:
-                self._internal(e)
-                conn.send("E01")
-                continue
-            if isinstance(res, query.Resume):
-                return res.sig
-            if res is not None:
-                conn.send(res)
-        return 0
 
     def _accept(self) -> None:
         conn, peer = accept(self.listener)
@@ -374,7 +347,9 @@ class GdbStub:
         self._running.clear()
         self.close()
 
-    def _internal(self, e: BaseException) -> None:
+    def internal(self, e: BaseException) -> None:
+        """A bug in the stub: say so (with the traceback under
+        MINIOS_DEBUG) and carry on; the guest must not go down with it."""
         self.say(f"internal error: {type(e).__name__}: {e}")
         if os.environ.get("MINIOS_DEBUG"):
             traceback.print_exc()
@@ -387,7 +362,7 @@ class GdbStub:
         for _ in range(8):
             rip = cpu.reg("rip")
             faults = k.stats["page_faults"]
-            step_one(k, self._internal)
+            step_one(k, self.internal)
             if self.watch.hit is not None and self.watch.hit[0] is t:
                 self._fixup_watch(t)
                 return
@@ -407,7 +382,7 @@ class GdbStub:
         """One instruction with the watch hooks off (the stub's own step)."""
         self.watch.mute = True
         try:
-            step_one(self.k, self._internal)
+            step_one(self.k, self.internal)
         finally:
             self.watch.mute = False
 
