@@ -9,6 +9,12 @@ The kernel talks to the hardware through this class only:
 * :meth:`switch_context` switches whole register contexts (and CR3).
 * :meth:`syscall_args`, :meth:`set_syscall_result`, ``reg``/``set_reg`` are
   the fast register paths (ctypes batches on the raw handle, not the binding).
+* :meth:`save_context`/:meth:`load_context` snapshot the whole state (FPU
+  and SSE included: signal frames).
+* For debuggers, off the hot paths: :meth:`read_register`/
+  :meth:`write_register` (any register by name, live or saved),
+  :meth:`step`, :meth:`add_mem_hook` (watch physical ranges) and
+  :meth:`abandon_exception`.
 
 The firmware owns the first ``RESERVED_FRAMES`` physical frames: the GDT,
 the ``iretq`` trampoline that first enters CPL 3, a boot stack and the tables
@@ -33,9 +39,10 @@ import threading
 import time
 from typing import Callable
 
-from unicorn import Uc, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL
-from unicorn import UC_HOOK_INTR, UC_HOOK_INSN
-from unicorn.unicorn_const import UC_CTL_TLB_FLUSH, UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE
+from unicorn import Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL
+from unicorn import UC_HOOK_INTR, UC_HOOK_INSN, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
+from unicorn.unicorn_const import (UC_CTL_TLB_FLUSH, UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE,
+                                   UC_MEM_WRITE)
 from unicorn import x86_const as X
 from unicorn.unicorn_py3.unicorn import uclib
 
@@ -81,6 +88,19 @@ _SYSCALL_OUT = ("rax", "rcx", "r11")
 
 class Trap(Exception):
     """The hardware could not be brought up as documented (a self-test failed)."""
+
+
+class CPUError(Exception):
+    """Unicorn refused a debugger's request (a register it cannot read or
+    write, a step it cannot start): its UcError, as the CPU's own type."""
+
+
+def _arch_id(name: str) -> int:
+    """Unicorn's id of the register called ``name`` (any case)."""
+    rid = getattr(X, "UC_X86_REG_" + name.upper(), None)
+    if rid is None:
+        raise KeyError(name)
+    return rid
 
 
 # PYFUNCTYPE keeps the GIL across the call: these calls are short.
@@ -411,6 +431,86 @@ class CPU:
 
     def regs(self) -> dict[str, int]:
         return {n: self._one[n].read()[0] for n in REG}
+
+    # ------------------------------------------- for debuggers (not hot)
+    def read_register(self, name: str, ctx=None) -> int:
+        """Any architectural register by its lower-case Unicorn name
+        ("rax", "eflags", "cs", "fs_base", "xmm3", "st0", "fpcw", "mxcsr"...),
+        live, or saved in ``ctx`` (a task context). An x87 register is one
+        80-bit integer. KeyError for a name the CPU has not, CPUError if
+        Unicorn cannot read it."""
+        if ctx is None and name in REG:
+            return self.reg(name)
+        rid = _arch_id(name)
+        try:
+            v = (self.uc if ctx is None else ctx).reg_read(rid)
+        except UcError as e:
+            raise CPUError(str(e)) from None
+        if isinstance(v, tuple):                # x87: (mantissa, exponent)
+            v = v[0] | (v[1] << 64)
+        return int(v)
+
+    def write_register(self, name: str, value: int, ctx=None) -> None:
+        """Set any register by name (see read_register), live or in ``ctx``."""
+        try:
+            if ctx is None and name in REG:
+                self._one[name].write(value)
+            else:
+                (self.uc if ctx is None else ctx).reg_write(_arch_id(name), value)
+        except UcError as e:
+            raise CPUError(str(e)) from None
+
+    def step(self) -> None:
+        """Execute exactly one instruction, at RIP; hooks fire as in run().
+        Unicorn's ``count=1`` runs one instruction only if the code is
+        translated afresh (with blocks cached it ran to the end of a block:
+        measured), so all translated code is dropped first."""
+        self.flush_code()
+        try:
+            self.uc.emu_start(self._one["rip"].read()[0], 0, count=1)
+        except UcError as e:
+            raise CPUError(str(e)) from None
+
+    def add_mem_hook(self, lo: int, hi: int, read: bool, write: bool,
+                     fn: Callable[[bool, int, int], None]):
+        """Call ``fn(is_write, paddr, size)`` for each data access of the
+        guest that touches the PHYSICAL range [lo, hi] (inclusive): under
+        paging Unicorn filters and reports guest-physical addresses. It runs
+        inside the instruction: a :meth:`stop` there leaves the access done
+        (a write written) and RIP on the instruction, which resuming runs
+        again. Code translated before the hook was added may not see it:
+        flush_code(). Returns a handle for del_mem_hook."""
+        kinds = (UC_HOOK_MEM_READ if read else 0) | (UC_HOOK_MEM_WRITE if write else 0)
+
+        def hook(_uc, access: int, addr: int, size: int, _value: int, _data) -> None:
+            fn(access == UC_MEM_WRITE, addr, size)
+        return self.uc.hook_add(kinds, hook, None, lo, hi)
+
+    def del_mem_hook(self, handle) -> None:
+        """Remove a hook add_mem_hook returned (gone already: nothing)."""
+        try:
+            self.uc.hook_del(handle)
+        except UcError:
+            pass
+
+    def abandon_exception(self) -> None:
+        """Forget a fault Unicorn left pending in old_exception by work done
+        outside a hook (a code flush by a range, or a lookup, through an
+        address that is not mapped: see flush_code); left there, the guest's
+        next fault would arrive as #DF. In a trap hook it does nothing: the
+        end of the hook resets it."""
+        if not self._in_trap:
+            self._reset_exception(self.uc)
+
+    def save_context(self):
+        """A snapshot of the whole live state, FPU and SSE included (a new
+        context, not a task's: for load_context)."""
+        return self.uc.context_save()
+
+    def load_context(self, ctx) -> None:
+        """Put back a save_context snapshot, in the same address space (as
+        a plain copy of the state: the TLB is kept)."""
+        self.uc.context_restore(ctx)
 
     # ------------------------------------------------------------------- MMU
     def set_cr3(self, pgd_pfn: int) -> None:

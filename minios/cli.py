@@ -68,8 +68,53 @@ def cmd_run(a) -> int:
 
 
 def cmd_ptdump(a) -> int:
-    from minios.debug import ptdump_command
-    return ptdump_command(a)
+    """``minios ptdump [--at SPEC]... [--all] [--tables] PROGRAM ARGS``: run PROGRAM and
+    print page-table dumps. At ``exit`` (the default) each process is dumped
+    as it starts to exit, before its memory is released; at ``fork`` the
+    parent and the new child; at any other SPEC (``syscall:NAME``,
+    ``signal:NAME``, ``fault:cow-pte``, ...) every process. ``--all`` dumps
+    every process at every point. Exits with the program's status."""
+    from minios.debug import add_break, describe, ptdump
+    from minios.machine import Machine, MachineError
+    out = open(a.output, "w") if a.output else sys.stdout
+    try:
+        m = Machine(mem=a.mem, cow_pte=a.cow_pte)
+    except MachineError as e:
+        print(f"minios: {e}", file=sys.stderr)
+        return 2
+    k = m.kernel
+    count = [0]
+
+    def dump(kk, kind, what, task):
+        count[0] += 1
+        where = describe(kind, what, task)
+        tb = a.tables
+        if a.all or kind not in ("exit", "fork"):
+            body = ptdump(kk, all=True, tables=tb)
+        elif kind == "fork":
+            body = ptdump(kk, task.tid, tables=tb) + "\n" + ptdump(kk, what.tid, tables=tb)
+        else:
+            body = ptdump(kk, task.tid, tables=tb)
+        out.write(f"=== #{count[0]}: {where} in pid {task.tid} ===\n{body}\n\n")
+        out.flush()
+
+    for spec in a.at or ["exit"]:
+        try:
+            add_break(k, spec, dump)
+        except ValueError as e:
+            print(f"minios: --at {e}", file=sys.stderr)
+            return 2
+    try:
+        sys.stdout.flush()
+        return m.run(a.program, a.args, env=os.environ, stdio=(0, 1, 2))
+    except MachineError as e:
+        print(f"minios: {e}", file=sys.stderr)
+        return e.status
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if out is not sys.stdout:
+            out.close()
 
 
 def cmd_demo(a) -> int:
@@ -113,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                    "(repeatable; see minios/debug.py)")
     r.add_argument("--gdb", metavar="HOST:PORT",
                    help="wait for gdb (target remote HOST:PORT) before the first instruction "
-                   "(see minios/gdbstub.py)")
+                   "(see minios/gdbstub/)")
     r.add_argument("--gdb-follow", choices=("parent", "child"), default="parent",
                    help="after a fork, keep debugging the parent (default) or the child")
     r.add_argument("program")

@@ -328,11 +328,10 @@ _REGS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r1
 
 
 def reg_values(k, pid: int | None = None) -> dict[str, int]:
-    from emu.cpu import REG
     t = _task(k, pid)
     if t is k.current:
         return {r: k.cpu.reg(r) for r in _REGS}
-    return {r: t.ctx.reg_read(REG[r]) for r in _REGS}
+    return {r: k.cpu.read_register(r, t.ctx) for r in _REGS}
 
 
 def regs(k, pid: int | None = None) -> str:
@@ -624,54 +623,3 @@ def clear_breaks(k) -> None:
         k.events.unsubscribe(event, hook)
     k.breaks.clear()
 
-
-# ------------------------------------------------------ ``minios ptdump``
-
-def ptdump_command(a) -> int:
-    """``minios ptdump [--at SPEC]... [--all] [--tables] PROGRAM ARGS``: run PROGRAM and
-    print page-table dumps. At ``exit`` (the default) each process is dumped
-    as it starts to exit, before its memory is released; at ``fork`` the
-    parent and the new child; at any other SPEC (``syscall:NAME``,
-    ``signal:NAME``, ``fault:cow-pte``, ...) every process. ``--all`` dumps
-    every process at every point. Exits with the program's status."""
-    import os
-    from minios.machine import Machine, MachineError
-    out = open(a.output, "w") if a.output else sys.stdout
-    try:
-        m = Machine(mem=a.mem, cow_pte=a.cow_pte)
-    except MachineError as e:
-        print(f"minios: {e}", file=sys.stderr)
-        return 2
-    k = m.kernel
-    count = [0]
-
-    def dump(kk, kind, what, task):
-        count[0] += 1
-        where = describe(kind, what, task)
-        tb = a.tables
-        if a.all or kind not in ("exit", "fork"):
-            body = ptdump(kk, all=True, tables=tb)
-        elif kind == "fork":
-            body = ptdump(kk, task.tid, tables=tb) + "\n" + ptdump(kk, what.tid, tables=tb)
-        else:
-            body = ptdump(kk, task.tid, tables=tb)
-        out.write(f"=== #{count[0]}: {where} in pid {task.tid} ===\n{body}\n\n")
-        out.flush()
-
-    for spec in a.at or ["exit"]:
-        try:
-            add_break(k, spec, dump)
-        except ValueError as e:
-            print(f"minios: --at {e}", file=sys.stderr)
-            return 2
-    try:
-        sys.stdout.flush()
-        return m.run(a.program, a.args, env=os.environ, stdio=(0, 1, 2))
-    except MachineError as e:
-        print(f"minios: {e}", file=sys.stderr)
-        return e.status
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        if out is not sys.stdout:
-            out.close()

@@ -47,6 +47,7 @@ FILE_KIND = {
     "test_busybox.py": "busybox",
     "test_check.py": "unit",
     "test_layers.py": "unit",
+    "test_gdb_packets.py": "unit",
     "test_escape.py": "e2e",
     "test_fault_result.py": "unit",
     "test_machines.py": "busybox",

@@ -225,7 +225,7 @@ def test_mm_rss():
 def test_mm_table_counts():
     k, mm = _machine()
     mm.nr_ptes += 1
-    _fails(k, rf"nr_tables 4/4, nr_ptes 2/1")
+    _fails(k, r"nr_tables 4/4, nr_ptes 2/1")
 
 
 def test_pmd_cache_of_an_mm_that_never_shared():

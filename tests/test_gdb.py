@@ -1,4 +1,4 @@
-"""The GDB stub (minios/gdbstub.py), driven by the real gdb in batch mode.
+"""The GDB stub (minios/gdbstub/), driven by the real gdb in batch mode.
 
 Each test starts ``python3 -m minios run --gdb 127.0.0.1:PORT PROGRAM`` in a
 subprocess (PORT: a free one, from binding port 0), waits for its "waiting

@@ -10,16 +10,13 @@ hints and do not count. Then:
 - no import cycle exists among the modules;
 - no file in minios/ is over ``MAX_LINES`` lines.
 
-Violations still being fixed on other branches are listed in ``KNOWN_*`` with
-who fixes them. Each entry is a strict xfail: when the violation is gone the
-entry XPASSes and fails the run, and the entry must be deleted.
+There are no exceptions: a violation fails the run.
 """
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("emu", "minios")
@@ -40,20 +37,6 @@ LAYERS: dict[str, int] = {
 }
 LAYER_NAMES = ["hardware", "uapi/time", "mm", "fs/net", "proc", "syscalls", "kernel",
                "observers", "API"]
-
-# Upward imports still present, each fixed on another branch: (importer, imported) -> who.
-KNOWN_UPWARD: dict[tuple[str, str], str] = {
-    ("minios.debug", "minios.machine"): "gdb helper (ptdump_command moves to the API layer)",
-}
-# Imports that close a cycle, still present: (importer, imported) -> who. The graph
-# without these edges must be acyclic.
-KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-}
-# Files over MAX_LINES, still present: path -> who splits it.
-KNOWN_LONG: dict[str, str] = {
-    "minios/gdbstub.py": "gdb helper (a package of small modules)",
-}
-
 
 def module_name(path: Path) -> str:
     """Dotted module name of a source file under ROOT (a package is its __init__)."""
@@ -190,13 +173,6 @@ def cycles(skip: set[tuple[str, str]]) -> list[list[str]]:
     return [c for c in components(skip) if len(c) > 1]
 
 
-def on_cycle(edge: tuple[str, str]) -> bool:
-    """Whether the import `edge` exists and lies on a cycle of the whole graph."""
-    if edge[1] not in GRAPH.get(edge[0], {}):
-        return False
-    return any(edge[0] in c and edge[1] in c for c in cycles(set()))
-
-
 def describe_cycle(comp: list[str], skip: set[tuple[str, str]]) -> str:
     """The component and its internal imports, with their lines."""
     members = set(comp)
@@ -225,48 +201,21 @@ def test_every_module_has_a_layer():
 
 def test_no_upward_imports():
     found = upward_imports()
-    new = {edge: text for edge, text in found.items() if edge not in KNOWN_UPWARD}
-    assert not new, "imports of a higher layer:\n" + "\n".join(sorted(new.values()))
+    assert not found, "imports of a higher layer:\n" + "\n".join(sorted(found.values()))
 
 
 def test_no_import_cycles():
-    skip = set(KNOWN_CYCLE_EDGES) | set(KNOWN_UPWARD)
-    comps = cycles(skip)
-    assert not comps, "\n".join(describe_cycle(c, skip) for c in comps)
+    comps = cycles(set())
+    assert not comps, "\n".join(describe_cycle(c, set()) for c in comps)
 
 
 def test_no_long_files():
-    new = {p: n for p, n in long_files().items() if p not in KNOWN_LONG}
-    assert not new, "files over %d lines:\n" % MAX_LINES + "\n".join(
-        f"    {p}: {n} lines" for p, n in new.items())
+    found = long_files()
+    assert not found, "files over %d lines:\n" % MAX_LINES + "\n".join(
+        f"    {p}: {n} lines" for p, n in found.items())
 
 
-def _known(table: dict) -> list:
-    return [pytest.param(key, id="->".join(key) if isinstance(key, tuple) else key,
-                         marks=pytest.mark.xfail(strict=True, reason=f"fixed by: {who}"))
-            for key, who in table.items()]
-
-
-@pytest.mark.parametrize("edge", _known(KNOWN_UPWARD))
-def test_known_upward_import_gone(edge):
-    """XPASS (strict: a failure) means the import is gone: delete its KNOWN_UPWARD entry."""
-    assert edge not in upward_imports()
-
-
-@pytest.mark.parametrize("edge", _known(KNOWN_CYCLE_EDGES))
-def test_known_cycle_edge_gone(edge):
-    """XPASS (strict: a failure) means the import is gone or closes no cycle any
-    more: delete its KNOWN_CYCLE_EDGES entry."""
-    assert not on_cycle(edge)
-
-
-@pytest.mark.parametrize("path", _known(KNOWN_LONG))
-def test_known_long_file_split(path):
-    """XPASS (strict: a failure) means the file is short now: delete its KNOWN_LONG entry."""
-    assert path not in long_files()
-
-
-if __name__ == "__main__":      # a report of everything, known or not
+if __name__ == "__main__":      # a report of everything
     for text in sorted(upward_imports().values()):
         print(text)
     for comp in cycles(set()):

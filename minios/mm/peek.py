@@ -48,3 +48,42 @@ def peek_str(mm, va: int, limit: int = 4096) -> bytes | None:
         total += len(data)
         va += len(data)
     return b"".join(out)
+
+
+def peek_process_vm(mm, va: int, n: int) -> bytes:
+    """What a debugger reads at ``va`` (ptrace's access_process_vm), still
+    without faulting or allocating anything: a present page reads as it is,
+    even without user access (PROT_NONE), and a page not faulted in yet as
+    the fault would fill it (shared memory, file bytes or zeros). Stops at
+    the first address no VMA covers; may return b""."""
+    ram = mm.kernel.ram
+    out = bytearray()
+    while n > 0 and 0 <= va < TASK_SIZE:
+        chunk = min(n, 4096 - (va & 0xFFF))
+        pte, _ = lookup_pte(mm, va)
+        if pte & x86.P:
+            out += ram.read((pte & x86.ADDR_MASK) | (va & 0xFFF), chunk)
+        else:
+            vma = mm.vma_at(va)
+            if vma is None:
+                break
+            out += _unfaulted(ram, vma, va, chunk)
+        va += chunk
+        n -= chunk
+    return bytes(out)
+
+
+def _unfaulted(ram, vma, va: int, n: int) -> bytes:
+    """``n`` bytes at ``va`` (within one page) of a page of ``vma`` that is
+    not present, as a fault would fill it."""
+    if vma.shm is not None:
+        idx = vma.shm_pgoff + (va - vma.start) // 4096
+        f = vma.shm.frames.get(idx)
+        return ram.read(f * 4096 + (va & 0xFFF), n) if f is not None else bytes(n)
+    im = vma.image
+    if im is not None and va < im.end:
+        off = im.offset + (va - vma.start)
+        m = max(0, min(n, im.end - va))
+        data = bytes(im.data[off:off + m]) if off < len(im.data) else b""
+        return data.ljust(n, b"\0")
+    return bytes(n)

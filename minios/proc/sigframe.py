@@ -133,7 +133,7 @@ def _setup_frame(k: "Kernel", t: "Task", sig: int, info: dict, act) -> None:
     except Fault:
         do_group_exit(k, t, SIGSEGV | 0x80)
         return
-    t.sigctx.append((frame, cpu.uc.context_save()))
+    t.sigctx.append((frame, cpu.save_context()))
     del t.sigctx[:-32]
     t.blocked |= act.mask
     if not act.flags & SA_NODEFER:
@@ -164,7 +164,7 @@ def sys_rt_sigreturn(k: "Kernel", t: "Task") -> None:
     mask = struct.unpack_from("<Q", raw, 296)[0]
     for i, (f, ctx) in enumerate(reversed(t.sigctx)):
         if f == frame:
-            cpu.uc.context_restore(ctx)                  # FPU/SSE state back
+            cpu.load_context(ctx)                  # FPU/SSE state back
             del t.sigctx[len(t.sigctx) - 1 - i:]
             break
     regs = dict(zip(_GREGS, vals))
