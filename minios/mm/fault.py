@@ -55,22 +55,21 @@ class VmFault:
     what was done with the page (the constants above, or None).
     ``flags``: VM_FAULT_* bits, 0 when the access can be retried; then
     ``signal`` and ``si_code`` say what the task must get.
-    A fault allocates this one small object and nothing more: ``breaks``
-    stays None until a break."""
+    A fault allocates this one small object and nothing more, and sets
+    only what happened: the outcome fields start as class defaults (a
+    demand-zero fault pays for the access and its action, nothing else)."""
 
-    __slots__ = ("address", "write", "fetch", "error_code", "breaks", "action", "flags",
-                 "signal", "si_code")
+    breaks: list[tuple[str, str, int]] | None = None
+    action: str | None = None
+    flags = 0
+    signal = 0
+    si_code = 0
 
     def __init__(self, address: int, write: bool, fetch: bool, error_code: int = 0) -> None:
         self.address = address
         self.write = write
         self.fetch = fetch
         self.error_code = error_code
-        self.breaks: list[tuple[str, str, int]] | None = None
-        self.action: str | None = None
-        self.flags = 0
-        self.signal = 0
-        self.si_code = 0
 
     def broke(self, level: str, kind: str, sharers: int) -> None:
         """Record a table break (``cow.break_cow`` calls this)."""
