@@ -264,6 +264,19 @@ def test_catch_a_blocking_call_and_exit_group():
     assert st == 0 and "nanosleep 0, slept" in out
 
 
+def test_catch_kill_returns_before_the_signal():
+    """kill(getpid(), SIGUSR1): the call's return is reported, then the
+    signal it sent, as on Linux."""
+    prog = binary("glibc", "sighandler")
+    text, st, _, _ = gdb(prog, ["catch syscall kill", "continue", "continue", "continue",
+                                "delete", "continue", "continue", "continue", "continue",
+                                "continue", "continue"])
+    events = re.findall(r"Catchpoint 1 \((call to|returned from) syscall kill\)|"
+                        r"Program received signal (SIGUSR1)", text)
+    assert [e[0] or e[1] for e in events[:3]] == ["call to", "returned from", "SIGUSR1"], text
+    assert "exited normally" in text and st == 0, text
+
+
 # ----------------------------------------------------------- raw protocol
 class Remote:
     """A bare protocol client, for what gdb itself would never send."""
