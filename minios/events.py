@@ -4,7 +4,9 @@ GDB stub, a user's pytest plugin) learn of the kernel, without patching it.
 The kernel and its syscalls emit; observers subscribe. Emitting costs one
 attribute test when nobody listens (``if k.events.listening:``), so hot
 paths stay as fast as without observers. Observers must not change kernel
-state from a callback, except a debugger stopping in pdb to look.
+state from a callback, except a debugger stopping in pdb to look, or one
+holding a call at ``syscall_enter`` (``Kernel.hold_syscall``: the GDB
+stub's syscall catchpoints).
 
 Kinds and their arguments (``task`` is a ``proc.task.Task``):
 

@@ -113,6 +113,11 @@ class Kernel:
         # vector, err, addr) -> True consumes a #BP/#DB/fault; on_signal(task,
         # sig) -> True suppresses a signal (gdb decides what to pass on).
         self.debugger = None
+        # Set by a syscall_enter subscriber (the GDB stub's syscall
+        # catchpoints) to stop the task before the call: the call is not
+        # made; the task is left at its syscall instruction and makes it
+        # when it runs again.
+        self.hold_syscall = False
         self.syscalls = SYSCALLS
 
     # ------------------------------------------------------------- process
@@ -311,6 +316,11 @@ class Kernel:
         events = self.events
         if events.listening:
             events.emit("syscall_enter", t, nr)
+            if self.hold_syscall:
+                self.hold_syscall = False
+                cpu.set_rip_in_syscall(rip)     # back onto the syscall instruction
+                cpu.stop()
+                return
         if ent is None:
             r = -ENOSYS
         else:

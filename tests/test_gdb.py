@@ -218,6 +218,65 @@ def test_signals_use_gdb_numbers():
     assert st == 138 and out == ""
 
 
+def test_catch_syscall_write():
+    """``catch syscall write``: the stop comes before the call is made (RIP
+    on the syscall instruction, RAX the number), so a count gdb changes
+    there is the one the call uses; the next stop is its return."""
+    text, st, out, _ = gdb(PROG, [
+        "catch syscall write", "continue", "x/i $pc", "print $rax", "print $rdx",
+        "set $rdx = 5", "continue", "print $rax", "delete", "continue"])
+    assert "Catchpoint 1 (syscall 'write' [1])" in text, text
+    assert re.search(r"Catchpoint 1 \(call to syscall write\), 0x[0-9a-f]+ in .*write", text), text
+    assert re.search(r"=> 0x[0-9a-f]+ <[^>]*write[^>]*>:\s+syscall", text), text
+    assert "$1 = 1" in text and "$2 = 10" in text, text
+    assert "Catchpoint 1 (returned from syscall write)" in text, text
+    assert "$3 = 5" in text, text                   # the call wrote the 5 bytes gdb asked
+    assert "exited with code 07" in text
+    assert st == 7 and out == "total=142\n"       # libc wrote the rest itself
+
+
+def test_catch_any_syscall():
+    """``catch syscall`` with no names stops at every call's entry and
+    return."""
+    text, st, out, _ = gdb(PROG, ["catch syscall", "continue", "continue", "continue",
+                                  "delete", "continue"])
+    assert "Catchpoint 1 (any syscall)" in text, text
+    calls = re.findall(r"Catchpoint 1 \((call to|returned from) syscall (\w+)\)", text)
+    assert calls[0][0] == "call to" and calls[1] == ("returned from", calls[0][1]), text
+    assert calls[2][0] == "call to" and len(calls) == 3, text
+    assert st == 7 and out == "total=142\n"
+
+
+def test_catch_a_blocking_call_and_exit_group():
+    """A call that blocks stops on its return when it wakes; exit_group
+    stops at its entry only."""
+    prog = binary("glibc", "fileio")                # nanosleep blocks for 1 ms
+    text, st, out, err = gdb(prog, [
+        "catch syscall nanosleep clock_nanosleep exit_group", "continue", "continue",
+        "print $rax", "continue", "continue"], opts=["--trace=syscall"])
+    calls = re.findall(r"Catchpoint 1 \((call to|returned from) syscall (\w+)\)", text)
+    sleep = calls[0][1]
+    assert sleep in ("nanosleep", "clock_nanosleep"), text
+    assert calls == [("call to", sleep), ("returned from", sleep),
+                     ("call to", "exit_group")], text
+    assert "$1 = 0" in text and "exited normally" in text, text
+    assert re.search(r"nanosleep\(.*<unfinished \.\.\.>", err), err    # it did block
+    assert st == 0 and "nanosleep 0, slept" in out
+
+
+def test_catch_kill_returns_before_the_signal():
+    """kill(getpid(), SIGUSR1): the call's return is reported, then the
+    signal it sent, as on Linux."""
+    prog = binary("glibc", "sighandler")
+    text, st, _, _ = gdb(prog, ["catch syscall kill", "continue", "continue", "continue",
+                                "delete", "continue", "continue", "continue", "continue",
+                                "continue", "continue"])
+    events = re.findall(r"Catchpoint 1 \((call to|returned from) syscall kill\)|"
+                        r"Program received signal (SIGUSR1)", text)
+    assert [e[0] or e[1] for e in events[:3]] == ["call to", "returned from", "SIGUSR1"], text
+    assert "exited normally" in text and st == 0, text
+
+
 # ----------------------------------------------------------- raw protocol
 class Remote:
     """A bare protocol client, for what gdb itself would never send."""
@@ -251,13 +310,15 @@ def test_bad_packets_then_detach():
     m = Minios(PROG)
     r = Remote(m.port)
     try:
-        assert r.ask(b"qSupported:swbreak+").startswith(b"PacketSize=")
+        sup = r.ask(b"qSupported:swbreak+")
+        assert sup.startswith(b"PacketSize=") and b"QCatchSyscalls+" in sup.split(b";")
         assert r.ask(b"?").startswith(b"T05")
         for bad in (b"m0,10", b"mffffffffffffffff,4", b"M0,1:00", b"Z0,0,1", b"X10,1:a"):
             assert r.ask(bad) == b"E0e", bad             # unmapped: E14
         for bad in (b"mzz,1", b"m401000", b"M401000,2:0", b"Pzz=1", b"p999", b"Z2,0,0",
                     b"Hg99", b"Tzz", b"vCont;x", b"Czz", b"QPassSignals:zz", b"G0",
-                    b"qXfer:features:read:target.xml:zz", b"qThreadExtraInfo,zz"):
+                    b"qXfer:features:read:target.xml:zz", b"qThreadExtraInfo,zz",
+                    b"QCatchSyscalls:2", b"QCatchSyscalls:1;zz"):
             assert r.ask(bad).startswith(b"E"), bad
         for unknown in (b"", b"vFile:unlink:2f", b"qBogus", b"!", b"Z9,0,1", b"qXfer:x"):
             assert r.ask(unknown) == b"", unknown

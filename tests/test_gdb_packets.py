@@ -1,6 +1,7 @@
 """The GDB stub's wire layer (minios/gdbstub/packets.py, regs.py, vfile.py)
 without gdb: checksums, escaping, framing and acks over a socketpair, the
-signal and errno translations, the ``g`` layout against target.xml."""
+signal and errno translations, the ``g`` layout against target.xml, the
+``QCatchSyscalls`` packet."""
 from __future__ import annotations
 
 import socket
@@ -8,10 +9,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from minios.gdbstub import gdb_signal, host_signal, parse_address
+import minios.syscalls.all  # noqa: F401  (fills the syscall table)
+from minios.gdbstub import gdb_signal, host_signal, parse_address, query
 from minios.gdbstub.packets import Conn, Gone, checksum, escape, hex_le, unescape
+from minios.gdbstub.query import parse_catch_syscalls
 from minios.gdbstub.regs import REGNUM, REGS, TARGET_XML
 from minios.gdbstub.vfile import gdb_errno
+from minios.syscalls.table import lookup
 
 pytestmark = pytest.mark.unit
 
@@ -165,3 +169,36 @@ def test_a_closed_connection_is_gone(pair):
     peer.close()
     with pytest.raises(Gone):
         conn.get()
+
+
+def test_catch_syscalls_packet():
+    """``QCatchSyscalls:`` ``0`` (none), ``1`` (every call) or ``1;NR;...``
+    (hex numbers, as gdb maps its names: the same as the syscall table's)."""
+    write, exit_group = lookup("write").nr, lookup("exit_group").nr
+    assert parse_catch_syscalls(b"0") == (False, None)
+    assert parse_catch_syscalls(b"1") == (True, None)
+    assert parse_catch_syscalls(b"1;%x;%x" % (write, exit_group)) == (True, {1, 231})
+    assert parse_catch_syscalls(b"1;E7") == (True, {231})
+    for bad in (b"", b"2", b"0;1", b"1;", b"1;;1", b"1;zz", b"1;-1", b"1;0x1", b"1; 1"):
+        with pytest.raises(ValueError):
+            parse_catch_syscalls(bad)
+
+
+def test_catch_syscalls_dispatch():
+    """The packet sets the stub's filter and is acknowledged; qSupported
+    offers it."""
+    got = []
+
+    class FakeStub:
+        multiprocess = False
+
+        def catch_syscalls(self, on, nrs):
+            got.append((on, nrs))
+
+    stub = FakeStub()
+    assert "QCatchSyscalls+" in query.dispatch(stub, b"qSupported:swbreak+").split(";")
+    assert query.dispatch(stub, b"QCatchSyscalls:1;0;3c") == "OK"
+    assert query.dispatch(stub, b"QCatchSyscalls:0") == "OK"
+    assert got == [(True, {0, 0x3C}), (False, None)]
+    with pytest.raises(ValueError):                  # serve() answers E01
+        query.dispatch(stub, b"QCatchSyscalls:1;x")

@@ -11,12 +11,14 @@ packets with ``+``/``-`` acks (no-ack mode on request), ``qSupported``,
 ``?``, ``g G p P``, ``m M X``, ``c C s S`` and ``vCont``, ``Z0/z0``
 (software breakpoints; ``Z1`` is served the same way), ``Z2/Z3/Z4``
 (write/read/access watchpoints), ``qfThreadInfo``, ``qC``, ``H``, ``T``,
-``qAttached``, ``QPassSignals``, ``QStartNoAckMode``, multiprocess
-extensions, ``k``, ``vKill``, ``D``, ``vFile:setfs/open/pread/close``, and
-``^C``. Stop replies carry rbp/rsp/rip, ``thread:``, ``swbreak:`` for
-breakpoints and ``watch:``/``rwatch:``/``awatch:`` with the data address;
-exits are ``W``/``X``. Signal numbers on the wire are GDB's (SIGUSR1 is 30),
-translated both ways.
+``qAttached``, ``QPassSignals``, ``QCatchSyscalls`` (gdb's ``catch
+syscall``), ``QStartNoAckMode``, multiprocess extensions, ``k``, ``vKill``,
+``D``, ``vFile:setfs/open/pread/close``, and ``^C``. Stop replies carry
+rbp/rsp/rip, ``thread:``, ``swbreak:`` for breakpoints,
+``watch:``/``rwatch:``/``awatch:`` with the data address and
+``syscall_entry:``/``syscall_return:`` with the syscall's number (gdb names
+it from its own XML); exits are ``W``/``X``. Signal numbers on the wire are
+GDB's (SIGUSR1 is 30), translated both ways.
 
 The modules, bottom up:
 
@@ -26,8 +28,9 @@ The modules, bottom up:
 * ``breakpoints`` int3 breakpoints, watchpoints on physical frames
 * ``vfile``       host I/O on the guest's files
 * ``query``       each packet's meaning (dispatch by letter), thread ids
-* ``stub``        GdbStub: the connection, the stop/resume loop, and the
+* ``stub``        GdbStub: the connection, the stop/resume loop, the
   kernel's debugger interface (``before_run``, ``on_trap``, ``on_signal``)
+  and the event subscribers (forks, exits, watched faults, caught syscalls)
 """
 from minios.gdbstub.packets import GdbError, gdb_signal, host_signal, parse_address
 from minios.gdbstub.stub import GdbStub

@@ -3,9 +3,10 @@
 ``?``, ``g G p P`` (registers), ``m M X`` (memory), ``c C s S`` and
 ``vCont`` (resume), ``Z``/``z`` (breakpoints, watchpoints), ``H``/``T`` and
 the thread queries, ``q``/``Q`` queries and settings (``qSupported``,
-``qXfer`` features/auxv/exec-file, ``QPassSignals``, ``QStartNoAckMode``),
-``v`` packets (``vFile``, ``vKill``), ``k`` and ``D``. An unknown packet
-gets an empty reply; a bad one ``E01`` (``E0e`` for an unmapped address).
+``qXfer`` features/auxv/exec-file, ``QPassSignals``, ``QCatchSyscalls``,
+``QStartNoAckMode``), ``v`` packets (``vFile``, ``vKill``), ``k`` and
+``D``. An unknown packet gets an empty reply; a bad one ``E01`` (``E0e``
+for an unmapped address).
 
 Thread ids: with multiprocess extensions (gdb asks for them) they are
 ``pPID.TID`` with the first process's PID throughout, a followed child's
@@ -276,8 +277,9 @@ def _query(stub: "GdbStub", body: bytes):
         # to read /proc/PID/task/PID/maps and load the vDSO's symbols.
         stub.multiprocess = b"multiprocess+" in body.split(b":", 1)[-1].split(b";")
         return (f"PacketSize={PACKET_SIZE:x};qXfer:features:read+;qXfer:auxv:read+;"
-                "qXfer:exec-file:read+;swbreak+;QPassSignals+;QStartNoAckMode+;"
-                "vContSupported+" + (";multiprocess+" if stub.multiprocess else ""))
+                "qXfer:exec-file:read+;swbreak+;QPassSignals+;QCatchSyscalls+;"
+                "QStartNoAckMode+;vContSupported+"
+                + (";multiprocess+" if stub.multiprocess else ""))
     if body.startswith(b"Xfer:"):
         return _xfer(stub, body[5:])
     if body == b"Attached" or body.startswith(b"Attached:"):
@@ -359,8 +361,28 @@ def _set_packet(stub: "GdbStub", body: bytes):
         return "OK"
     if body.startswith(b"ProgramSignals:"):
         return "OK"
+    if body.startswith(b"CatchSyscalls:"):
+        stub.catch_syscalls(*parse_catch_syscalls(body[14:]))
+        return "OK"
     if body == b"StartNoAckMode":
         stub.conn.send("OK")
         stub.conn.noack = True
         return None
     return ""
+
+
+def parse_catch_syscalls(arg: bytes) -> tuple[bool, frozenset[int] | None]:
+    """``QCatchSyscalls:`` ARG -> (catch, the syscall numbers or None for
+    every call): ``0`` catches none, ``1`` every call, ``1;NR;NR...``
+    those (hex). ValueError if malformed (the reply is then ``E01``)."""
+    head, sep, rest = arg.partition(b";")
+    if head == b"0" and not sep:
+        return False, None
+    if head != b"1":
+        raise ValueError(f"bad QCatchSyscalls {arg!r}")
+    if not sep:
+        return True, None
+    nrs = rest.split(b";")
+    if not all(n and not n.strip(b"0123456789abcdefABCDEF") for n in nrs):
+        raise ValueError(f"bad QCatchSyscalls {arg!r}")
+    return True, frozenset(int(n, 16) for n in nrs)

@@ -2,11 +2,22 @@
 
 How it hooks into the kernel: ``kernel.debugger`` (``before_run``,
 ``on_trap``, ``on_signal``) plus subscriptions to the kernel's ``fork``,
-``fault_enter`` and ``exit`` events. The conversation with gdb only ever happens with the stopped task's
-context live in the CPU and outside the CPU's run (in ``before_run`` or in
+``fault_enter`` and ``exit`` events, and while gdb catches syscalls to
+``syscall_enter``, ``syscall_exit`` and ``syscall_resume``. The
+conversation with gdb only ever happens with the stopped task's context
+live in the CPU and outside the CPU's run (in ``before_run`` or in
 ``on_signal``); the hooks that fire inside the CPU only record an event and
 stop it. A helper thread watches the socket while the guest runs, so a
 ``^C`` stops even a loop without syscalls.
+
+Syscall catchpoints (``QCatchSyscalls``, gdb's ``catch syscall``): a
+caught call stops before its handler runs (``kernel.hold_syscall``: the
+task is left on its ``syscall`` instruction, so gdb sees RIP there, not
+after it as on Linux, and makes the call when it goes on), and again when
+it returns (``syscall_return``, after a blocked call finishes; execve's in
+the new image; none for exit and exit_group). A return stop is reported
+before a signal that comes with it. One stop waits at a time: a call
+caught while another thread's stop is not yet reported runs uncaught.
 
 Debugging model: all-stop, one process (with its threads; registers of a
 thread that is not running come from its saved context). After a fork the
@@ -34,7 +45,7 @@ from minios.gdbstub.packets import (Conn, GdbError, Gone, accept, listen,
 from minios.gdbstub.vfile import VFiles
 from minios.proc import sigframe, signals
 from minios.proc.exit import do_group_exit
-from minios.proc.task import RUNNING
+from minios.proc.task import BLOCK, RUNNING
 
 if TYPE_CHECKING:
     from minios.kernel import Kernel
@@ -50,6 +61,7 @@ class Stop:
     task: "Task"
     sig: int
     reason: str = ""            # "swbreak:;" / "watch:ADDR;" ...
+    held: int | None = None     # a syscall entry: its instruction, the call not made yet
 
 
 class GdbStub:
@@ -75,6 +87,8 @@ class GdbStub:
         self.stepping = False                     # resumed with s/S (else c/C)
         self.inject: int = 0                      # a signal gdb asked us to deliver
         self.pass_signals: set[int] = set()
+        self.catching = False                     # QCatchSyscalls:1 ...
+        self.catch_nrs: frozenset[int] | None = None  # ... of these calls (None: all)
         self.mem = Memory(k)
         self.breaks = Breakpoints(k, self.mem)
         self.watch = Watchpoints(k, self.mem, lambda: self.mm, self.internal)
@@ -134,6 +148,7 @@ class GdbStub:
         if self.active:
             self.active = False
             self.watch.clear_hooks()
+            self.catch_syscalls(False, None)
             if restore:
                 try:
                     self.breaks.remove_all()
@@ -204,6 +219,15 @@ class GdbStub:
             return False
         try:
             self._fixup_watch(t)
+            p = self.pending
+            if p is not None and p.task is t and p.reason.startswith("syscall_return"):
+                first = self._report_and_serve(t)   # the call returned first, as on Linux
+                if t.state != RUNNING:
+                    return True
+                if not self.active:
+                    return False
+                if first and first != sig:
+                    self._inject_signal(t, first)
             if self.inject == sig:
                 self.inject = 0
                 return False
@@ -253,6 +277,49 @@ class GdbStub:
         if self.watch.covers_page(addr):
             self.watch.rearm = True
             self.k.cpu.stop()
+
+    # ---------------------------------------------------- syscall catchpoints
+    def catch_syscalls(self, on: bool, nrs: frozenset[int] | None) -> None:
+        """``QCatchSyscalls``: stop at the entry and return of the calls
+        numbered ``nrs`` (None: every call), or (``on`` false) of none. The
+        stub listens to the syscall events only while it catches: the
+        syscall path stays as fast as without it otherwise."""
+        if on != self.catching:
+            ev = self.k.events
+            change = ev.subscribe if on else ev.unsubscribe
+            change("syscall_enter", self._on_syscall_enter)
+            change("syscall_exit", self._on_syscall_exit)
+            change("syscall_resume", self._on_syscall_resume)
+        self.catching, self.catch_nrs = on, nrs if on else None
+
+    def _catches(self, t: "Task", nr: int) -> bool:
+        return self.active and self._ours(t) and self.pending is None \
+            and (self.catch_nrs is None or nr in self.catch_nrs)
+
+    def _on_syscall_enter(self, t: "Task", nr: int) -> None:
+        """Inside the syscall hook: stop ``t`` before the call, unless this
+        is the call whose entry gdb was just told of."""
+        last = self.last_stop
+        if last is not None and last.task is t and last.held is not None:
+            held, last.held = last.held, None
+            if held == t.syscall_rip:
+                return                          # gdb resumed it: make the call
+        if self._catches(t, nr):
+            self.pending = Stop(t, SIGTRAP, f"syscall_entry:{nr:x};", held=t.syscall_rip)
+            self.k.hold_syscall = True          # the kernel stops the CPU
+
+    def _on_syscall_exit(self, t: "Task", nr: int, result) -> None:
+        """Inside the syscall hook, after the call: stop ``t`` on its
+        return (a blocked call's comes with ``syscall_resume``; a task that
+        exited has none; execve's is in the new image)."""
+        if result is not BLOCK and t.state == RUNNING and self._catches(t, nr):
+            self.pending = Stop(t, SIGTRAP, f"syscall_return:{nr:x};")
+            self.k.cpu.stop()
+
+    def _on_syscall_resume(self, t: "Task", _result) -> None:
+        """In the run loop, before ``before_run``: a blocked call returned."""
+        if t.state == RUNNING and self._catches(t, t.syscall_nr):
+            self.pending = Stop(t, SIGTRAP, f"syscall_return:{t.syscall_nr:x};")
 
     # ------------------------------------------------------------ the loop
     def _before_run(self, t: "Task") -> None:
