@@ -184,14 +184,24 @@ def _stat(c: Call, v: int, kind) -> str:
     return f"{{st_mode={ft}|{perm}, st_size={size}, ...}}"
 
 
-def _timespec(c: Call, v: int, kind: K.Timespec = K.TIMESPEC) -> str:
+def _struct_at(c: Call, v: int, size: int, out: bool) -> tuple[bytes | None, str]:
+    """The ``size`` bytes of a struct argument at ``v`` to decode, or (None,
+    what strace prints instead): NULL, or the bare pointer for an output
+    the call did not write or memory that cannot be read."""
     if v == 0:
-        return "NULL"
-    if kind.out and not c.ok:
-        return hex(v)
-    raw = c.mem(v, 16)
+        return None, "NULL"
+    if out and not c.ok:
+        return None, hex(v)
+    raw = c.mem(v, size)
     if raw is None:
-        return hex(v)
+        return None, hex(v)
+    return raw, ""
+
+
+def _timespec(c: Call, v: int, kind: K.Timespec = K.TIMESPEC) -> str:
+    raw, text = _struct_at(c, v, 16, kind.out)
+    if raw is None:
+        return text
     a, b = struct.unpack("<qq", raw)
     return f"{{tv_sec={a}, {'tv_usec' if kind.usec else 'tv_nsec'}={b}}}"
 
@@ -211,13 +221,9 @@ def _sigset(c: Call, v: int, kind: K.SigSet) -> str:
 
 
 def _sigaction(c: Call, v: int, kind: K.SigAction) -> str:
-    if v == 0:
-        return "NULL"
-    if kind.out and not c.ok:
-        return hex(v)
-    raw = c.mem(v, 32)
+    raw, text = _struct_at(c, v, 32, kind.out)
     if raw is None:
-        return hex(v)
+        return text
     h, fl, rest, mask = struct.unpack("<QQQQ", raw)
     hs = {SIG_DFL: "SIG_DFL", SIG_IGN: "SIG_IGN"}.get(h, hex(h))
     s = f"{{sa_handler={hs}, sa_mask={sigset(mask)}, sa_flags={flags(fl, SA_FLAGS)}"
@@ -227,26 +233,18 @@ def _sigaction(c: Call, v: int, kind: K.SigAction) -> str:
 
 
 def _stack_t(c: Call, v: int, kind: K.StackT) -> str:
-    if v == 0:
-        return "NULL"
-    if kind.out and not c.ok:
-        return hex(v)
-    raw = c.mem(v, 24)
+    raw, text = _struct_at(c, v, 24, kind.out)
     if raw is None:
-        return hex(v)
+        return text
     sp, fl, size = struct.unpack("<QiQ", raw[:8] + raw[8:12] + raw[16:24])
     return f"{{ss_sp={ptr(sp)}, ss_flags={flags(fl & 0xFFFFFFFF, SS_FLAGS)}, ss_size={size}}}"
 
 
 def _iovec(c: Call, v: int, kind: K.Iovec) -> str:
-    if v == 0:
-        return "NULL"
     cnt = c.args[kind.cnt] & 0xFFFFFFFF
-    if kind.out and not c.ok:
-        return hex(v)
-    raw = c.mem(v, 16 * min(cnt, STRLEN + 1))
+    raw, text = _struct_at(c, v, 16 * min(cnt, STRLEN + 1), kind.out)
     if raw is None:
-        return hex(v)
+        return text
     left = c.r if kind.out else None
     parts = []
     for i in range(min(cnt, STRLEN)):
@@ -291,13 +289,9 @@ def _rlim_val(x: int) -> str:
 
 
 def _rlimit(c: Call, v: int, kind: K.Rlimit) -> str:
-    if v == 0:
-        return "NULL"
-    if kind.out and not c.ok:
-        return hex(v)
-    raw = c.mem(v, 16)
+    raw, text = _struct_at(c, v, 16, kind.out)
     if raw is None:
-        return hex(v)
+        return text
     a, b = struct.unpack("<QQ", raw)
     return f"{{rlim_cur={_rlim_val(a)}, rlim_max={_rlim_val(b)}}}"
 
