@@ -145,17 +145,32 @@ def sys_mprotect(k, t, addr, length, prot, *_):
     return err
 
 
+# Advice that only hints (accepted, nothing to do here), and all minios takes.
+_MADV_HINTS = frozenset((MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, 9, 12, 13, 14,
+                         15))
+_MADV_VALID = _MADV_HINTS | {MADV_DONTNEED, MADV_FREE, MADV_DONTFORK, MADV_DOFORK}
+
+
 @syscall(28, "madvise", PTR, SIZE, MADVICE)
 def sys_madvise(k, t, addr, length, advice, *_):
     mm = t.mm
+    if advice not in _MADV_VALID:                  # Linux's order: the advice first
+        return -EINVAL
     if addr & (PAGE_SIZE - 1):
         return -EINVAL
-    length = page_up(length)
-    end = addr + length
-    if advice in (MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, 9, 12, 13, 14, 15):
-        return 0 if mm.is_mapped(addr, end) else -ENOMEM
-    if advice not in (MADV_DONTNEED, MADV_FREE, MADV_DONTFORK, MADV_DOFORK):
+    # PAGE_ALIGN in 64 bits: a length that rounds up past 2^64 wraps to
+    # zero, and an end past 2^64 wraps below the start; both are EINVAL
+    # (never a range reaching the top of the address space).
+    aligned = page_up(length) & 0xFFFF_FFFF_FFFF_FFFF
+    if length and not aligned:
         return -EINVAL
+    end = addr + aligned
+    if end > 0xFFFF_FFFF_FFFF_FFFF:
+        return -EINVAL
+    if end == addr:
+        return 0
+    if advice in _MADV_HINTS:
+        return 0 if mm.is_mapped(addr, end) else -ENOMEM
     # As Linux: the advice applies to every mapped part; a hole means ENOMEM.
     err = 0 if mm.is_mapped(addr, end) else -ENOMEM
     parts = [(max(v.start, addr), min(v.end, end)) for v in mm.overlapping(addr, end)]

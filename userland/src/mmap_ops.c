@@ -95,5 +95,18 @@ int main(void)
     err("mmap no SHARED/PRIVATE", syscall(SYS_mmap, NULL, PG, RW, MAP_ANONYMOUS, -1, 0));
     errno = 0;
     err("munmap length 0", syscall(SYS_munmap, f, 0));
+    /* 8. madvise lengths that wrap: EINVAL, and nothing above is touched
+     * (the stack included: a wrapped end once zapped it) */
+    unsigned char *h = mmap(NULL, PG, RW, ANON, -1, 0);
+    h[0] = 0x5A;
+    errno = 0;
+    err("madvise length -1", syscall(SYS_madvise, h, (size_t)-1, MADV_DONTNEED));
+    errno = 0;
+    err("madvise length -4096", syscall(SYS_madvise, h, (size_t)-4096, MADV_DONTNEED));
+    errno = 0;
+    err("madvise length 0", syscall(SYS_madvise, h, 0, MADV_DONTNEED));
+    errno = 0;
+    err("madvise bad advice", syscall(SYS_madvise, h + 1, PG, 12345));
+    printf("after wrapped madvise kept: %s\n", h[0] == 0x5A ? "yes" : "no");
     return 0;
 }
