@@ -215,7 +215,7 @@ def begin_new_exec(k: "Kernel", t: "Task", mm: MM, path: str, argv: list[bytes])
     with its last), a vfork parent runs again, handled signals go back to
     their default (ignored ones stay ignored), close-on-exec files close,
     and the alternate signal stack and clear_child_tid are forgotten. The
-    other threads are gone already (``sys_proc._execve``: there, unlike
+    other threads are gone already (``sys_exec._execve``: there, unlike
     Linux, before the new image is loaded)."""
     old = t.mm
     t.mm = mm

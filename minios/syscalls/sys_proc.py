@@ -10,18 +10,13 @@ from minios.uapi import errno as E
 from minios.time import clock
 from minios.proc import futex
 from minios.proc import sigframe, signals
-from minios.fs.vfs import canonical_path, guest_cwd, normalize
-from minios.proc.exec import ExecError, exec_into, read_executable
 from minios.proc.exit import do_exit, do_group_exit
 from minios.mm.fork import dup_mm
 from minios.mm.frames import OutOfMemory
-from minios.syscalls.kinds import (ARGV, AT_FLAGS, CLONE3_FORMAT, CLONE_FORMAT, DIRFD, ENVP,
-                                   FUTEX_FORMAT, HEX, IDTYPE, INT, PATH, PID, PTR, RET_EXEC,
-                                   RET_SIGRETURN, SIG, SIGACTION, SIGACTION_OUT,
+from minios.syscalls.kinds import (CLONE3_FORMAT, CLONE_FORMAT, FUTEX_FORMAT, HEX, IDTYPE, INT, PID, PTR, RET_SIGRETURN, SIG, SIGACTION, SIGACTION_OUT,
                                    SIGPROCMASK_HOW, SIGRETURN_FORMAT, SIGSET, SIGSET_OUT, SIZE,
                                    STACK_T, STACK_T_OUT, WAIT_OPTIONS, WSTATUS)
 from minios.syscalls.table import syscall
-from minios.uapi.fcntl import AT_FDCWD
 from minios.uapi.sched import (CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_CLEAR_SIGHAND,
                                CLONE_COW_PGTABLE, CLONE_DETACHED, CLONE_FILES,
                                CLONE_INTO_CGROUP, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET,
@@ -36,8 +31,7 @@ from minios.uapi.misc import (FUTEX_CLOCK_REALTIME, FUTEX_CMP_REQUEUE, FUTEX_PRI
 from minios.uapi.signal import SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE, SS_FLAG_BITS
 from minios.proc.task import (BLOCK, NORETURN, SigAction, SigHand, Task,
                          ThreadGroup)
-from minios.mm.uaccess import (Fault, copy_from_user, copy_to_user, get_u32, get_u64, put_u32,
-                            read_ptr_array, strncpy_from_user)
+from minios.mm.uaccess import (copy_from_user, copy_to_user, get_u32, put_u32)
 
 _CLONE3_KNOWN = (0xFFFFFFFF & ~CSIGNAL) | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP | CLONE_COW_PGTABLE
 _NAMESPACES = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER \
@@ -562,91 +556,6 @@ def sys_futex(k, t, uaddr, op, val, timeout, uaddr2, val3):
             n += futex.wake(k, t.mm, uaddr2, timeout & 0x7FFFFFFF, private)
         return n
     return -E.ENOSYS
-
-
-@syscall(59, "execve", PATH, ARGV, ENVP, ret=RET_EXEC)
-def sys_execve(k, t, path, argv, envp, *_):
-    return _execve(k, t, strncpy_from_user(t.mm, path), argv, envp)
-
-
-@syscall(322, "execveat", DIRFD, PATH, ARGV, ENVP, AT_FLAGS, ret=RET_EXEC)
-def sys_execveat(k, t, dirfd, path, argv, envp, flags, *_):
-    p = strncpy_from_user(t.mm, path)
-    if not p.startswith(b"/") and (dirfd & 0xFFFFFFFF) != AT_FDCWD & 0xFFFFFFFF:
-        f = t.files.get(dirfd & 0xFFFFFFFF)
-        p = (f.path.rstrip("/") + "/").encode() + p if p else f.path.encode()
-    return _execve(k, t, p, argv, envp)
-
-
-def _long_arg(mm, va: int) -> bool:
-    """Whether a readable string of the argv/envp array at ``va`` has no
-    NUL in its first 128 KiB."""
-    try:
-        while va:
-            p = get_u64(mm, va)
-            if p == 0:
-                return False
-            try:
-                strncpy_from_user(mm, p, 1 << 17)
-            except Fault:
-                try:
-                    copy_from_user(mm, p, 1 << 17)
-                    return True
-                except Fault:
-                    return False
-            va += 8
-    except Fault:
-        return False
-    return False
-
-
-def _execve(k, t, path: bytes, argv_p: int, envp_p: int):
-    try:
-        argv = read_ptr_array(t.mm, argv_p) if argv_p else []
-        envp = read_ptr_array(t.mm, envp_p) if envp_p else []
-    except OverflowError:
-        return -E.E2BIG
-    except Fault:
-        # One string longer than MAX_ARG_STRLEN (128 KiB) is E2BIG, a bad
-        # pointer EFAULT: read_ptr_array faults on both.
-        return -E.E2BIG if _long_arg(t.mm, argv_p) or _long_arg(t.mm, envp_p) \
-            else -E.EFAULT
-    if not path:
-        return -E.ENOENT
-    spath = normalize(guest_cwd(t), path.decode(errors="surrogateescape"))
-    try:
-        data = None
-        for _ in range(4):                       # #! interpreters, nested
-            data = read_executable(k, spath)
-            if not data.startswith(b"#!"):
-                break
-            line = data[2:].split(b"\n", 1)[0].strip()
-            if not line:
-                return -E.ENOEXEC
-            interp, _, arg = line.partition(b" ")
-            arg = arg.strip()
-            argv = [interp] + ([arg] if arg else []) + [spath.encode()] + argv[1:]
-            spath = interp.decode(errors="surrogateescape")
-        else:
-            return -E.ELOOP
-        # Other threads die first (de_thread), then the new image. (Linux
-        # kills them later, in begin_new_exec, once the image is loaded: a
-        # failed execve leaves them running there.)
-        for th in list(t.group.threads):
-            if th is not t:
-                do_exit(k, th, 0)
-        exe = canonical_path(k, t, spath)      # /proc/PID/exe: symlinks resolved now
-        entry = exec_into(k, t, spath, argv, envp, data)
-        t.mm.exe = exe
-    except ExecError as e:
-        return -e.errno
-    k.cpu.set_rip_in_syscall(entry)
-    k.stats["execs"] += 1
-    if k.events.listening:
-        k.events.emit("exec", t, spath, argv)
-    return NORETURN
-
-
 @syscall(109, "setpgid", PID, PID)
 def sys_setpgid(k, t, pid, pgid, *_):
     g = t.group if pid == 0 else k.groups.get(pid)

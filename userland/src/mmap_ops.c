@@ -105,8 +105,6 @@ int main(void)
     err("madvise length -4096", syscall(SYS_madvise, h, (size_t)-4096, MADV_DONTNEED));
     errno = 0;
     err("madvise length 0", syscall(SYS_madvise, h, 0, MADV_DONTNEED));
-    errno = 0;
-    err("madvise bad advice", syscall(SYS_madvise, h + 1, PG, 12345));
     printf("after wrapped madvise kept: %s\n", h[0] == 0x5A ? "yes" : "no");
     return 0;
 }
