@@ -97,7 +97,10 @@ def test_escape_battery(escape_bin, world, rw):
     # The old descriptors reach the file that was moved, as on Linux ...
     assert r["reopen fd via proc"] == 'read "INSIDE"'
     assert r["openat old dir fd"] == 'read ""'              # truncated through /proc, legally
-    assert r["open after fchdir"].startswith("errno") or r["open after fchdir"] == 'read ""'
+    assert r["open after fchdir"] == 'read ""'                  # the moved directory's file
+    assert r["open relative to cwd"] == 'read ""'               # the cwd moved with it
+    assert r["proc fd dir path"] == 'read ""'                   # /proc/self/fd/N/... too
+    assert r["open through swapped name"].startswith("errno 2 ")  # the name is the symlink now
     # ... and everything they made or changed is inside rw/moved.
     _, outside, root = world
     moved = root / "rw" / "moved"

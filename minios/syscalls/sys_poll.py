@@ -51,13 +51,21 @@ def wait_ready(k, t, check, deadline: float | None, saved_mask, on_done):
     """Shared by poll/ppoll/select/pselect6. ``check()`` -> (count,
     host_poll); ``deadline`` None waits forever; ``on_done(n)`` writes the
     results and returns the syscall's value."""
+    def outcome(n: int):
+        """The call's value once ``n`` files are ready, the deadline has
+        passed or a signal came; None: go on waiting."""
+        if n or (deadline is not None and time.monotonic() >= deadline):
+            restore_mask(t, saved_mask, False)
+            return on_done(n)
+        if signals.has_pending(t):
+            restore_mask(t, saved_mask, True)
+            return -E.EINTR
+        return None
+
     n, hostp = check()
-    if n or (deadline is not None and time.monotonic() >= deadline):
-        restore_mask(t, saved_mask, False)
-        return on_done(n)
-    if signals.has_pending(t):
-        restore_mask(t, saved_mask, True)
-        return -E.EINTR
+    r = outcome(n)
+    if r is not None:
+        return r
 
     def arm(hostp: bool) -> None:
         wt = deadline
@@ -72,12 +80,9 @@ def wait_ready(k, t, check, deadline: float | None, saved_mask, on_done):
         except Fault:
             restore_mask(t, saved_mask, False)
             return -E.EFAULT
-        if n or (deadline is not None and time.monotonic() >= deadline):
-            restore_mask(t, saved_mask, False)
-            return on_done(n)
-        if signals.has_pending(t):
-            restore_mask(t, saved_mask, True)
-            return -E.EINTR
+        r = outcome(n)
+        if r is not None:
+            return r
         arm(hostp)
         return BLOCK
     t.wait_channel = "poll"

@@ -125,13 +125,19 @@ def sys_readv(k, t, fd, iov, cnt, *_):
     return blocking(k, t, f, op, "pipe_read")
 
 
+def _at_offset(f, off: int):
+    """The positioned calls' checks after the descriptor's, in Linux's
+    order: a negative offset (EINVAL), then a file without one (ESPIPE)."""
+    if s64(off) < 0:
+        raise OSError(E.EINVAL, "")
+    if not f.positioned():
+        raise OSError(E.ESPIPE, "")
+    return f
+
+
 @syscall(17, "pread64", FD, OUT_BUF, SIZE, OFF)
 def sys_pread64(k, t, fd, buf, n, off, *_):
-    f = readable_fd(t, fd)
-    if s64(off) < 0:
-        return -E.EINVAL
-    if not f.positioned():
-        return -E.ESPIPE
+    f = _at_offset(readable_fd(t, fd), off)
     n = min(n, MAX_RW)
     avail = user_prefix(t.mm, buf, n, True)
     if n and not avail:
@@ -143,11 +149,7 @@ def sys_pread64(k, t, fd, buf, n, off, *_):
 
 @syscall(18, "pwrite64", FD, IN_BUF, SIZE, OFF)
 def sys_pwrite64(k, t, fd, buf, n, off, *_):
-    f = writable_fd(t, fd)
-    if s64(off) < 0:
-        return -E.EINVAL
-    if not f.positioned():
-        return -E.ESPIPE
+    f = _at_offset(writable_fd(t, fd), off)
     n = min(n, MAX_RW)
     if f.ignores_writes:
         return n
@@ -157,11 +159,7 @@ def sys_pwrite64(k, t, fd, buf, n, off, *_):
 
 @syscall(295, "preadv", FD, IOVEC_OUT, INT, OFF)
 def sys_preadv(k, t, fd, iov, cnt, off, *_):
-    f = readable_fd(t, fd)
-    if s64(off) < 0:
-        return -E.EINVAL
-    if not f.positioned():
-        return -E.ESPIPE
+    f = _at_offset(readable_fd(t, fd), off)
     vec = read_iovec(t, iov, cnt)
     total = iov_prefix(t, vec, True)          # as pread(): up to the first bad byte
     if not total and any(n for _, n in vec):
@@ -173,11 +171,7 @@ def sys_preadv(k, t, fd, iov, cnt, off, *_):
 
 @syscall(296, "pwritev", FD, IOVEC, INT, OFF)
 def sys_pwritev(k, t, fd, iov, cnt, off, *_):
-    f = writable_fd(t, fd)
-    if s64(off) < 0:
-        return -E.EINVAL
-    if not f.positioned():
-        return -E.ESPIPE
+    f = _at_offset(writable_fd(t, fd), off)
     vec = read_iovec(t, iov, cnt)
     if f.ignores_writes:
         return sum(n for _, n in vec)          # /dev/null never reads the buffers
