@@ -58,7 +58,8 @@ from minios.mm.cow import COPY
 from minios.mm.fault import (COW_COPY, COW_REUSE, DEMAND_ZERO, FILE_PAGE, MAKE_WRITABLE,
                              SHARED_PAGE, SIGSEGV, plan_write)
 from minios.mm.peek import peek
-from minios.mm.pgtable import LEVEL_NAME, TABLE_COW, entry_pfn
+from minios.fs.procfs import maps
+from minios.mm.pgtable import LEVEL_NAME, TABLE_COW, entry_pfn, lookup_pte
 from minios.syscalls.all import lookup
 from minios.trace.events import format_exit
 from minios.trace.format import signame
@@ -143,7 +144,6 @@ def walk(k, addr: int, pid: int | None = None) -> str:
     physical slot, raw value and flags; for each table below the PGD whether
     it is COW-shared, its share count and owner; for the PTE the page's
     refcount and mapcount; the VMA; what a write there would do."""
-    from minios.fs.procfs import maps
     t = _task(k, pid)
     mm = t.mm
     q, fr = k.ram.q, k.frames
@@ -377,7 +377,6 @@ def disas(k, addr: int | None = None, n: int = 10, pid: int | None = None) -> st
 
 def vmas(k, pid: int | None = None) -> str:
     """The VMAs of a process, as ``/proc/PID/maps``, after a summary line."""
-    from minios.fs.procfs import maps
     t = _task(k, pid)
     mm = t.mm
     head = (f"pid {t.tid}: {len(mm.vmas)} VMAs, {mm.total_vm() >> 10} kB, rss {mm.rss} pages, "
@@ -496,7 +495,6 @@ class Break:
                 return False
             f = self.filter
             if f == "cow-pte":
-                from minios.mm.pgtable import lookup_pte
                 _, pmd = lookup_pte(task.mm, what)
                 return bool(pmd & x86.P and pmd & TABLE_COW)
             return True

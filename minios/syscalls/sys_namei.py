@@ -37,6 +37,7 @@ from minios.syscalls.kinds import (AT_FLAGS, CWD_OUT, DIRENTS, DIRFD, FD, FILE_M
                                    OPEN_FLAGS, OUT_STR, PATH, PTR, RENAME_FLAGS, SIZE,
                                    mode_if_creat)
 from minios.syscalls.table import syscall
+from minios.fs.tmpfs import Inode
 
 
 @syscall(257, "openat", DIRFD, PATH, OPEN_FLAGS, mode_if_creat(2))
@@ -228,7 +229,6 @@ def sys_rmdir(k, t, path, *_):
 
 
 def _same_fs(a, b) -> bool:
-    from minios.fs.tmpfs import Inode
     if isinstance(a, Inode) and isinstance(b, Inode):
         return a.fs is b.fs
     return isinstance(a, HostNode) and isinstance(b, HostNode) and a.mount == b.mount

@@ -25,6 +25,7 @@ from minios.syscalls.kinds import (ACCESS, ACCESS_AT_FLAGS, AT_FLAGS, DIRFD, FD,
                                    OFF, PATH, PTR, STAT, UID)
 from minios.syscalls.table import syscall
 from minios.time import clock
+from minios.fs.tmpfs import Inode
 
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 
@@ -93,7 +94,6 @@ _FS_MAGIC = {"tmpfs": 0x01021994, "proc": 0x9FA0, "dev": 0x01021994, "host": 0xE
 
 
 def _statfs_bytes(k, node) -> bytes:
-    from minios.fs.tmpfs import Inode
     if isinstance(node, HostNode):
         try:
             v = node.statvfs()
